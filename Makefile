@@ -1,0 +1,40 @@
+# cplitool developer entry points. Every target here is documented in README.md.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+RECIPE ?= recipes/quickstart.toml
+
+.PHONY: setup quickstart test test-slow lint gpu-check clean
+
+# Create .venv and install cplitool with its test tools (editable).
+setup: $(BIN)/cplitool
+
+$(BIN)/cplitool: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install -e '.[dev]'
+	touch $@
+
+# Set up, then run the offline quickstart end to end (digits, small VGG).
+quickstart: setup
+	$(BIN)/cplitool run $(RECIPE)
+
+# Lint, format check, type check of deploy/, then the fast tests.
+test: setup lint
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# Long tests (ablation smoke runs, recipe end-to-end runs).
+test-slow: setup
+	$(BIN)/pytest -m slow
+
+# On a GPU host with PyTorch+CUDA: GPU tests and dense-vs-pruned CUDA benchmarks (JSON under benchmarks/results/).
+gpu-check:
+	$(PY) benchmarks/gpu_check.py
+
+clean:
+	rm -rf runs .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,97 @@
+"""`cplitool check` (validate and print the resolved recipe) and `cplitool info` (per-layer counts)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from toolchain.cli.common import JsonOpt, RecipeArg, SetOpt, load, out, print_json
+from toolchain.recipe.dump import dumps
+
+
+def check(recipe: RecipeArg, set_: SetOpt = None, as_json: JsonOpt = False) -> None:
+    """Validate RECIPE and print it resolved: every default filled in, every path absolute."""
+    r = load(recipe, set_)
+    if as_json:
+        print_json({"source": str(r.source), "run_dir": str(r.run_dir), **r.to_dict()})
+        return
+    out.print(f"# {r.source}: valid; run directory {r.run_dir}", highlight=False)
+    out.print(dumps(r.to_dict()), highlight=False, markup=False)
+
+
+def info(
+    recipe: RecipeArg,
+    set_: SetOpt = None,
+    artifact: Annotated[str, typer.Option(help="dense, pruned, finetuned or a file path")] = "dense",
+    as_json: JsonOpt = False,
+) -> None:
+    """Per-layer channels, MACs and parameters of the recipe's model (counted by torch's flop counter)."""
+    from toolchain.artifacts import resolve_model
+    from toolchain.counting import count_model
+    from toolchain.models import create_model, input_shape
+    from toolchain.rundir import RunDir
+
+    r = load(recipe, set_)
+    if artifact == "dense" and not r.model.checkpoint:
+        model = create_model(r.model.name, r.model.num_classes, **r.model.kwargs)  # shapes need no weights
+    else:
+        model, _, _ = resolve_model(r, RunDir.for_recipe(r), artifact)
+    shape = (
+        tuple(r.data.synthetic_shape)
+        if r.data.name == "synthetic"
+        else input_shape(r.model.name, r.model.kwargs)
+    )
+    counts = count_model(model, shape)
+    if as_json:
+        print_json(
+            {
+                "model": r.model.name,
+                "input_shape": shape,
+                "macs": counts.macs,
+                "params": counts.params,
+                "layers": [vars(x) for x in counts.layers],
+            }
+        )
+        return
+    table = Table(
+        title=f"{r.model.name} ({artifact}), input {shape}: {counts.macs / 1e6:,.2f} M MACs, {counts.params / 1e6:,.3f} M params"
+    )
+    for col in ("layer", "type", "in", "out", "MACs (M)", "params (K)", "% MACs"):
+        table.add_column(col, justify="left" if col in ("layer", "type") else "right")
+    for x in counts.layers:
+        table.add_row(
+            x.name,
+            x.kind,
+            str(x.in_channels),
+            str(x.out_channels),
+            f"{x.macs / 1e6:,.2f}",
+            f"{x.params / 1e3:,.1f}",
+            f"{100 * x.macs / max(counts.macs, 1):.1f}",
+        )
+    out.print(table)
+
+
+def models(as_json: JsonOpt = False) -> None:
+    """List the registered architectures with their input shapes."""
+    from toolchain.models.registry import get_spec, list_models
+
+    specs = [get_spec(n) for n in list_models()]
+    if as_json:
+        print_json(
+            [{"name": s.name, "input_shape": s.input_shape, "description": s.description} for s in specs]
+        )
+        return
+    table = Table(title="registered models")
+    for col in ("name", "input", "description"):
+        table.add_column(col)
+    for s in specs:
+        table.add_row(s.name, "x".join(map(str, s.input_shape)), s.description)
+    out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("check")(check)
+    app.command("info")(info)
+    app.command("models")(models)

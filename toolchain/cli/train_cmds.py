@@ -1,0 +1,39 @@
+"""`cplitool train` (dense training) and `cplitool eval` (accuracy of any artifact)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from toolchain.cli.common import JsonOpt, RecipeArg, SetOpt, load, out, print_json
+
+
+def train(recipe: RecipeArg, set_: SetOpt = None) -> None:
+    """Train the dense model of RECIPE (skipped when the recipe names a dense checkpoint); resumable."""
+    from toolchain.train.stage import train_dense
+
+    train_dense(load(recipe, set_))
+
+
+def eval_(
+    recipe: RecipeArg,
+    set_: SetOpt = None,
+    artifact: Annotated[str, typer.Option(help="dense, pruned, finetuned or a file path")] = "dense",
+    as_json: JsonOpt = False,
+) -> None:
+    """Top-1, top-5 and loss of an artifact on the recipe's validation split."""
+    from toolchain.train.stage import evaluate_model
+
+    m = evaluate_model(load(recipe, set_), artifact)
+    if as_json:
+        print_json(m)
+    else:
+        out.print(
+            f"{artifact}: top-1 {m['top1']:.2f}%  top-5 {m['top5']:.2f}%  loss {m['loss']:.4f}  ({m['samples']} samples)"
+        )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)
+    app.command("eval")(eval_)

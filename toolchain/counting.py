@@ -1,0 +1,58 @@
+"""MACs and parameters per layer, counted by torch's own FlopCounterMode (covers Conv3d and matmuls)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+LEAF_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+
+
+@dataclass
+class LayerCount:
+    name: str
+    kind: str
+    in_channels: int
+    out_channels: int
+    macs: int
+    params: int
+
+
+@dataclass
+class ModelCount:
+    macs: int
+    params: int
+    layers: list[LayerCount]
+
+
+def count_model(model: nn.Module, input_shape: tuple[int, ...]) -> ModelCount:
+    """Count MACs (= FLOPs / 2 as torch counts them) of one sample, and parameters, per conv/linear layer."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(torch.zeros(1, *input_shape, device=device))
+    model.train(was_training)
+    per_module = counter.get_flop_counts()  # keyed "<RootClass>.<module path>"
+    root = type(model).__name__
+    layers = []
+    for name, m in model.named_modules():
+        if isinstance(m, LEAF_TYPES):
+            flops = sum(per_module.get(f"{root}.{name}", {}).values())
+            is_linear = isinstance(m, nn.Linear)
+            layers.append(
+                LayerCount(
+                    name=name,
+                    kind=type(m).__name__,
+                    in_channels=m.in_features if is_linear else m.in_channels,
+                    out_channels=m.out_features if is_linear else m.out_channels,
+                    macs=int(flops) // 2,
+                    params=sum(p.numel() for p in m.parameters()),
+                )
+            )
+    total = sum(per_module.get("Global", {}).values())
+    return ModelCount(macs=int(total) // 2, params=sum(p.numel() for p in model.parameters()), layers=layers)

@@ -1,0 +1,95 @@
+"""Data sets by name: each builder returns a DataSplit; `make_loader` turns one into a DataLoader.
+
+Small image sets are held in memory as uint8 tensors and transformed a batch at a time; large
+ones (ImageNet folders, video clips) decode per sample in worker processes.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, SequentialSampler, Subset
+
+from toolchain.errors import UsageError
+from toolchain.recipe.sections import DataSection
+
+
+@dataclass
+class DataSplit:
+    dataset: Dataset[Any]
+    num_classes: int
+    sample_shape: tuple[int, ...]  # one input after transforms: (C, H, W) or (C, T, H, W)
+    classes: list[str] = field(default_factory=list)
+    batched: bool = False  # the dataset serves whole batches through __getitems__
+
+
+Builder = Callable[[DataSection, str, bool, int], DataSplit]
+_REGISTRY: dict[str, Builder] = {}
+_MODULES = (
+    "toolchain.data.digits",
+    "toolchain.data.cifar",
+    "toolchain.data.imagefolder",
+    "toolchain.data.video",
+    "toolchain.data.synthetic",
+)
+
+
+def register_dataset(name: str) -> Callable[[Builder], Builder]:
+    def deco(fn: Builder) -> Builder:
+        _REGISTRY[name] = fn
+        return fn
+
+    return deco
+
+
+def list_datasets() -> list[str]:
+    for module in _MODULES:
+        importlib.import_module(module)
+    return sorted(_REGISTRY)
+
+
+def build_split(cfg: DataSection, split: str, augment: bool, seed: int = 0) -> DataSplit:
+    """Build `split` ("train" or "val") of the recipe's data set; `augment` picks training transforms."""
+    if split not in ("train", "val"):
+        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    if cfg.name not in list_datasets():
+        raise UsageError(
+            f"data.name: unknown data set {cfg.name!r}; registered: {', '.join(list_datasets())}"
+        )
+    data = _REGISTRY[cfg.name](cfg, split, augment, seed)
+    limit = cfg.train_subset if split == "train" else cfg.val_subset
+    if limit and limit < len(data.dataset):  # type: ignore[arg-type]
+        g = torch.Generator().manual_seed(seed)
+        idx = torch.randperm(len(data.dataset), generator=g)[:limit].sort().values.tolist()  # type: ignore[arg-type]
+        data.dataset = data.dataset.subset(idx) if data.batched else Subset(data.dataset, idx)  # type: ignore[attr-defined]
+    return data
+
+
+def _passthrough(batch: Any) -> Any:
+    return batch
+
+
+def make_loader(
+    data: DataSplit, batch_size: int, shuffle: bool, seed: int = 0, workers: int = 0, drop_last: bool = False
+) -> DataLoader[Any]:
+    """A DataLoader over `data`; under torch.distributed each process gets its own shard."""
+    ds = data.dataset
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        sampler: Any = DistributedSampler(ds, shuffle=shuffle, seed=seed, drop_last=drop_last)
+    elif shuffle:
+        sampler = RandomSampler(ds, generator=torch.Generator().manual_seed(seed))
+    else:
+        sampler = SequentialSampler(ds)
+    return DataLoader(
+        ds,
+        batch_size=batch_size,
+        sampler=sampler,
+        drop_last=drop_last,
+        num_workers=0 if data.batched else workers,
+        collate_fn=_passthrough if data.batched else None,
+        persistent_workers=False,
+    )

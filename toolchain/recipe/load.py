@@ -1,0 +1,121 @@
+"""Load a TOML recipe: parse, merge overrides, validate, resolve paths, cross-check, fill defaults."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from toolchain.errors import UsageError
+from toolchain.recipe.sections import Recipe
+from toolchain.recipe.validate import did_you_mean, validate_table
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+PRECISIONS = ("fp32", "fp16", "int8")
+BACKENDS = ("torch", "onnxruntime", "tensorrt")
+
+
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge `extra` into a copy of `base` (recipe overrides such as --smoke)."""
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = (
+            merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
+    return out
+
+
+def parse_assignment(text: str) -> dict[str, Any]:
+    """Parse a `section.key=value` override (value in TOML syntax, bare words taken as strings)."""
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise UsageError(f"--set {text!r}: expected section.key=value, e.g. train.epochs=3")
+    path, value = text.split("=", 1)
+    try:
+        parsed = tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value
+    section, key = path.strip().split(".", 1)
+    return {section: {key: parsed}}
+
+
+def cross_check(r: Recipe, errors: list[str]) -> None:
+    """Checks that span keys or touch the file system."""
+    from toolchain.models.registry import list_models
+
+    p = f"{r.source}: "
+    if r.model.name not in list_models():
+        errors.append(
+            f"{p}model.name: unknown architecture {r.model.name!r}{did_you_mean(r.model.name, list_models())}; "
+            f"registered: {', '.join(list_models())}"
+        )
+    if r.model.checkpoint and not Path(r.model.checkpoint).is_file():
+        errors.append(f"{p}model.checkpoint: file not found: {r.model.checkpoint}")
+    needs_root = r.data.name in ("imagefolder", "video") or (r.data.name == "cifar10" and not r.data.download)
+    if needs_root and not r.data.root:
+        errors.append(f"{p}data.root: data set {r.data.name!r} needs a root directory")
+    elif needs_root and not Path(r.data.root).is_dir():
+        errors.append(f"{p}data.root: directory not found: {r.data.root}")
+    if r.data.name == "synthetic" and (
+        len(r.data.synthetic_shape) not in (3, 4) or min(r.data.synthetic_shape) < 1
+    ):
+        errors.append(f"{p}data.synthetic_shape: expected [C, H, W] or [C, T, H, W] of positive sizes")
+    for name in r.export.precisions:
+        if name not in PRECISIONS:
+            errors.append(
+                f"{p}export.precisions: expected values among {', '.join(PRECISIONS)}, got {name!r}"
+            )
+    if not r.export.precisions:
+        errors.append(f"{p}export.precisions: expected at least one precision")
+    for name in r.bench.backends:
+        if name not in BACKENDS:
+            errors.append(f"{p}bench.backends: expected values among {', '.join(BACKENDS)}, got {name!r}")
+    if any(b < 1 for b in r.bench.batches) or not r.bench.batches:
+        errors.append(
+            f"{p}bench.batches: expected a non-empty list of positive batch sizes, got {r.bench.batches}"
+        )
+    if not r.trt.min_batch <= r.trt.opt_batch <= r.trt.max_batch:
+        errors.append(
+            f"{p}trt: expected min_batch <= opt_batch <= max_batch, got {r.trt.min_batch}, {r.trt.opt_batch}, {r.trt.max_batch}"
+        )
+    if any(b < 1 for b in r.trt.profile_batches):
+        errors.append(f"{p}trt.profile_batches: expected positive batch sizes, got {r.trt.profile_batches}")
+    for layer, keep in r.prune.layer_keep.items():
+        if not 0.0 < keep <= 1.0:
+            errors.append(f"{p}prune.layer_keep.{layer}: expected a keep ratio in (0, 1], got {keep}")
+    if r.regress.baseline and not Path(r.regress.baseline).is_file():
+        errors.append(f"{p}regress.baseline: file not found: {r.regress.baseline}")
+
+
+def recipe_from_text(text: str, source: Path, overrides: dict[str, Any] | None = None) -> Recipe:
+    """Validate recipe text as if read from `source` (paths resolve against its folder)."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"{source}: not valid TOML: {e}") from None
+    raw = merge(raw, overrides or {})
+    errors: list[str] = []
+    sections = validate_table(raw, source, errors)
+    recipe = Recipe(source=source, **sections)
+    if not recipe.run.name:
+        recipe.run.name = source.stem
+    if not errors:
+        cross_check(recipe, errors)
+    if errors:
+        raise UsageError("invalid recipe:\n  " + "\n  ".join(errors))
+    return recipe
+
+
+def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
+    """Read and validate a recipe file; raises UsageError (exit 2) listing every problem."""
+    source = Path(path).expanduser().resolve()
+    if not source.is_file():
+        raise UsageError(f"{path}: recipe file not found")
+    try:
+        text = source.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"{path}: cannot read recipe: {e}") from None
+    return recipe_from_text(text, source, overrides)

@@ -1,0 +1,225 @@
+"""The recipe schema: one dataclass per TOML section, defaults and constraints in field metadata.
+
+Every later stage reads its settings from here, so `cplitool check` can print the whole resolved
+recipe and validation can reject bad input before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def opt(default: Any, help: str, **rules: Any) -> Any:
+    """A recipe field: `rules` may hold min, max, min_exclusive, choices, path (resolve against the recipe)."""
+    meta = {"help": help, **rules}
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class RunSection:
+    name: str = opt("", "run name; default: the recipe file's stem")
+    dir: str = opt("", "run directory; default: runs/<name> under the current directory", path=True)
+    seed: int = opt(0, "seed for sampling, shuffling and initialisation", min=0)
+    device: str = opt("auto", "where to compute", choices=["auto", "cpu", "cuda"])
+    threads: int = opt(0, "CPU threads for torch (0: torch's default)", min=0)
+
+
+@dataclass
+class ModelSection:
+    name: str = opt("vgg16_cifar", "architecture name from the model registry (`cplitool info --models`)")
+    num_classes: int = opt(10, "number of output classes", min=2)
+    kwargs: dict[str, Any] = opt({}, "extra keyword arguments for the architecture's constructor")
+    checkpoint: str = opt(
+        "", "dense checkpoint (state_dict .pt/.pth, .safetensors or cplitool artifact)", path=True
+    )
+    pretrained: bool = opt(False, "load torchvision's pretrained weights (needs network access once)")
+
+
+@dataclass
+class DataSection:
+    name: str = opt(
+        "digits",
+        "data set from the data registry",
+        choices=["cifar10", "imagefolder", "digits", "video", "synthetic"],
+    )
+    root: str = opt(
+        "", "data root (cifar10: torchvision layout; imagefolder/video: <root>/<split>/<class>/)", path=True
+    )
+    download: bool = opt(False, "cifar10 only: download into root when absent")
+    train_split: str = opt("train", "imagefolder/video: folder name of the training split")
+    val_split: str = opt("test", "imagefolder/video: folder name of the validation split")
+    image_size: int = opt(0, "input side length (0: the data set's default)", min=0)
+    clip_len: int = opt(16, "video: frames per clip", min=1)
+    batch_size: int = opt(128, "training batch size (per process)", min=1)
+    eval_batch_size: int = opt(256, "evaluation batch size", min=1)
+    workers: int = opt(2, "data loader worker processes (cached data sets use none)", min=0)
+    cache: str = opt(
+        "auto",
+        "keep decoded images in memory as uint8 (auto: when they fit in 4 GiB)",
+        choices=["auto", "memory", "none"],
+    )
+    cache_dir: str = opt("", "where decoded caches are kept on disk; default: ~/.cache/cplitool", path=True)
+    train_subset: int = opt(0, "use only the first N training samples (0: all), seeded", min=0)
+    val_subset: int = opt(0, "use only the first N validation samples (0: all), seeded", min=0)
+    mean: list[float] = opt([], "per-channel normalisation mean (empty: the data set's default)")
+    std: list[float] = opt([], "per-channel normalisation std (empty: the data set's default)")
+    synthetic_shape: list[int] = opt([3, 32, 32], "synthetic: shape of one input (C,H,W or C,T,H,W)")
+    synthetic_samples: int = opt(512, "synthetic: number of random samples", min=1)
+    synthetic_classes: int = opt(10, "synthetic: number of label classes", min=2)
+
+
+@dataclass
+class TrainSection:
+    epochs: int = opt(30, "training epochs", min=1)
+    optimizer: str = opt("sgd", "optimizer", choices=["sgd", "adamw"])
+    lr: float = opt(0.1, "peak learning rate", min_exclusive=0.0)
+    momentum: float = opt(0.9, "SGD momentum", min=0.0, max=1.0)
+    nesterov: bool = opt(True, "SGD with Nesterov momentum")
+    weight_decay: float = opt(5e-4, "weight decay", min=0.0)
+    schedule: str = opt("cosine", "learning-rate schedule", choices=["cosine", "onecycle", "constant"])
+    warmup_epochs: float = opt(0.0, "cosine: linear warm-up length in epochs", min=0.0)
+    label_smoothing: float = opt(0.0, "label smoothing of the cross-entropy", min=0.0, max=0.5)
+    amp: bool = opt(True, "mixed precision on GPU (ignored on CPU)")
+    channels_last: bool = opt(True, "channels_last memory format on GPU (ignored on CPU)")
+    max_steps: int = opt(0, "stop each epoch after this many steps (0: full epochs); for smoke runs", min=0)
+
+
+@dataclass
+class PruneSection:
+    method: str = opt("cpli", "channel selection", choices=["cpli", "cp", "l1", "random"])
+    macs_keep: float = opt(
+        0.5, "fraction of the dense model's MACs to keep (0.5 keeps half)", min_exclusive=0.0, max=1.0
+    )
+    round_to: int = opt(8, "round kept widths to a multiple of this (1: off)", min=1)
+    skip: list[str] = opt([], "layer names (module paths) never to prune")
+    layer_keep: dict[str, float] = opt(
+        {}, "per-layer channel keep ratios that override the searched uniform ratio"
+    )
+    num_images: int = opt(5000, "images sampled for reconstruction", min=1)
+    positions: int = opt(10, "output positions sampled per image", min=1)
+    batch_size: int = opt(100, "images per batch while sampling", min=1)
+    use_classification: bool = opt(True, "add the classification-loss term (cpli)")
+    use_importance: bool = opt(True, "weigh reconstruction by next-layer feature importance (cpli)")
+    gamma_rel: float = opt(1.0, "weight of the classification term relative to reconstruction", min=0.0)
+    eps: float = opt(0.1, "importance of features the next stage removes", min=0.0, max=1.0)
+    fold_bn: bool = opt(False, "fold the next BatchNorm's squared scale into the importance")
+    ridge: float = opt(1e-4, "relative ridge of the least-squares weight fit", min=0.0)
+
+
+@dataclass
+class FinetuneSection:
+    epochs: int = opt(10, "fine-tuning epochs", min=0)
+    optimizer: str = opt("sgd", "optimizer", choices=["sgd", "adamw"])
+    lr: float = opt(0.01, "peak learning rate", min_exclusive=0.0)
+    momentum: float = opt(0.9, "SGD momentum", min=0.0, max=1.0)
+    nesterov: bool = opt(True, "SGD with Nesterov momentum")
+    weight_decay: float = opt(5e-4, "weight decay", min=0.0)
+    schedule: str = opt("cosine", "learning-rate schedule", choices=["cosine", "onecycle", "constant"])
+    warmup_epochs: float = opt(0.0, "cosine: linear warm-up length in epochs", min=0.0)
+    label_smoothing: float = opt(0.0, "label smoothing of the cross-entropy", min=0.0, max=0.5)
+    kd_weight: float = opt(
+        0.5, "weight of distillation from the dense model (0: plain fine-tuning)", min=0.0, max=1.0
+    )
+    kd_temperature: float = opt(4.0, "distillation temperature", min_exclusive=0.0)
+    amp: bool = opt(True, "mixed precision on GPU (ignored on CPU)")
+    channels_last: bool = opt(True, "channels_last memory format on GPU (ignored on CPU)")
+    max_steps: int = opt(0, "stop each epoch after this many steps (0: full epochs)", min=0)
+
+
+@dataclass
+class ExportSection:
+    opset: int = opt(17, "ONNX opset", min=13, max=21)
+    precisions: list[str] = opt(["fp32"], "precisions to export: fp32, fp16, int8")
+    dynamic_batch: bool = opt(True, "export with a dynamic batch axis")
+    simplify: bool = opt(True, "simplify the graph with onnxslim")
+    keep_io_fp32: bool = opt(True, "fp16: keep graph inputs and outputs in FP32")
+    parity_images: int = opt(256, "validation images for the parity check", min=1)
+    calib_images: int = opt(512, "int8: training images for calibration", min=1)
+    atol_fp32: float = opt(1e-4, "fp32 parity: absolute tolerance", min=0.0)
+    rtol_fp32: float = opt(1e-4, "fp32 parity: relative tolerance", min=0.0)
+    atol_fp16: float = opt(1e-2, "fp16 parity: absolute tolerance", min=0.0)
+    rtol_fp16: float = opt(1e-2, "fp16 parity: relative tolerance", min=0.0)
+    int8_max_drop: float = opt(1.0, "int8: largest allowed top-1 drop versus fp32, in points", min=0.0)
+
+
+@dataclass
+class TrtSection:
+    min_batch: int = opt(1, "optimization profile: smallest batch", min=1)
+    opt_batch: int = opt(64, "optimization profile: batch tactics are tuned for", min=1)
+    max_batch: int = opt(256, "optimization profile: largest batch", min=1)
+    profile_batches: list[int] = opt([], "build one profile per batch listed (overrides min/opt/max)")
+    workspace_mb: int = opt(4096, "builder workspace limit in MiB", min=1)
+    opt_level: int = opt(3, "builder optimization level", min=0, max=5)
+    timing_cache: str = opt("", "timing cache reused across builds; default: <run dir>/trt.cache", path=True)
+
+
+@dataclass
+class BenchSection:
+    batches: list[int] = opt([1, 64], "batch sizes to time")
+    backends: list[str] = opt(
+        ["torch", "onnxruntime", "tensorrt"], "backends to try; unavailable ones are skipped with a reason"
+    )
+    warmup_ms: float = opt(200.0, "time-based warm-up per measurement", min=0.0)
+    min_duration_s: float = opt(3.0, "minimum timed duration per measurement", min=0.0)
+    min_iters: int = opt(10, "minimum timed iterations per measurement", min=1)
+    threads: int = opt(0, "CPU threads for CPU backends (0: all cores)", min=0)
+    repeats: int = opt(5, "interleaved dense/pruned rounds on CPU", min=1)
+    trace: bool = opt(False, "write a per-iteration trace")
+
+
+@dataclass
+class RegressSection:
+    baseline: str = opt(
+        "", "baseline JSON to compare against; default: deploy/baselines/<device>.json", path=True
+    )
+    tolerance: float = opt(0.05, "allowed relative slowdown (0.05 = 5%)", min=0.0)
+
+
+SECTIONS: dict[str, type] = {
+    "run": RunSection,
+    "model": ModelSection,
+    "data": DataSection,
+    "train": TrainSection,
+    "prune": PruneSection,
+    "finetune": FinetuneSection,
+    "export": ExportSection,
+    "trt": TrtSection,
+    "bench": BenchSection,
+    "regress": RegressSection,
+}
+
+
+@dataclass
+class Recipe:
+    """A validated recipe with every default filled in and every path absolute."""
+
+    source: Path
+    run: RunSection = field(default_factory=RunSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    prune: PruneSection = field(default_factory=PruneSection)
+    finetune: FinetuneSection = field(default_factory=FinetuneSection)
+    export: ExportSection = field(default_factory=ExportSection)
+    trt: TrtSection = field(default_factory=TrtSection)
+    bench: BenchSection = field(default_factory=BenchSection)
+    regress: RegressSection = field(default_factory=RegressSection)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.run.dir) if self.run.dir else Path.cwd() / "runs" / self.run.name
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
+
+    def section_hash(self, *names: str) -> str:
+        """Hash of the named sections' resolved values: a stage is stale when its sections change."""
+        blob = json.dumps({n: dataclasses.asdict(getattr(self, n)) for n in names}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -1,0 +1,66 @@
+"""The `train` and `eval` stages: dense training into the run directory, and evaluation of any artifact."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from toolchain.artifacts import model_info_from_recipe, resolve_model, save_artifact
+from toolchain.data import build_split, make_loader
+from toolchain.data.registry import DataSplit
+from toolchain.errors import UsageError
+from toolchain.models import create_model
+from toolchain.progress import console
+from toolchain.recipe import Recipe
+from toolchain.rundir import RunDir
+from toolchain.runtime import is_main_process, setup
+from toolchain.train.fit import fit, summary
+from toolchain.train.loop import evaluate
+
+TRAIN_SECTIONS = ("run", "model", "data", "train")
+
+
+def check_classes(recipe: Recipe, data: DataSplit) -> None:
+    if data.num_classes != recipe.model.num_classes:
+        raise UsageError(
+            f"{recipe.source}: model.num_classes is {recipe.model.num_classes} but data set {recipe.data.name!r} has "
+            f"{data.num_classes} classes"
+        )
+
+
+def train_dense(recipe: Recipe) -> dict[str, Any]:
+    """Train the dense model unless the recipe supplies a checkpoint; writes dense.pt and a manifest entry."""
+    run = RunDir.for_recipe(recipe)
+    key = recipe.section_hash(*TRAIN_SECTIONS)
+    if recipe.model.checkpoint:
+        console.print(f"dense checkpoint given ({recipe.model.checkpoint}): nothing to train")
+        return {}
+    device = setup(recipe.run)
+    train_data = build_split(recipe.data, "train", augment=True, seed=recipe.run.seed)
+    val_data = build_split(recipe.data, "val", augment=False, seed=recipe.run.seed)
+    check_classes(recipe, train_data)
+    model = create_model(recipe.model.name, recipe.model.num_classes, **recipe.model.kwargs)
+    state_path = run.file("train.state.pt")
+    result = fit(
+        model, recipe.train, recipe.data, train_data, val_data, device, state_path, key, recipe.run.seed
+    )
+    metrics = summary(result)
+    if is_main_process():
+        info = model_info_from_recipe(recipe)
+        info.metrics = result.best
+        artifact = save_artifact(run.file("dense.pt"), result.model, info)
+        run.record("train", artifact, key, metrics)
+        state_path.unlink(missing_ok=True)
+        console.print(f"dense model: top-1 {result.best['top1']:.2f}% -> {artifact}")
+    return metrics
+
+
+def evaluate_model(recipe: Recipe, which: str) -> dict[str, Any]:
+    """Top-1/top-5/loss of `which` (dense, pruned, finetuned or a path) on the validation split."""
+    run = RunDir.for_recipe(recipe)
+    device = setup(recipe.run)
+    model, _info, path = resolve_model(recipe, run, which)
+    val = build_split(recipe.data, "val", augment=False, seed=recipe.run.seed)
+    check_classes(recipe, val)
+    loader = make_loader(val, recipe.data.eval_batch_size, shuffle=False, workers=recipe.data.workers)
+    metrics = evaluate(model.to(device), loader, device, label=f"eval {which}")
+    return {"artifact": str(path), **metrics}
