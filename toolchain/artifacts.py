@@ -98,9 +98,7 @@ def load_artifact(path: str | Path) -> tuple[nn.Module, ModelInfo]:
     payload = safe_load(path)
     if payload.get("format") != FORMAT:
         raise UsageError(f"{path}: not a cplitool artifact (expected format {FORMAT!r})")
-    info = ModelInfo(
-        payload["arch"], payload["num_classes"], payload["kwargs"], payload["plan"], payload["metrics"]
-    )
+    info = ModelInfo(payload["arch"], payload["num_classes"], payload["kwargs"], payload["plan"], payload["metrics"])
     model = fit_to_state_dict(create_model(info.arch, info.num_classes, **info.kwargs), payload["state_dict"])
     load_state(model, payload["state_dict"], path)
     return model.eval(), info
@@ -139,9 +137,7 @@ def resolve_model(recipe: Recipe, run: RunDir, which: str) -> tuple[nn.Module, M
         "finetuned": ("finetune", "cplitool finetune"),
     }
     if which == "dense" and recipe.model.checkpoint:
-        model = load_dense(
-            recipe.model.name, recipe.model.num_classes, recipe.model.kwargs, recipe.model.checkpoint
-        )
+        model = load_dense(recipe.model.name, recipe.model.num_classes, recipe.model.kwargs, recipe.model.checkpoint)
         return model, model_info_from_recipe(recipe), Path(recipe.model.checkpoint)
     if which in makers:
         stage, command = makers[which]

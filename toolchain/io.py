@@ -38,9 +38,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.fsync(f.fileno())
         os.replace(tmp_path, path)
     except OSError as e:
-        raise CplitoolError(
-            f"cannot write {path}: {e.strerror or e}; earlier files are left as they were"
-        ) from None
+        raise CplitoolError(f"cannot write {path}: {e.strerror or e}; earlier files are left as they were") from None
     finally:
         tmp_path.unlink(missing_ok=True)
 
@@ -53,9 +51,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
 
 
 def write_json(path: str | Path, data: Any) -> Path:
-    return atomic_write(
-        path, lambda p: p.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
-    )
+    return atomic_write(path, lambda p: p.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"))
 
 
 def sha256_file(path: str | Path) -> str:

@@ -47,9 +47,7 @@ class RunDir:
         if ref is None:
             latest = Path.cwd() / "runs" / "latest"
             if not latest.exists():
-                raise UsageError(
-                    "no run given and runs/latest does not exist: pass a recipe or a run directory"
-                )
+                raise UsageError("no run given and runs/latest does not exist: pass a recipe or a run directory")
             return cls(latest.resolve())
         p = Path(ref)
         if p.is_file() and p.suffix == ".toml":

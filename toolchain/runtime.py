@@ -34,9 +34,7 @@ def setup(run: RunSection) -> torch.device:
 
 def rank() -> int:
     return (
-        torch.distributed.get_rank()
-        if torch.distributed.is_available() and torch.distributed.is_initialized()
-        else 0
+        torch.distributed.get_rank() if torch.distributed.is_available() and torch.distributed.is_initialized() else 0
     )
 
 

@@ -33,9 +33,7 @@ class OnnxRuntimeRunner(Runner):
         try:
             import onnxruntime as ort
         except ImportError:
-            return Availability(
-                False, "onnxruntime is not installed (pip install cplitool, or the [gpu] extra)"
-            )
+            return Availability(False, "onnxruntime is not installed (pip install cplitool, or the [gpu] extra)")
         if PROVIDERS[provider] not in ort.get_available_providers():
             return Availability(
                 False,
@@ -54,13 +52,9 @@ class OnnxRuntimeRunner(Runner):
             opts.intra_op_num_threads = self.threads
             opts.inter_op_num_threads = 1
         try:
-            self.session = ort.InferenceSession(
-                str(self.model_path), opts, providers=[PROVIDERS[self.provider]]
-            )
+            self.session = ort.InferenceSession(str(self.model_path), opts, providers=[PROVIDERS[self.provider]])
         except Exception as e:
-            raise UsageError(
-                f"{self.model_path}: ONNX Runtime cannot load it: {str(e).splitlines()[0]}"
-            ) from None
+            raise UsageError(f"{self.model_path}: ONNX Runtime cannot load it: {str(e).splitlines()[0]}") from None
         self.input_name = self.session.get_inputs()[0].name
 
     def infer(self, x: np.ndarray) -> np.ndarray:

@@ -38,11 +38,7 @@ def info(
         model = create_model(r.model.name, r.model.num_classes, **r.model.kwargs)  # shapes need no weights
     else:
         model, _, _ = resolve_model(r, RunDir.for_recipe(r), artifact)
-    shape = (
-        tuple(r.data.synthetic_shape)
-        if r.data.name == "synthetic"
-        else input_shape(r.model.name, r.model.kwargs)
-    )
+    shape = tuple(r.data.synthetic_shape) if r.data.name == "synthetic" else input_shape(r.model.name, r.model.kwargs)
     counts = count_model(model, shape)
     if as_json:
         print_json(
@@ -79,9 +75,7 @@ def models(as_json: JsonOpt = False) -> None:
 
     specs = [get_spec(n) for n in list_models()]
     if as_json:
-        print_json(
-            [{"name": s.name, "input_shape": s.input_shape, "description": s.description} for s in specs]
-        )
+        print_json([{"name": s.name, "input_shape": s.input_shape, "description": s.description} for s in specs])
         return
     table = Table(title="registered models")
     for col in ("name", "input", "description"):

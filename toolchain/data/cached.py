@@ -35,9 +35,7 @@ class CachedImages(Dataset[tuple[torch.Tensor, int]]):
         return len(self.labels)
 
     def subset(self, idx: list[int]) -> CachedImages:
-        return CachedImages(
-            self.images[idx], self.labels[idx], self.normalize, self.crop_pad, self.seed, self.flip
-        )
+        return CachedImages(self.images[idx], self.labels[idx], self.normalize, self.crop_pad, self.seed, self.flip)
 
     def __getitems__(self, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.images[idx]

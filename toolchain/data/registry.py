@@ -57,9 +57,7 @@ def build_split(cfg: DataSection, split: str, augment: bool, seed: int = 0) -> D
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
     if cfg.name not in list_datasets():
-        raise UsageError(
-            f"data.name: unknown data set {cfg.name!r}; registered: {', '.join(list_datasets())}"
-        )
+        raise UsageError(f"data.name: unknown data set {cfg.name!r}; registered: {', '.join(list_datasets())}")
     data = _REGISTRY[cfg.name](cfg, split, augment, seed)
     limit = cfg.train_subset if split == "train" else cfg.val_subset
     if limit and limit < len(data.dataset):  # type: ignore[arg-type]

@@ -22,9 +22,7 @@ class Normalize:
         return (x.float() - mean) / std
 
 
-def random_crop_flip(
-    x: torch.Tensor, pad: int, generator: torch.Generator, flip: bool = True
-) -> torch.Tensor:
+def random_crop_flip(x: torch.Tensor, pad: int, generator: torch.Generator, flip: bool = True) -> torch.Tensor:
     """Pad-and-crop plus horizontal flip for a uint8 batch (N, C, H, W), as in the CIFAR references."""
     n, _, h, w = x.shape
     if pad:

@@ -15,9 +15,7 @@ def build_torchvision(arch: str, num_classes: int, pretrained: bool) -> nn.Modul
     if not pretrained:
         return torchvision.models.get_model(arch, weights=None, num_classes=num_classes)
     if num_classes != 1000:
-        raise CplitoolError(
-            f"{arch}: pretrained torchvision weights have 1000 classes, recipe asks for {num_classes}"
-        )
+        raise CplitoolError(f"{arch}: pretrained torchvision weights have 1000 classes, recipe asks for {num_classes}")
     try:
         return torchvision.models.get_model(arch, weights="DEFAULT")
     except (OSError, RuntimeError) as e:

@@ -64,9 +64,7 @@ class VGG(nn.Module):
         return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
 
 
-@register(
-    "vgg16_cifar", (3, 32, 32), "VGG-16 for 32x32 inputs: 13 conv+BN+ReLU, global pool, linear (~314 M MACs)"
-)
+@register("vgg16_cifar", (3, 32, 32), "VGG-16 for 32x32 inputs: 13 conv+BN+ReLU, global pool, linear (~314 M MACs)")
 def vgg16_cifar(num_classes: int = 10, width: float = 1.0, **kwargs: Any) -> VGG:
     cfg = [v if v == "M" else max(1, round(int(v) * width)) for v in VGG16_CFG]
     return VGG(cfg, num_classes, **kwargs)

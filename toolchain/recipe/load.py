@@ -23,9 +23,7 @@ def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     """Deep-merge `extra` into a copy of `base` (recipe overrides such as --smoke)."""
     out = dict(base)
     for key, value in extra.items():
-        out[key] = (
-            merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-        )
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
     return out
 
 
@@ -59,24 +57,18 @@ def cross_check(r: Recipe, errors: list[str]) -> None:
         errors.append(f"{p}data.root: data set {r.data.name!r} needs a root directory")
     elif needs_root and not Path(r.data.root).is_dir():
         errors.append(f"{p}data.root: directory not found: {r.data.root}")
-    if r.data.name == "synthetic" and (
-        len(r.data.synthetic_shape) not in (3, 4) or min(r.data.synthetic_shape) < 1
-    ):
+    if r.data.name == "synthetic" and (len(r.data.synthetic_shape) not in (3, 4) or min(r.data.synthetic_shape) < 1):
         errors.append(f"{p}data.synthetic_shape: expected [C, H, W] or [C, T, H, W] of positive sizes")
     for name in r.export.precisions:
         if name not in PRECISIONS:
-            errors.append(
-                f"{p}export.precisions: expected values among {', '.join(PRECISIONS)}, got {name!r}"
-            )
+            errors.append(f"{p}export.precisions: expected values among {', '.join(PRECISIONS)}, got {name!r}")
     if not r.export.precisions:
         errors.append(f"{p}export.precisions: expected at least one precision")
     for name in r.bench.backends:
         if name not in BACKENDS:
             errors.append(f"{p}bench.backends: expected values among {', '.join(BACKENDS)}, got {name!r}")
     if any(b < 1 for b in r.bench.batches) or not r.bench.batches:
-        errors.append(
-            f"{p}bench.batches: expected a non-empty list of positive batch sizes, got {r.bench.batches}"
-        )
+        errors.append(f"{p}bench.batches: expected a non-empty list of positive batch sizes, got {r.bench.batches}")
     if not r.trt.min_batch <= r.trt.opt_batch <= r.trt.max_batch:
         errors.append(
             f"{p}trt: expected min_batch <= opt_batch <= max_batch, got {r.trt.min_batch}, {r.trt.opt_batch}, {r.trt.max_batch}"

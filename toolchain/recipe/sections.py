@@ -36,9 +36,7 @@ class ModelSection:
     name: str = opt("vgg16_cifar", "architecture name from the model registry (`cplitool info --models`)")
     num_classes: int = opt(10, "number of output classes", min=2)
     kwargs: dict[str, Any] = opt({}, "extra keyword arguments for the architecture's constructor")
-    checkpoint: str = opt(
-        "", "dense checkpoint (state_dict .pt/.pth, .safetensors or cplitool artifact)", path=True
-    )
+    checkpoint: str = opt("", "dense checkpoint (state_dict .pt/.pth, .safetensors or cplitool artifact)", path=True)
     pretrained: bool = opt(False, "load torchvision's pretrained weights (needs network access once)")
 
 
@@ -99,9 +97,7 @@ class PruneSection:
     )
     round_to: int = opt(8, "round kept widths to a multiple of this (1: off)", min=1)
     skip: list[str] = opt([], "layer names (module paths) never to prune")
-    layer_keep: dict[str, float] = opt(
-        {}, "per-layer channel keep ratios that override the searched uniform ratio"
-    )
+    layer_keep: dict[str, float] = opt({}, "per-layer channel keep ratios that override the searched uniform ratio")
     num_images: int = opt(5000, "images sampled for reconstruction", min=1)
     positions: int = opt(10, "output positions sampled per image", min=1)
     batch_size: int = opt(100, "images per batch while sampling", min=1)
@@ -124,9 +120,7 @@ class FinetuneSection:
     schedule: str = opt("cosine", "learning-rate schedule", choices=["cosine", "onecycle", "constant"])
     warmup_epochs: float = opt(0.0, "cosine: linear warm-up length in epochs", min=0.0)
     label_smoothing: float = opt(0.0, "label smoothing of the cross-entropy", min=0.0, max=0.5)
-    kd_weight: float = opt(
-        0.5, "weight of distillation from the dense model (0: plain fine-tuning)", min=0.0, max=1.0
-    )
+    kd_weight: float = opt(0.5, "weight of distillation from the dense model (0: plain fine-tuning)", min=0.0, max=1.0)
     kd_temperature: float = opt(4.0, "distillation temperature", min_exclusive=0.0)
     amp: bool = opt(True, "mixed precision on GPU (ignored on CPU)")
     channels_last: bool = opt(True, "channels_last memory format on GPU (ignored on CPU)")
@@ -176,9 +170,7 @@ class BenchSection:
 
 @dataclass
 class RegressSection:
-    baseline: str = opt(
-        "", "baseline JSON to compare against; default: deploy/baselines/<device>.json", path=True
-    )
+    baseline: str = opt("", "baseline JSON to compare against; default: deploy/baselines/<device>.json", path=True)
     tolerance: float = opt(0.05, "allowed relative slowdown (0.05 = 5%)", min=0.0)
 
 

@@ -78,9 +78,7 @@ def expand_vars(value: Any, where: str, errors: list[str]) -> Any:
 def check_rules(value: Any, rules: dict[str, Any], where: str, errors: list[str]) -> None:
     if "choices" in rules and value not in rules["choices"]:
         choices = ", ".join(repr(c) for c in rules["choices"])
-        errors.append(
-            f"{where}: expected one of {choices}, got {value!r}{did_you_mean(str(value), rules['choices'])}"
-        )
+        errors.append(f"{where}: expected one of {choices}, got {value!r}{did_you_mean(str(value), rules['choices'])}")
     if "min" in rules and value < rules["min"]:
         errors.append(f"{where}: expected a value >= {rules['min']}, got {value!r}")
     if "min_exclusive" in rules and value <= rules["min_exclusive"]:

@@ -13,9 +13,7 @@ from torch import nn
 
 from toolchain.progress import progress_bar
 
-LossFn = Callable[
-    [torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor
-]  # (logits, images, targets) -> loss
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, images, targets) -> loss
 
 
 @dataclass

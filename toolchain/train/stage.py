@@ -40,9 +40,7 @@ def train_dense(recipe: Recipe) -> dict[str, Any]:
     check_classes(recipe, train_data)
     model = create_model(recipe.model.name, recipe.model.num_classes, **recipe.model.kwargs)
     state_path = run.file("train.state.pt")
-    result = fit(
-        model, recipe.train, recipe.data, train_data, val_data, device, state_path, key, recipe.run.seed
-    )
+    result = fit(model, recipe.train, recipe.data, train_data, val_data, device, state_path, key, recipe.run.seed)
     metrics = summary(result)
     if is_main_process():
         info = model_info_from_recipe(recipe)
