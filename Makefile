@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 RECIPE ?= recipes/quickstart.toml
 
-.PHONY: setup quickstart test test-slow lint gpu-check clean
+.PHONY: setup quickstart test test-slow lint gate gpu-check clean
 
 # Create .venv and install cplitool with its test tools (editable).
 setup: $(BIN)/cplitool
@@ -32,9 +32,17 @@ lint: setup
 test-slow: setup
 	$(BIN)/pytest -m slow
 
+# Latency gate (CI): run the quickstart (its stages are skipped while up to date), then compare its ONNX Runtime
+# CPU pruned/dense latency ratio with the committed baseline; exit 1 when it regressed beyond the tolerance.
+GATE_TOLERANCE ?= 10%
+gate: quickstart
+	$(BIN)/cplitool regress runs/quickstart/bench.json --baseline deploy/baselines/cpu.json --tolerance $(GATE_TOLERANCE)
+
 # On a GPU host with PyTorch+CUDA: GPU tests and dense-vs-pruned CUDA benchmarks (JSON under benchmarks/results/).
+# Uses the .venv's python when there is one (a GPU host without network may only have its system python).
+GPU_PY := $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PY))
 gpu-check:
-	$(PY) benchmarks/gpu_check.py
+	$(GPU_PY) benchmarks/gpu_check.py
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache .mypy_cache

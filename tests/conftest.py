@@ -1,7 +1,11 @@
-"""Shared fixtures: a temporary working directory per test (runs/ lands there) and the CIFAR-10 JPEG root."""
+"""Shared fixtures: a temporary working directory per test (runs/ lands there), the CIFAR-10 JPEG root and
+the real CLI entry point run in-process."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -28,3 +32,29 @@ def write_recipe(folder: Path, text: str, name: str = "r.toml") -> Path:
     path = folder / name
     path.write_text(text)
     return path
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., CliResult]:
+    """Run the real `cplitool` entry point in-process: `cli("check", "r.toml")` -> exit code, stdout, stderr."""
+    from toolchain.cli.app import main
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        monkeypatch.setattr(sys, "argv", ["cplitool", *map(str, args)])
+        try:
+            main()
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run

@@ -95,9 +95,15 @@ def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str | P
 
 def load_artifact(path: str | Path) -> tuple[nn.Module, ModelInfo]:
     """Rebuild the model saved by save_artifact, in eval mode on the CPU."""
-    payload = safe_load(path)
+    return artifact_from_payload(safe_load(path), path)
+
+
+def artifact_from_payload(payload: dict[str, Any], path: str | Path) -> tuple[nn.Module, ModelInfo]:
     if payload.get("format") != FORMAT:
-        raise UsageError(f"{path}: not a cplitool artifact (expected format {FORMAT!r})")
+        raise UsageError(
+            f"{path}: not a cplitool artifact (expected format {FORMAT!r}); a plain state_dict loads as "
+            "model.checkpoint or through --artifact PATH with the recipe's architecture"
+        )
     info = ModelInfo(payload["arch"], payload["num_classes"], payload["kwargs"], payload["plan"], payload["metrics"])
     model = fit_to_state_dict(create_model(info.arch, info.num_classes, **info.kwargs), payload["state_dict"])
     load_state(model, payload["state_dict"], path)
@@ -116,8 +122,14 @@ def extract_state_dict(obj: dict[str, Any]) -> dict[str, torch.Tensor]:
 
 def load_dense(arch: str, num_classes: int, kwargs: dict[str, Any], checkpoint: str | Path) -> nn.Module:
     """Build `arch` and load a user checkpoint into it (read-only: the file is never modified)."""
+    return dense_from_payload(arch, num_classes, kwargs, safe_load(checkpoint), checkpoint)
+
+
+def dense_from_payload(
+    arch: str, num_classes: int, kwargs: dict[str, Any], payload: dict[str, Any], checkpoint: str | Path
+) -> nn.Module:
     model = create_model(arch, num_classes, **kwargs)
-    state = extract_state_dict(safe_load(checkpoint))
+    state = extract_state_dict(payload)
     if not state:
         raise UsageError(f"{checkpoint}: no tensors found (expected a state_dict)")
     load_state(model, state, checkpoint)
@@ -148,9 +160,11 @@ def resolve_model(recipe: Recipe, run: RunDir, which: str) -> tuple[nn.Module, M
         path = Path(which)
         if not path.is_file():
             raise UsageError(f"--artifact {which}: expected dense, pruned, finetuned or a file path")
-        payload_is_artifact = safe_load(path).get("format") == FORMAT
-        if not payload_is_artifact:
-            model = load_dense(recipe.model.name, recipe.model.num_classes, recipe.model.kwargs, path)
+        payload = safe_load(path)
+        if payload.get("format") != FORMAT:  # a plain state_dict: the recipe says which architecture
+            model = dense_from_payload(recipe.model.name, recipe.model.num_classes, recipe.model.kwargs, payload, path)
             return model, model_info_from_recipe(recipe), path
+        model, info = artifact_from_payload(payload, path)
+        return model, info, path
     model, info = load_artifact(path)
     return model, info, path

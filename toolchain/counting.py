@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.func import functional_call
 from torch.utils.flop_counter import FlopCounterMode
 
 LEAF_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
@@ -29,14 +30,20 @@ class ModelCount:
 
 
 def count_model(model: nn.Module, input_shape: tuple[int, ...]) -> ModelCount:
-    """Count MACs (= FLOPs / 2 as torch counts them) of one sample, and parameters, per conv/linear layer."""
-    device = next(model.parameters()).device
+    """Count MACs (= FLOPs / 2 as torch counts them) of one sample, and parameters, per conv/linear layer.
+
+    The forward runs on the meta device (shapes only, no arithmetic), so even C3D counts instantly and
+    the model's own weights are untouched.
+    """
+    meta = {n: torch.empty_like(t, device="meta") for n, t in (*model.named_parameters(), *model.named_buffers())}
     was_training = model.training
     model.eval()
     counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        model(torch.zeros(1, *input_shape, device=device))
-    model.train(was_training)
+    try:
+        with torch.no_grad(), counter:
+            functional_call(model, meta, (torch.zeros(1, *input_shape, device="meta"),))
+    finally:
+        model.train(was_training)
     per_module = counter.get_flop_counts()  # keyed "<RootClass>.<module path>"
     root = type(model).__name__
     layers = []

@@ -7,8 +7,9 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import tempfile
-import zipfile
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,12 @@ from typing import Any
 import torch
 
 from toolchain.errors import CplitoolError, UsageError
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -36,6 +43,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; artifacts get ordinary permissions
         os.replace(tmp_path, path)
     except OSError as e:
         raise CplitoolError(f"cannot write {path}: {e.strerror or e}; earlier files are left as they were") from None
@@ -62,6 +70,13 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def _first_line(e: BaseException) -> str:
+    """The first line of an exception's message, without terminal colour codes, kept short."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()
+    line = text.splitlines()[0] if text else ""
+    return f"{type(e).__name__}: {line[:160]}" if line else type(e).__name__
+
+
 def safe_load(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint with weights-only deserialization (or safetensors); never run code from the file.
 
@@ -79,17 +94,19 @@ def safe_load(path: str | Path) -> dict[str, Any]:
         except (SafetensorError, OSError, ValueError) as e:
             raise UsageError(f"{path}: not a readable safetensors file ({e})") from None
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # the refusal below says all; torch's pickle-protocol warning is noise
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsupported content"
+        if "weights only load failed" not in str(e).lower():
+            raise UsageError(f"{path}: truncated or corrupt checkpoint ({_first_line(e)})") from None
+        found = re.search(r"Unsupported (global|operand)[^\n]*?(?= was not| \(|$)", str(e), re.MULTILINE)
         raise UsageError(
-            f"{path}: refused: loading it would need arbitrary code (weights-only loading failed: {first}). "
-            "Save a plain state_dict (torch.save(model.state_dict(), ...)) or a .safetensors file."
+            f"{path}: refused: loading it would run code from the file ({found.group(0) if found else _first_line(e)}); "
+            "nothing in it was executed. Save a plain state_dict (torch.save(model.state_dict(), ...)) or a .safetensors file."
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
-        raise UsageError(
-            f"{path}: truncated or corrupt checkpoint ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
-        ) from None
+    except Exception as e:  # weights-only unpickling executes nothing, so any other failure means a damaged file
+        raise UsageError(f"{path}: truncated or corrupt checkpoint ({_first_line(e)})") from None
     if not isinstance(obj, dict):
         raise UsageError(f"{path}: expected a dict of tensors (a state_dict), got {type(obj).__name__}")
     return obj

@@ -64,6 +64,7 @@ class RunDir:
         return load_recipe(source)
 
     def mark_latest(self) -> None:
+        """Point runs/latest under the current directory at this run (relative, so the tree can move)."""
         link = Path.cwd() / "runs" / "latest"
         if link.parent.resolve() == self.path or link.resolve() == self.path:
             return
@@ -71,7 +72,7 @@ class RunDir:
             link.parent.mkdir(parents=True, exist_ok=True)
             tmp = link.with_name(f".latest.{os.getpid()}")
             tmp.unlink(missing_ok=True)
-            tmp.symlink_to(self.path, target_is_directory=True)
+            tmp.symlink_to(os.path.relpath(self.path, link.parent.resolve()), target_is_directory=True)
             os.replace(tmp, link)
         except OSError as e:
             raise CplitoolError(f"cannot mark {self.path} as runs/latest: {e.strerror or e}") from None

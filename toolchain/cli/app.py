@@ -6,6 +6,7 @@ import importlib
 import sys
 
 import typer
+from rich.markup import escape
 
 from toolchain.errors import CplitoolError
 from toolchain.progress import console
@@ -14,6 +15,10 @@ from toolchain.progress import console
 COMMAND_MODULES = (
     "toolchain.cli.recipe_cmds",
     "toolchain.cli.train_cmds",
+    "toolchain.cli.prune_cmds",
+    "toolchain.cli.pipeline_cmds",
+    "deploy.cli.bench_cmds",
+    "deploy.cli.export_cmds",
 )
 
 app = typer.Typer(
@@ -31,25 +36,25 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except CplitoolError as e:
-        console.print(f"[red]error:[/red] {e}", highlight=False, markup=True)
+        console.print(f"[red]error:[/red] {escape(str(e))}", highlight=False)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         console.print(
             "[yellow]interrupted[/yellow]: finished artifacts and the manifest are intact; run the command again to resume"
         )
         sys.exit(130)
-    except Exception as e:  # click's own usage errors
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Exit):
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
-            sys.exit(130)
-        raise
-
+    except Exception as e:
+        # Typer's own usage errors and exits (typer >= 0.20 vendors click, older releases raise click's
+        # classes): recognised by their interface, so both work.
+        code = getattr(e, "exit_code", None)
+        if not isinstance(code, int):
+            if type(e).__name__ == "Abort":
+                sys.exit(130)
+            raise
+        show = getattr(e, "show", None)
+        if callable(show):
+            show()
+        sys.exit(code)
 
 if __name__ == "__main__":
     main()

@@ -2,23 +2,39 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from toolchain.cli.common import JsonOpt, RecipeArg, SetOpt, load, out, print_json
+from toolchain.errors import UsageError
 from toolchain.recipe.dump import dumps
 
 
-def check(recipe: RecipeArg, set_: SetOpt = None, as_json: JsonOpt = False) -> None:
+def check(
+    recipe: Annotated[Path | None, typer.Argument(help="recipe TOML file", show_default=False)] = None,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+    reference: Annotated[
+        bool, typer.Option("--reference", help="print the reference of every recipe key (Markdown) instead")
+    ] = False,
+) -> None:
     """Validate RECIPE and print it resolved: every default filled in, every path absolute."""
+    if reference:
+        from toolchain.recipe.reference import render_reference
+
+        typer.echo(render_reference(), nl=False)
+        return
+    if recipe is None:
+        raise UsageError("check: missing RECIPE (or pass --reference for the key reference)")
     r = load(recipe, set_)
     if as_json:
         print_json({"source": str(r.source), "run_dir": str(r.run_dir), **r.to_dict()})
         return
-    out.print(f"# {r.source}: valid; run directory {r.run_dir}", highlight=False)
-    out.print(dumps(r.to_dict()), highlight=False, markup=False)
+    typer.echo(f"# {r.source}: valid; run directory {r.run_dir}")  # plain text: the output is valid TOML
+    typer.echo(dumps(r.to_dict()))
 
 
 def info(
@@ -27,18 +43,25 @@ def info(
     artifact: Annotated[str, typer.Option(help="dense, pruned, finetuned or a file path")] = "dense",
     as_json: JsonOpt = False,
 ) -> None:
-    """Per-layer channels, MACs and parameters of the recipe's model (counted by torch's flop counter)."""
+    """Per-layer channels, MACs and parameters of the recipe's model, counted by torch's flop counter.
+
+    The input is one sample as the recipe's data feeds it (data.image_size, data.clip_len, synthetic shape).
+    """
+    import torch
+
     from toolchain.artifacts import resolve_model
     from toolchain.counting import count_model
-    from toolchain.models import create_model, input_shape
+    from toolchain.data.registry import recipe_input_shape
+    from toolchain.models import create_model
     from toolchain.rundir import RunDir
 
     r = load(recipe, set_)
     if artifact == "dense" and not r.model.checkpoint:
-        model = create_model(r.model.name, r.model.num_classes, **r.model.kwargs)  # shapes need no weights
+        with torch.device("meta"):  # counting needs shapes only: no memory, no initialisation
+            model = create_model(r.model.name, r.model.num_classes, **r.model.kwargs)
     else:
         model, _, _ = resolve_model(r, RunDir.for_recipe(r), artifact)
-    shape = tuple(r.data.synthetic_shape) if r.data.name == "synthetic" else input_shape(r.model.name, r.model.kwargs)
+    shape = recipe_input_shape(r)
     counts = count_model(model, shape)
     if as_json:
         print_json(

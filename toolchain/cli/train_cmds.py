@@ -9,11 +9,21 @@ import typer
 from toolchain.cli.common import JsonOpt, RecipeArg, SetOpt, load, out, print_json
 
 
-def train(recipe: RecipeArg, set_: SetOpt = None) -> None:
-    """Train the dense model of RECIPE (skipped when the recipe names a dense checkpoint); resumable."""
+def train(
+    recipe: RecipeArg,
+    set_: SetOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="train again even when dense.pt is up to date")] = False,
+) -> None:
+    """Train the dense model of RECIPE into its run directory (dense.pt); a killed run resumes.
+
+    Skipped when the recipe names a dense checkpoint or dense.pt is up to date (--force trains again).
+    Under torchrun it trains with DistributedDataParallel (see README: multi-GPU and multi-node)."""
+    from toolchain.distributed import distributed_session
     from toolchain.train.stage import train_dense
 
-    train_dense(load(recipe, set_))
+    r = load(recipe, set_)
+    with distributed_session(r.run):
+        train_dense(r, force=force)
 
 
 def eval_(

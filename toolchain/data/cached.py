@@ -8,10 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from rich.markup import escape
 from torch.utils.data import Dataset
 
 from toolchain.data.transforms import Normalize, random_crop_flip
+from toolchain.errors import CplitoolError
 from toolchain.io import atomic_path
+from toolchain.progress import console
 
 
 class CachedImages(Dataset[tuple[torch.Tensor, int]]):
@@ -33,6 +36,10 @@ class CachedImages(Dataset[tuple[torch.Tensor, int]]):
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Augmentation of epoch k depends only on (seed, k), so a resumed run sees the same batches."""
+        self.generator.manual_seed(self.seed * 100_003 + epoch)
 
     def subset(self, idx: list[int]) -> CachedImages:
         return CachedImages(self.images[idx], self.labels[idx], self.normalize, self.crop_pad, self.seed, self.flip)
@@ -64,6 +71,6 @@ def cached_arrays(
     try:
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, images=images, labels=labels)
-    except Exception:
-        pass
+    except (CplitoolError, OSError) as e:  # no cache is slower next time, not wrong
+        console.print(f"[yellow]warning:[/yellow] decode cache not written ({escape(str(e))}); set data.cache_dir")
     return torch.from_numpy(images), torch.from_numpy(labels)

@@ -29,6 +29,20 @@ def split_dir(cfg: DataSection, split: str) -> Path:
     return folder
 
 
+def stored_side(cfg: DataSection) -> int:
+    """Longer side of the first validation image (what image_size = 0 means), or 0 if there is none."""
+    from PIL import Image
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    folder = Path(cfg.root) / cfg.val_split
+    for cls in sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []:
+        for f in sorted(cls.iterdir()):
+            if f.suffix.lower() in IMG_EXTENSIONS:
+                with Image.open(f) as im:
+                    return max(im.size)
+    return 0
+
+
 class _Decode(Dataset[np.ndarray]):
     """Decode one file to a uint8 (C, H, W) array at `size` (0: as stored)."""
 
@@ -52,7 +66,7 @@ def decode_all(files: list[str], size: int, workers: int, label: str) -> np.ndar
     loader = DataLoader(_Decode(files, size), batch_size=500, num_workers=workers, collate_fn=np.stack)
     out = []
     with progress_bar() as bar:
-        task = bar.add_task(f"decoding {label}", total=len(files))
+        task = bar.add_task(f"decoding {label}", total=len(files), unit="img")
         for batch in loader:
             out.append(batch)
             bar.advance(task, len(batch))

@@ -15,7 +15,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, SequentialSampler, Subset
 
 from toolchain.errors import UsageError
-from toolchain.recipe.sections import DataSection
+from toolchain.models import input_shape
+from toolchain.recipe.sections import DataSection, Recipe
 
 
 @dataclass
@@ -67,16 +68,60 @@ def build_split(cfg: DataSection, split: str, augment: bool, seed: int = 0) -> D
     return data
 
 
+def recipe_input_shape(recipe: Recipe) -> tuple[int, ...]:
+    """One input as the recipe feeds the model, known without loading the data: the model's default
+    shape, with the synthetic shape, data.image_size (or an image folder's stored size) and
+    data.clip_len taking precedence. `cplitool info` counts MACs at this shape."""
+    if recipe.data.name == "synthetic":
+        return tuple(recipe.data.synthetic_shape)
+    shape = list(input_shape(recipe.model.name, recipe.model.kwargs))
+    side = recipe.data.image_size
+    if not side and recipe.data.name == "imagefolder":
+        from toolchain.data.imagefolder import stored_side
+
+        side = stored_side(recipe.data)
+    if side:
+        shape[-2:] = [side, side]
+    if len(shape) == 4 and recipe.data.name == "video":
+        shape[1] = recipe.data.clip_len
+    return tuple(shape)
+
+
+def set_epoch(loader: DataLoader[Any], epoch: int, seed: int = 0) -> None:
+    """Make epoch `epoch`'s order and augmentation a function of (seed, epoch) alone.
+
+    Without this, epoch k's shuffle depends on every earlier epoch having been drawn, so a run
+    resumed from a checkpoint would see different batches than an uninterrupted one.
+    """
+    sampler: Any = loader.sampler
+    if isinstance(sampler, DistributedSampler):
+        sampler.set_epoch(epoch)
+    elif isinstance(sampler, RandomSampler) and sampler.generator is not None:
+        sampler.generator.manual_seed(seed * 100_003 + epoch)
+    ds: Any = loader.dataset
+    while isinstance(ds, Subset):
+        ds = ds.dataset
+    if hasattr(ds, "set_epoch"):
+        ds.set_epoch(epoch)
+
+
 def _passthrough(batch: Any) -> Any:
     return batch
 
 
 def make_loader(
-    data: DataSplit, batch_size: int, shuffle: bool, seed: int = 0, workers: int = 0, drop_last: bool = False
+    data: DataSplit,
+    batch_size: int,
+    shuffle: bool,
+    seed: int = 0,
+    workers: int = 0,
+    drop_last: bool = False,
+    shard: bool = True,
 ) -> DataLoader[Any]:
-    """A DataLoader over `data`; under torch.distributed each process gets its own shard."""
+    """A DataLoader over `data`; under torch.distributed each process gets its own shard (unless `shard` is
+    False: every process then sees all of it, e.g. to compute identical validation metrics on every rank)."""
     ds = data.dataset
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
+    if shard and torch.distributed.is_available() and torch.distributed.is_initialized():
         sampler: Any = DistributedSampler(ds, shuffle=shuffle, seed=seed, drop_last=drop_last)
     elif shuffle:
         sampler = RandomSampler(ds, generator=torch.Generator().manual_seed(seed))

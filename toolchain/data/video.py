@@ -21,10 +21,21 @@ FRAME_EXT = {".jpg", ".jpeg", ".png"}
 RESIZE = (128, 171)  # C3D's frame size before the 112x112 crop
 
 
+def resize_for(size: int) -> tuple[int, int]:
+    """Frame size before cropping `size`: C3D's 128x171 for 112, scaled alike for other sizes."""
+    return round(size * RESIZE[0] / 112), round(size * RESIZE[1] / 112)
+
+
 def read_clip(path: Path) -> np.ndarray:
     """All frames of a clip as uint8 (T, H, W, C)."""
     if path.suffix == ".npy":
-        return np.load(path, allow_pickle=False)
+        try:
+            clip = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise UsageError(f"{path}: unreadable clip ({e})") from None
+        if clip.ndim != 4 or clip.shape[-1] != 3 or clip.dtype != np.uint8:
+            raise UsageError(f"{path}: expected a uint8 array (T, H, W, 3), got {clip.dtype} {clip.shape}")
+        return clip
     from PIL import Image
 
     frames = sorted(p for p in path.iterdir() if p.suffix.lower() in FRAME_EXT)
@@ -50,33 +61,37 @@ class VideoClips(Dataset[tuple[torch.Tensor, int]]):
             augment,
             normalize,
         )
-        self.rng = np.random.default_rng(seed)
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.clips)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        # One generator per (seed, epoch, clip): worker processes draw different crops, every epoch
+        # draws new ones, and a resumed run repeats them exactly.
+        rng = np.random.default_rng([self.seed, self.epoch, i])
         path, label = self.clips[i]
         frames = read_clip(path)
         t = len(frames)
         start = (
-            int(self.rng.integers(0, max(1, t - self.clip_len + 1)))
-            if self.augment
-            else max(0, (t - self.clip_len) // 2)
+            int(rng.integers(0, max(1, t - self.clip_len + 1))) if self.augment else max(0, (t - self.clip_len) // 2)
         )
         idx = np.arange(start, start + self.clip_len) % t  # loop short clips
         x = torch.from_numpy(frames[idx]).permute(3, 0, 1, 2).float()  # (C, T, H, W)
-        x = F.interpolate(x, size=RESIZE, mode="bilinear", align_corners=False)
-        h, w = RESIZE
+        h, w = resize_for(self.size)
+        x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
         if self.augment:
             top, left = (
-                int(self.rng.integers(0, h - self.size + 1)),
-                int(self.rng.integers(0, w - self.size + 1)),
+                int(rng.integers(0, h - self.size + 1)),
+                int(rng.integers(0, w - self.size + 1)),
             )
         else:
             top, left = (h - self.size) // 2, (w - self.size) // 2
         x = x[..., top : top + self.size, left : left + self.size]
-        if self.augment and self.rng.random() < 0.5:
+        if self.augment and rng.random() < 0.5:
             x = x.flip(-1)
         return self.normalize(x.clamp(0, 255)[None])[0], label
 

@@ -28,7 +28,10 @@ def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_assignment(text: str) -> dict[str, Any]:
-    """Parse a `section.key=value` override (value in TOML syntax, bare words taken as strings)."""
+    """Parse a `section.key=value` override (value in TOML syntax, bare words taken as strings).
+
+    `section.table.name=value` sets one entry of a table key, e.g. prune.layer_keep.features.0=0.5.
+    """
     if "=" not in text or "." not in text.split("=", 1)[0]:
         raise UsageError(f"--set {text!r}: expected section.key=value, e.g. train.epochs=3")
     path, value = text.split("=", 1)
@@ -36,8 +39,28 @@ def parse_assignment(text: str) -> dict[str, Any]:
         parsed = tomllib.loads(f"v = {value}")["v"]
     except tomllib.TOMLDecodeError:
         parsed = value
-    section, key = path.strip().split(".", 1)
-    return {section: {key: parsed}}
+    section, key, *rest = path.strip().split(".", 2)
+    return {section: {key: {rest[0]: parsed} if rest else parsed}}
+
+
+def check_model_args(r: Recipe, errors: list[str]) -> None:
+    """Build the architecture on the meta device (no memory, no arithmetic) to catch bad model.kwargs now."""
+    import inspect
+
+    import torch
+
+    from toolchain.models.registry import create_model, get_spec
+
+    p = f"{r.source}: "
+    if r.model.pretrained and "pretrained" not in inspect.signature(get_spec(r.model.name).build).parameters:
+        errors.append(f"{p}model.pretrained: {r.model.name!r} has no pretrained weights (torchvision models only)")
+    try:
+        with torch.device("meta"):
+            create_model(r.model.name, r.model.num_classes, **r.model.kwargs)
+    except UsageError as e:
+        errors.append(f"{p}model.kwargs: {str(e).removeprefix(f'model {r.model.name!r}: ')}")
+    except (ValueError, RuntimeError) as e:
+        errors.append(f"{p}model.kwargs: {r.model.kwargs} do not build {r.model.name!r}: {e}")
 
 
 def cross_check(r: Recipe, errors: list[str]) -> None:
@@ -50,6 +73,8 @@ def cross_check(r: Recipe, errors: list[str]) -> None:
             f"{p}model.name: unknown architecture {r.model.name!r}{did_you_mean(r.model.name, list_models())}; "
             f"registered: {', '.join(list_models())}"
         )
+    else:
+        check_model_args(r, errors)
     if r.model.checkpoint and not Path(r.model.checkpoint).is_file():
         errors.append(f"{p}model.checkpoint: file not found: {r.model.checkpoint}")
     needs_root = r.data.name in ("imagefolder", "video") or (r.data.name == "cifar10" and not r.data.download)

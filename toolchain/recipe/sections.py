@@ -24,6 +24,8 @@ def opt(default: Any, help: str, **rules: Any) -> Any:
 
 @dataclass
 class RunSection:
+    """Where the run's files go, seeds, device and threads."""
+
     name: str = opt("", "run name; default: the recipe file's stem")
     dir: str = opt("", "run directory; default: runs/<name> under the current directory", path=True)
     seed: int = opt(0, "seed for sampling, shuffling and initialisation", min=0)
@@ -33,7 +35,9 @@ class RunSection:
 
 @dataclass
 class ModelSection:
-    name: str = opt("vgg16_cifar", "architecture name from the model registry (`cplitool info --models`)")
+    """The architecture (from the model registry) and the dense checkpoint to start from."""
+
+    name: str = opt("vgg16_cifar", "architecture name from the model registry (`cplitool models`)")
     num_classes: int = opt(10, "number of output classes", min=2)
     kwargs: dict[str, Any] = opt({}, "extra keyword arguments for the architecture's constructor")
     checkpoint: str = opt("", "dense checkpoint (state_dict .pt/.pth, .safetensors or cplitool artifact)", path=True)
@@ -42,6 +46,8 @@ class ModelSection:
 
 @dataclass
 class DataSection:
+    """The data set, its location, transforms and loader settings."""
+
     name: str = opt(
         "digits",
         "data set from the data registry",
@@ -64,8 +70,8 @@ class DataSection:
         choices=["auto", "memory", "none"],
     )
     cache_dir: str = opt("", "where decoded caches are kept on disk; default: ~/.cache/cplitool", path=True)
-    train_subset: int = opt(0, "use only the first N training samples (0: all), seeded", min=0)
-    val_subset: int = opt(0, "use only the first N validation samples (0: all), seeded", min=0)
+    train_subset: int = opt(0, "train on N samples drawn at random with run.seed (0: all); for smoke runs", min=0)
+    val_subset: int = opt(0, "evaluate on N samples drawn at random with run.seed (0: all); for smoke runs", min=0)
     mean: list[float] = opt([], "per-channel normalisation mean (empty: the data set's default)")
     std: list[float] = opt([], "per-channel normalisation std (empty: the data set's default)")
     synthetic_shape: list[int] = opt([3, 32, 32], "synthetic: shape of one input (C,H,W or C,T,H,W)")
@@ -75,6 +81,8 @@ class DataSection:
 
 @dataclass
 class TrainSection:
+    """Dense training (`cplitool train`), skipped when model.checkpoint is given."""
+
     epochs: int = opt(30, "training epochs", min=1)
     optimizer: str = opt("sgd", "optimizer", choices=["sgd", "adamw"])
     lr: float = opt(0.1, "peak learning rate", min_exclusive=0.0)
@@ -91,6 +99,8 @@ class TrainSection:
 
 @dataclass
 class PruneSection:
+    """Channel pruning (`cplitool prune`): how channels are chosen and how many MACs remain."""
+
     method: str = opt("cpli", "channel selection", choices=["cpli", "cp", "l1", "random"])
     macs_keep: float = opt(
         0.5, "fraction of the dense model's MACs to keep (0.5 keeps half)", min_exclusive=0.0, max=1.0
@@ -111,6 +121,8 @@ class PruneSection:
 
 @dataclass
 class FinetuneSection:
+    """Fine-tuning the pruned model with distillation from the dense one (`cplitool finetune`)."""
+
     epochs: int = opt(10, "fine-tuning epochs", min=0)
     optimizer: str = opt("sgd", "optimizer", choices=["sgd", "adamw"])
     lr: float = opt(0.01, "peak learning rate", min_exclusive=0.0)
@@ -129,12 +141,20 @@ class FinetuneSection:
 
 @dataclass
 class ExportSection:
+    """ONNX export and its parity checks (`cplitool export`)."""
+
     opset: int = opt(17, "ONNX opset", min=13, max=21)
+    exporter: str = opt(
+        "torchscript",
+        "torch.onnx exporter: torchscript (fast, one self-contained file) or dynamo (torch.export based)",
+        choices=["torchscript", "dynamo"],
+    )
     precisions: list[str] = opt(["fp32"], "precisions to export: fp32, fp16, int8")
     dynamic_batch: bool = opt(True, "export with a dynamic batch axis")
     simplify: bool = opt(True, "simplify the graph with onnxslim")
     keep_io_fp32: bool = opt(True, "fp16: keep graph inputs and outputs in FP32")
     parity_images: int = opt(256, "validation images for the parity check", min=1)
+    eval_images: int = opt(0, "validation images for each ONNX file's accuracy (0: the whole split)", min=0)
     calib_images: int = opt(512, "int8: training images for calibration", min=1)
     atol_fp32: float = opt(1e-4, "fp32 parity: absolute tolerance", min=0.0)
     rtol_fp32: float = opt(1e-4, "fp32 parity: relative tolerance", min=0.0)
@@ -145,6 +165,8 @@ class ExportSection:
 
 @dataclass
 class TrtSection:
+    """TensorRT engine building (`cplitool export --trt`, GPU hosts only)."""
+
     min_batch: int = opt(1, "optimization profile: smallest batch", min=1)
     opt_batch: int = opt(64, "optimization profile: batch tactics are tuned for", min=1)
     max_batch: int = opt(256, "optimization profile: largest batch", min=1)
@@ -156,20 +178,26 @@ class TrtSection:
 
 @dataclass
 class BenchSection:
+    """Latency benchmarking (`cplitool bench`)."""
+
     batches: list[int] = opt([1, 64], "batch sizes to time")
     backends: list[str] = opt(
         ["torch", "onnxruntime", "tensorrt"], "backends to try; unavailable ones are skipped with a reason"
     )
     warmup_ms: float = opt(200.0, "time-based warm-up per measurement", min=0.0)
-    min_duration_s: float = opt(3.0, "minimum timed duration per measurement", min=0.0)
+    min_duration_s: float = opt(3.0, "minimum timed duration per model and batch (split over the rounds)", min=0.0)
     min_iters: int = opt(10, "minimum timed iterations per measurement", min=1)
     threads: int = opt(0, "CPU threads for CPU backends (0: all cores)", min=0)
-    repeats: int = opt(5, "interleaved dense/pruned rounds on CPU", min=1)
+    repeats: int = opt(5, "interleaved dense/pruned rounds (A B A B ...); the ratio is their median", min=1)
     trace: bool = opt(False, "write a per-iteration trace")
+    fp16: bool = opt(True, "on CUDA, also time the torch backend in FP16")
+    cuda_graphs: bool = opt(True, "on CUDA, also time the torch backend replayed as CUDA graphs")
 
 
 @dataclass
 class RegressSection:
+    """The CI latency gate (`cplitool regress`)."""
+
     baseline: str = opt("", "baseline JSON to compare against; default: deploy/baselines/<device>.json", path=True)
     tolerance: float = opt(0.05, "allowed relative slowdown (0.05 = 5%)", min=0.0)
 

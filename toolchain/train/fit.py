@@ -13,6 +13,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from toolchain.data import DataSplit, make_loader
+from toolchain.data.registry import set_epoch
+from toolchain.errors import UsageError
 from toolchain.io import atomic_write, safe_load
 from toolchain.progress import console
 from toolchain.recipe.sections import DataSection, FinetuneSection, TrainSection
@@ -57,7 +59,13 @@ def fit(
     train_loader = make_loader(
         train_data, data_cfg.batch_size, shuffle=True, seed=seed, workers=data_cfg.workers, drop_last=True
     )
-    val_loader = make_loader(val_data, data_cfg.eval_batch_size, shuffle=False, workers=data_cfg.workers)
+    # Every rank evaluates the whole validation set: identical metrics, hence the same best epoch everywhere.
+    val_loader = make_loader(val_data, data_cfg.eval_batch_size, shuffle=False, workers=data_cfg.workers, shard=False)
+    if len(train_loader) == 0:
+        raise UsageError(
+            f"data.batch_size: {data_cfg.batch_size} is larger than the training set "
+            f"({len(train_data.dataset)} samples; the last partial batch is dropped)"  # type: ignore[arg-type]
+        )
     steps = min(len(train_loader), cfg.max_steps) if cfg.max_steps else len(train_loader)
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, steps)
@@ -67,7 +75,9 @@ def fit(
     start, best, best_state, history = 0, {"top1": -1.0}, None, []
     if state_path.exists():
         state = safe_load(state_path)
-        if state.get("key") == state_key:
+        if state.get("key") != state_key:
+            console.print(f"{state_path.name} was written for other settings: starting from epoch 1")
+        else:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
@@ -81,8 +91,7 @@ def fit(
             console.print(f"resuming from {state_path.name}: epoch {start + 1} of {cfg.epochs}")
 
     for epoch in range(start, cfg.epochs):
-        if hasattr(train_loader.sampler, "set_epoch"):
-            train_loader.sampler.set_epoch(epoch)
+        set_epoch(train_loader, epoch, seed)
         stats = train_one_epoch(
             net, train_loader, loss_fn, optimizer, scheduler, scaler, device,
             amp=cfg.amp, channels_last=cfg.channels_last, max_steps=cfg.max_steps, label=f"epoch {epoch + 1}/{cfg.epochs}",
@@ -112,6 +121,8 @@ def fit(
             atomic_write(state_path, lambda p, s=state: torch.save(s, p))
     if best_state is not None:
         model.load_state_dict(best_state)
+    elif not history:  # epochs = 0: report the model as it came
+        best = {**evaluate(model, val_loader, device, label="eval"), "epoch": 0}
     return FitResult(model.cpu().eval(), best, history)
 
 

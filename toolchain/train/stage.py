@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from toolchain.artifacts import model_info_from_recipe, resolve_model, save_artifact
@@ -27,28 +28,37 @@ def check_classes(recipe: Recipe, data: DataSplit) -> None:
         )
 
 
-def train_dense(recipe: Recipe) -> dict[str, Any]:
-    """Train the dense model unless the recipe supplies a checkpoint; writes dense.pt and a manifest entry."""
+def train_dense(recipe: Recipe, force: bool = False) -> dict[str, Any]:
+    """Train the dense model unless the recipe supplies a checkpoint or dense.pt is up to date (same
+    run/model/data/train sections, file unchanged); writes dense.pt and a manifest entry."""
     run = RunDir.for_recipe(recipe)
     key = recipe.section_hash(*TRAIN_SECTIONS)
     if recipe.model.checkpoint:
         console.print(f"dense checkpoint given ({recipe.model.checkpoint}): nothing to train")
         return {}
+    if not force and run.up_to_date("train", key):
+        entry = run.stage("train") or {}
+        console.print(f"dense model up to date: {run.artifact('train')} (use --force to train again)")
+        return dict(entry.get("metrics", {}))
     device = setup(recipe.run)
     train_data = build_split(recipe.data, "train", augment=True, seed=recipe.run.seed)
     val_data = build_split(recipe.data, "val", augment=False, seed=recipe.run.seed)
     check_classes(recipe, train_data)
-    model = create_model(recipe.model.name, recipe.model.num_classes, **recipe.model.kwargs)
+    pretrained = {"pretrained": True} if recipe.model.pretrained else {}  # start from torchvision's weights
+    model = create_model(recipe.model.name, recipe.model.num_classes, **recipe.model.kwargs, **pretrained)
     state_path = run.file("train.state.pt")
+    start = time.perf_counter()
     result = fit(model, recipe.train, recipe.data, train_data, val_data, device, state_path, key, recipe.run.seed)
-    metrics = summary(result)
+    metrics = {**summary(result), "train_seconds": round(time.perf_counter() - start, 2)}  # this session's share
     if is_main_process():
         info = model_info_from_recipe(recipe)
         info.metrics = result.best
         artifact = save_artifact(run.file("dense.pt"), result.model, info)
         run.record("train", artifact, key, metrics)
         state_path.unlink(missing_ok=True)
-        console.print(f"dense model: top-1 {result.best['top1']:.2f}% -> {artifact}")
+        console.print(
+            f"dense model: top-1 {result.best['top1']:.2f}% after {metrics['train_seconds']:.1f} s of training -> {artifact}"
+        )
     return metrics
 
 

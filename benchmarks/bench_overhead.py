@@ -1,0 +1,91 @@
+"""The measurement loop's own cost per iteration, against the goal of under 1% of a 1 ms inference.
+
+Three runners: a no-op (what the loop and the timer cost by themselves), a no-op that reports device
+times like a GPU runner (the extra bookkeeping of H2D/compute/D2H), and a busy-wait of exactly 1 ms
+(the bias of the reported median against a known duration). Overhead per iteration is the timed wall
+time divided by the iterations, minus the work itself. Medians of `--runs` runs.
+
+    .venv/bin/python benchmarks/bench_overhead.py [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from results_io import record
+
+from deploy.bench.timing import TimingConfig, measurement, run_samples
+from deploy.runners.base import Availability, Runner
+from deploy.runners.device_times import DeviceTimes
+
+TIMES = DeviceTimes(0.01, 0.1, 1.0, 0.05)
+
+
+class Work(Runner):
+    """infer() spins for `ms` milliseconds (0: returns at once)."""
+
+    def __init__(self, ms: float, device_times: bool = False) -> None:
+        super().__init__()
+        self.seconds, self.times_device = ms / 1e3, device_times
+
+    @classmethod
+    def availability(cls) -> Availability:
+        return Availability(True)
+
+    def activate(self) -> None:
+        pass
+
+    def deactivate(self) -> None:
+        pass
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        end = time.perf_counter() + self.seconds
+        while time.perf_counter() < end:
+            pass
+        return x
+
+    def infer_timed(self, x: np.ndarray) -> tuple[np.ndarray, DeviceTimes]:
+        return self.infer(x), TIMES
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--duration", type=float, default=1.0)
+    args = ap.parse_args()
+    x = np.zeros((1, 3, 32, 32), dtype=np.float32)
+    cfg = TimingConfig(warmup_ms=50.0, min_duration_s=args.duration, min_iters=10)
+    cases = {"no-op": (0.0, False), "no-op with device times": (0.0, True), "busy-wait 1 ms": (1.0, False)}
+    rows, data = [], {}
+    for name, (ms, device) in cases.items():
+        per_iter, median_bias = [], []
+        for _ in range(args.runs):
+            m = measurement(1, run_samples(Work(ms, device), x, cfg))
+            per_iter.append(m.samples.wall_s / m.samples.iterations * 1e3 - ms)
+            median_bias.append(m.stats["latency"].median - ms)
+        over = statistics.median(per_iter)
+        bias = statistics.median(median_bias)
+        data[name] = {"overhead_ms_per_iteration": over, "median_bias_ms": bias, "runs": per_iter}
+        rows.append(f"| {name} | {over * 1e3:.2f} | {100 * over / 1.0:.3f}% | {bias * 1e3:+.2f} |")
+    table = [
+        "| runner | loop overhead per iteration (µs) | as % of a 1 ms run | reported median minus true work (µs) |",
+        "|---|---:|---:|---:|",
+        *rows,
+        "",
+        f"Median of {args.runs} runs of >= {args.duration} s each. Goal: overhead under 1% of a 1 ms run (10 µs).",
+    ]
+    path = record("harness_overhead", "Measurement loop overhead", table, {"cases": data, "args": vars(args)}, 1)
+    print("\n".join(table))
+    print(f"-> {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""The environment block of a benchmark: what ran where, so numbers are never read without their machine."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import time
+from importlib import metadata
+from typing import Any
+
+LIBRARIES = ("cplitool", "torch", "onnxruntime", "onnxruntime-gpu", "tensorrt", "pycuda", "numpy")
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def gpu_info() -> dict[str, Any]:
+    """GPU name, driver, CUDA as torch sees them; the driver from nvidia-smi when present."""
+    info: dict[str, Any] = {}
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            i = torch.cuda.current_device()
+            props = torch.cuda.get_device_properties(i)
+            info = {
+                "name": props.name,
+                "memory_gib": round(props.total_memory / 2**30, 1),
+                "capability": f"{props.major}.{props.minor}",
+                "cuda_runtime": torch.version.cuda,
+            }
+    except ImportError:
+        return info
+    if info and shutil.which("nvidia-smi"):
+        try:
+            out = subprocess.run(
+                ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
+            )
+            info["driver"] = out.stdout.strip().splitlines()[0]
+        except (OSError, subprocess.SubprocessError, IndexError):
+            pass
+    return info
+
+
+def environment(threads: int | None = None) -> dict[str, Any]:
+    return {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "host": platform.node(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu": cpu_model(),
+        "logical_cpus": os.cpu_count(),
+        "threads": threads,
+        "load_average": [round(v, 2) for v in os.getloadavg()],
+        "gpu": gpu_info(),
+        "libraries": library_versions(),
+    }
+
+
+def device_label(device: str) -> str:
+    """'cpu', or 'cuda:<GPU name>' so GPU baselines never compare across different cards."""
+    if not device.startswith("cuda"):
+        return "cpu"
+    name = gpu_info().get("name", "unknown GPU")
+    return f"cuda:{name}"

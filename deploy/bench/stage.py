@@ -1,0 +1,270 @@
+"""The `bench` stage: dense against pruned on every available backend, written to <run>/bench.json.
+
+Torch runs the artifacts themselves; ONNX Runtime and TensorRT run the files the export stage listed.
+A backend that cannot run here is skipped with the reason, never silently. Each (backend, device,
+precision, variant, batch) is measured with dense and pruned interleaved, so their ratio is fair.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deploy.bench.compare import Comparison, interleaved
+from deploy.bench.env import device_label, environment
+from deploy.bench.timing import TimingConfig, trace_rows
+from deploy.runners.base import Runner
+from deploy.runners.onnxruntime_runner import OnnxRuntimeRunner
+from deploy.runners.tensorrt_runner import TensorRTRunner
+from deploy.runners.torch_runner import TorchRunner
+from toolchain.artifacts import resolve_model
+from toolchain.counting import count_model
+from toolchain.data.registry import recipe_input_shape
+from toolchain.errors import CplitoolError, UsageError
+from toolchain.io import write_json
+from toolchain.progress import console, progress_bar
+from toolchain.recipe import Recipe
+from toolchain.recipe.load import BACKENDS
+from toolchain.rundir import RunDir
+
+SCHEMA = "cplitool-bench/1"
+MODELS = ("dense", "pruned")
+ENGINE_SUFFIXES = (".engine", ".plan")
+
+
+@dataclass
+class Target:
+    """One way of running both models: backend, device, precision and variant (eager, cudagraph, ...)."""
+
+    backend: str
+    device: str
+    precision: str
+    variant: str
+    sources: dict[str, str]  # model -> what is run (artifact or file), for the record
+    make: Callable[[str], Runner]
+
+
+@dataclass
+class Skip:
+    backend: str
+    device: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return vars(self)
+
+
+def exported_files(run: RunDir) -> list[dict[str, Any]]:
+    """The export stage's file list (model, precision, path, status), paths made absolute."""
+    entry = run.stage("export") or {}
+    if entry.get("status") != "done":
+        return []
+    files = []
+    for item in entry.get("files", []):
+        if not isinstance(item, dict) or item.get("status", "ok") not in ("ok", "done", "passed"):
+            continue
+        for key in ("path", "engine"):
+            if item.get(key):
+                path = Path(item[key])
+                files.append({**item, "path": str(path if path.is_absolute() else run.path / path)})
+    return files
+
+
+def pairs(files: list[dict[str, Any]], engines: bool) -> dict[str, dict[str, str]]:
+    """precision -> {dense: path, pruned: path} for ONNX files or for engines."""
+    out: dict[str, dict[str, str]] = {}
+    for f in files:
+        is_engine = Path(f["path"]).suffix in ENGINE_SUFFIXES
+        if is_engine == engines and (is_engine or Path(f["path"]).suffix == ".onnx"):
+            out.setdefault(f.get("precision", "fp32"), {})[f.get("model", "")] = f["path"]
+    return out
+
+
+class Planner:
+    """Collects the targets that can run here and the skips with their reasons."""
+
+    def __init__(self, recipe: Recipe, run: RunDir, threads: int) -> None:
+        self.recipe, self.run, self.threads = recipe, run, threads
+        self.targets: list[Target] = []
+        self.skips: list[Skip] = []
+        self.files = exported_files(run)
+
+    def torch(self, models: dict[str, Any], sources: dict[str, str]) -> None:
+        def maker(device: str, precision: str, graphs: bool) -> Callable[[str], Runner]:
+            return lambda m: TorchRunner(copy.deepcopy(models[m]), device, precision, graphs, self.threads)
+
+        self.targets.append(Target("torch", "cpu", "fp32", "eager", sources, maker("cpu", "fp32", False)))
+        cuda = TorchRunner.availability("cuda")
+        if not cuda.ok:
+            self.skips.append(Skip("torch", "cuda", cuda.reason))
+            return
+        cfg = self.recipe.bench
+        for precision in ["fp32", "fp16"] if cfg.fp16 else ["fp32"]:
+            for graphs in [False, True] if cfg.cuda_graphs else [False]:
+                variant = "cudagraph" if graphs else "eager"
+                make = maker("cuda", precision, graphs)
+                self.targets.append(Target("torch", "cuda", precision, variant, sources, make))
+
+    def _onnx_pairs(self, backend: str, device: str, engines: bool) -> dict[str, dict[str, str]]:
+        found = pairs(self.files, engines)
+        if not found:
+            what = "TensorRT engines" if engines else "ONNX files"
+            flag = " --trt" if engines else ""
+            self.skips.append(
+                Skip(backend, device, f"no {what} in {self.run.path}: run `cplitool export{flag} {self.recipe.source}`")
+            )
+        for precision, files in list(found.items()):
+            missing = [m for m in MODELS if m not in files]
+            if missing:
+                self.skips.append(Skip(backend, device, f"{precision}: no {' or '.join(missing)} file was exported"))
+                del found[precision]
+        return found
+
+    def onnxruntime(self) -> None:
+        devices = []
+        for provider, device in (("cpu", "cpu"), ("cuda", "cuda")):
+            check = OnnxRuntimeRunner.availability(provider)
+            if check.ok:
+                devices.append((provider, device))
+            else:
+                self.skips.append(Skip("onnxruntime", device, check.reason))
+        if not devices:
+            return
+        for precision, files in self._onnx_pairs("onnxruntime", "cpu", engines=False).items():
+            for provider, device in devices:
+
+                def make(m: str, files: dict[str, str] = files, provider: str = provider) -> Runner:
+                    return OnnxRuntimeRunner(files[m], provider, self.threads)
+
+                self.targets.append(Target("onnxruntime", device, precision, provider, files, make))
+
+    def tensorrt(self) -> None:
+        check = TensorRTRunner.availability()
+        if not check.ok:
+            self.skips.append(Skip("tensorrt", "cuda", check.reason))
+            return
+        for precision, files in self._onnx_pairs("tensorrt", "cuda", engines=True).items():
+
+            def make(m: str, files: dict[str, str] = files) -> Runner:
+                return TensorRTRunner(files[m])
+
+            self.targets.append(Target("tensorrt", "cuda", precision, "engine", files, make))
+
+
+def pruned_name(run: RunDir) -> str:
+    """The pruned model to bench: the fine-tuned one when fine-tuning has finished, else the pruned one."""
+    return "finetuned" if run.artifact("finetune") is not None else "pruned"
+
+
+def measure_target(target: Target, batch: int, shape: tuple[int, ...], cfg: TimingConfig, repeats: int) -> Comparison:
+    x = np.random.default_rng(batch).standard_normal((batch, *shape), dtype=np.float32)
+    with contextlib.ExitStack() as stack:
+        runners = {m: stack.enter_context(target.make(m)) for m in MODELS}
+        inputs = {m: x.astype(getattr(r, "input_dtype", np.float32), copy=False) for m, r in runners.items()}
+        return interleaved(runners, inputs, cfg, repeats)
+
+
+def bench_stage(
+    recipe: Recipe,
+    run: RunDir,
+    batches: list[int] | None = None,
+    backends: list[str] | None = None,
+    threads: int | None = None,
+    trace: bool | None = None,
+) -> dict[str, Any]:
+    """Bench dense against pruned; write bench.json (and bench_trace.json with trace); record stage 'bench'."""
+    cfg = recipe.bench
+    batches = list(batches or cfg.batches)
+    backends = list(backends or cfg.backends)
+    bad = [b for b in backends if b not in BACKENDS]
+    if bad or any(b < 1 for b in batches):
+        raise UsageError(
+            f"bench: backends must be among {', '.join(BACKENDS)} and batches positive; got {bad or batches}"
+        )
+    threads = threads or cfg.threads or recipe.run.threads or os.cpu_count() or 1
+    trace = cfg.trace if trace is None else trace
+    timing = TimingConfig(cfg.warmup_ms, cfg.min_duration_s, cfg.min_iters, trace)
+    shape = recipe_input_shape(recipe)
+
+    which = {"dense": "dense", "pruned": pruned_name(run)}
+    loaded = {m: resolve_model(recipe, run, w) for m, w in which.items()}
+    models = {m: v[0] for m, v in loaded.items()}
+    macs = {m: count_model(models[m], shape).macs for m in MODELS}
+    plan = Planner(recipe, run, threads)
+    if "torch" in backends:
+        plan.torch(models, {m: str(v[2]) for m, v in loaded.items()})
+    if "onnxruntime" in backends:
+        plan.onnxruntime()
+    if "tensorrt" in backends:
+        plan.tensorrt()
+
+    measurements: list[dict[str, Any]] = []
+    comparisons: list[dict[str, Any]] = []
+    traces: list[dict[str, Any]] = []
+    with progress_bar() as bar:
+        task = bar.add_task("bench", total=len(plan.targets) * len(batches), unit="config")
+        for target in plan.targets:
+            label = device_label(target.device)
+            for batch in batches:
+                bar.update(task, description=f"bench {target.backend} {target.device} {target.precision} b{batch}")
+                key = {
+                    "backend": target.backend,
+                    "device": label,
+                    "precision": target.precision,
+                    "variant": target.variant,
+                    "batch": batch,
+                }
+                try:
+                    result = measure_target(target, batch, shape, timing, cfg.repeats)
+                except CplitoolError as e:
+                    plan.skips.append(Skip(target.backend, target.device, f"{target.precision} batch {batch}: {e}"))
+                    bar.advance(task)
+                    continue
+                threads_used = threads if target.device == "cpu" else None
+                measurements += result.measurement_rows(key, target.sources, threads_used)
+                comparisons.append(result.comparison_row(key, macs["pruned"] / macs["dense"]))
+                if trace:
+                    traces += [{**key, "model": m, "trace": trace_rows(result.measurements[m].samples)} for m in MODELS]
+                bar.advance(task)
+    for s in plan.skips:
+        console.print(f"bench: skipped {s.backend} ({s.device}): {s.reason}", highlight=False, markup=False)
+
+    doc = {
+        "schema": SCHEMA,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "run": str(run.path),
+        "recipe": str(recipe.source),
+        "model": recipe.model.name,
+        "input_shape": list(shape),
+        "models": {m: {"artifact": which[m], "source": str(loaded[m][2]), "macs": macs[m]} for m in MODELS},
+        "settings": {
+            "warmup_ms": timing.warmup_ms,
+            "min_duration_s": timing.min_duration_s,
+            "min_iters": timing.min_iters,
+            "repeats": cfg.repeats,
+            "threads": threads,
+            "batches": batches,
+            "backends": backends,
+        },
+        "environment": environment(threads),
+        "measurements": measurements,
+        "comparisons": comparisons,
+        "skipped": [s.to_dict() for s in plan.skips],
+    }
+    path = write_json(run.file("bench.json"), doc)
+    if trace:
+        write_json(run.file("bench_trace.json"), {"schema": SCHEMA, "traces": traces})
+    metrics = {
+        f"{c['backend']}/{c['device']}/{c['precision']}/{c['variant']}/b{c['batch']}": round(c["ratio"]["median"], 4)
+        for c in comparisons
+    }
+    run.record("bench", path, recipe.section_hash("model", "bench"), {"pruned_over_dense": metrics})
+    return doc

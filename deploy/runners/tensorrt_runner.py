@@ -1,0 +1,113 @@
+"""TensorRT engine runner: the engine from deploy.trt.engine.load_engine, pycuda buffers, stream and events.
+
+Uses the TensorRT 10 name-based I/O API: set_input_shape, set_tensor_address, execute_async_v3. With
+several optimization profiles the first one whose batch range holds the input's batch is selected.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from deploy.runners.base import Availability, Runner
+from deploy.runners.device_times import DeviceTimes
+from deploy.runners.pycuda_io import TRT_EXTRA, Buffer, CudaIO
+from toolchain.errors import CplitoolError, MissingDependencyError, UsageError
+
+
+class TensorRTRunner(Runner):
+    backend = "tensorrt"
+    device = "cuda"
+    times_device = True
+
+    def __init__(self, engine_path: str | Path, device_index: int = 0) -> None:
+        super().__init__()
+        self.engine_path, self.device_index = Path(engine_path), device_index
+        self.io = CudaIO(device_index)
+        self._shape: tuple[int, ...] | None = None
+
+    @classmethod
+    def availability(cls) -> Availability:
+        try:
+            import tensorrt
+        except ImportError:
+            return Availability(False, f"tensorrt is not installed: {TRT_EXTRA}")
+        try:
+            import pycuda.driver as cuda
+        except ImportError:
+            return Availability(False, f"pycuda is not installed (tensorrt {tensorrt.__version__} is): {TRT_EXTRA}")
+        try:
+            cuda.init()
+            count = cuda.Device.count()
+        except cuda.Error as e:
+            return Availability(False, f"the CUDA driver is unusable: {e}")
+        return Availability(True) if count else Availability(False, "no CUDA device visible to pycuda")
+
+    @property
+    def input_dtype(self) -> type:
+        return self._input_dtype
+
+    def activate(self) -> None:
+        check = self.availability()
+        if not check.ok:
+            raise MissingDependencyError(check.reason)
+        import tensorrt as trt
+
+        from deploy.trt.engine import load_engine
+
+        self.trt = trt
+        self.io.open()
+        self.engine, self.sidecar = load_engine(self.engine_path)
+        self.context = self.engine.create_execution_context()
+        if self.context is None:
+            raise CplitoolError(f"{self.engine_path}: TensorRT could not create an execution context (GPU memory?)")
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        self.outputs = [n for n in names if n not in self.inputs]
+        if len(self.inputs) != 1:
+            raise UsageError(f"{self.engine_path}: expected one input tensor, found {self.inputs}")
+        self._input_dtype = trt.nptype(self.engine.get_tensor_dtype(self.inputs[0]))
+
+    def _select_profile(self, batch: int) -> None:
+        name = self.inputs[0]
+        for p in range(self.engine.num_optimization_profiles):
+            low, _, high = self.engine.get_tensor_profile_shape(name, p)
+            if low[0] <= batch <= high[0]:
+                self.context.set_optimization_profile_async(p, self.io.stream.handle)
+                return
+        raise UsageError(f"{self.engine_path}: batch {batch} is outside every optimization profile of the engine")
+
+    def _bind(self, shape: tuple[int, ...]) -> None:
+        """Pick the profile, set the input shape, and allocate and register buffers for every I/O tensor."""
+        self.io.stream.synchronize()
+        self.io.release_buffers()
+        self._select_profile(shape[0])
+        if not self.context.set_input_shape(self.inputs[0], shape):
+            raise UsageError(f"{self.engine_path}: input shape {shape} is not accepted by the engine")
+        self.buffers: dict[str, Buffer] = {}
+        for name in self.inputs + self.outputs:
+            dims = tuple(self.context.get_tensor_shape(name))
+            buf = self.io.buffer(dims, self.trt.nptype(self.engine.get_tensor_dtype(name)))
+            self.context.set_tensor_address(name, buf.address)
+            self.buffers[name] = buf
+        self._shape = shape
+
+    def _launch(self, stream_handle: int) -> None:
+        if not self.context.execute_async_v3(stream_handle):
+            raise CplitoolError(f"{self.engine_path}: TensorRT failed to enqueue the inference")
+
+    def infer_timed(self, x: np.ndarray) -> tuple[np.ndarray, DeviceTimes]:
+        if tuple(x.shape) != self._shape:
+            self._bind(tuple(x.shape))
+        out = [self.buffers[n] for n in self.outputs]
+        times = self.io.run([(self.buffers[self.inputs[0]], x)], self._launch, out)
+        return out[0].host.copy(), times
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        return self.infer_timed(x)[0]
+
+    def deactivate(self) -> None:
+        self.context = self.engine = None
+        self._shape = None
+        self.io.close()

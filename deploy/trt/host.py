@@ -1,0 +1,51 @@
+"""What this host offers TensorRT: the library itself (imported lazily, with the `trt` extra named when it
+is missing) and the GPU's name and compute capability, which an engine is tied to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+
+from deploy.runners.pycuda_io import TRT_EXTRA, import_pycuda
+from toolchain.errors import MissingDependencyError
+
+
+def require_tensorrt() -> ModuleType:
+    """The `tensorrt` module, or a MissingDependencyError (exit 2) that says how to install it."""
+    try:
+        import tensorrt
+    except ImportError as e:
+        raise MissingDependencyError(
+            f"TensorRT engines need the tensorrt Python package, which is not installed ({e}): {TRT_EXTRA}"
+        ) from None
+    return tensorrt
+
+
+@dataclass(frozen=True)
+class Host:
+    tensorrt_version: str
+    gpu_name: str
+    compute_capability: str  # "8.6"
+
+
+def gpu_identity(device: int = 0) -> tuple[str, str]:
+    """(name, "major.minor") of CUDA device `device`, via torch or else pycuda."""
+    import torch
+
+    if torch.cuda.is_available():
+        major, minor = torch.cuda.get_device_capability(device)
+        return torch.cuda.get_device_name(device), f"{major}.{minor}"
+    cuda = import_pycuda()
+    try:
+        cuda.init()
+        dev = cuda.Device(device)
+        major, minor = dev.compute_capability()
+    except cuda.Error as e:
+        raise MissingDependencyError(f"no usable CUDA device (torch sees none; pycuda: {e})") from None
+    return dev.name(), f"{major}.{minor}"
+
+
+def current_host(device: int = 0) -> Host:
+    trt = require_tensorrt()
+    name, cc = gpu_identity(device)
+    return Host(str(trt.__version__), name, cc)

@@ -1,0 +1,81 @@
+"""The JSON sidecar written next to every engine: how, where and for what it was built.
+
+An engine only runs on the TensorRT version and GPU architecture it was built for; the sidecar lets
+cplitool say so plainly before TensorRT fails to deserialize it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deploy.trt.host import Host
+from toolchain.errors import UsageError
+from toolchain.io import write_json
+
+FORMAT = "cplitool-trt-sidecar/1"
+
+
+@dataclass
+class Sidecar:
+    engine: str  # engine file name
+    onnx: str  # the ONNX file it was built from
+    onnx_sha256: str
+    precision: str  # fp32, fp16 or int8: taken from the graph (strongly typed network)
+    input_name: str
+    sample_shape: list[int]  # one sample, without the batch axis
+    profiles: list[dict[str, int]]  # min/opt/max batch per optimization profile
+    tensorrt_version: str
+    gpu_name: str
+    compute_capability: str
+    build_seconds: float
+    opt_level: int
+    workspace_mb: int
+    timing_cache: str
+    created: str
+    format: str = FORMAT
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @staticmethod
+    def path_for(engine_path: str | Path) -> Path:
+        p = Path(engine_path)
+        return p.with_name(p.name + ".json")
+
+    def write(self, engine_path: str | Path) -> Path:
+        return write_json(self.path_for(engine_path), dataclasses.asdict(self))
+
+    @classmethod
+    def read(cls, engine_path: str | Path) -> Sidecar:
+        path = cls.path_for(engine_path)
+        if not path.is_file():
+            raise UsageError(f"{engine_path}: no sidecar {path.name} beside it; rebuild with `cplitool export --trt`")
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise UsageError(f"{path}: unreadable engine sidecar ({e})") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise UsageError(f"{path}: not a cplitool engine sidecar (expected format {FORMAT!r})")
+        names = {f.name for f in dataclasses.fields(cls)}
+        missing = sorted(names - set(data) - {"extra", "format"})
+        if missing:
+            raise UsageError(f"{path}: engine sidecar lacks {', '.join(missing)}")
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def check_host(self, host: Host, where: str | Path) -> None:
+        """Raise a UsageError when this host's TensorRT version or GPU architecture differs from the build's."""
+        problems = []
+        if host.tensorrt_version != self.tensorrt_version:
+            problems.append(f"TensorRT {self.tensorrt_version} (this host has {host.tensorrt_version})")
+        if host.compute_capability != self.compute_capability:
+            problems.append(
+                f"a GPU of compute capability {self.compute_capability}, {self.gpu_name} "
+                f"(this host has {host.compute_capability}, {host.gpu_name})"
+            )
+        if problems:
+            raise UsageError(
+                f"{where}: engine was built for {' and '.join(problems)}; engines are not portable across "
+                "TensorRT versions or GPU architectures: rebuild it here with `cplitool export --trt`"
+            )

@@ -1,0 +1,143 @@
+"""The export stage on a briefly trained digits model: FP32/FP16 parity, INT8 accuracy, manifest, failure path."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from deploy.export.metadata import read_metadata
+from deploy.export.stage import export_stage
+from tests.conftest import REPO
+from tests.deploy.pruned_run import make_run
+from toolchain.errors import CplitoolError, UsageError
+from toolchain.recipe import Recipe, load_recipe
+from toolchain.rundir import RunDir
+
+# quickstart's settings, fewer epochs: quick_vgg reaches ~98-99% on digits in a few seconds.
+OVERRIDES: dict[str, Any] = {
+    "train": {"epochs": 6},
+    "data": {"workers": 0},
+    "export": {"parity_images": 128, "calib_images": 256},
+}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A run directory holding a dense quick_vgg trained on digits (made once per module)."""
+    from toolchain.train.stage import train_dense
+
+    folder = tmp_path_factory.mktemp("digits")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(folder)
+        recipe = load_recipe(REPO / "recipes" / "quickstart.toml", {**OVERRIDES, "run": {"dir": str(folder / "run")}})
+        train_dense(recipe)
+    yield folder / "run"
+
+
+def fresh_run(trained: Path, folder: Path, **export: Any) -> tuple[Recipe, RunDir]:
+    """A copy of the trained run (tests must not share export results) and its recipe with overrides."""
+    target = folder / "run"
+    shutil.copytree(trained, target)
+    overrides = {**OVERRIDES, "run": {"dir": str(target)}, "export": {**OVERRIDES["export"], **export}}
+    return load_recipe(REPO / "recipes" / "quickstart.toml", overrides), RunDir(target)
+
+
+def by_precision(entry: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {f["precision"]: f for f in entry["files"] if f["model"] == "dense"}
+
+
+def test_fp32_fp16_int8_on_digits(trained: Path, in_tmp: Path) -> None:
+    recipe, run = fresh_run(trained, in_tmp)
+    entry = export_stage(recipe, run, precisions=["fp32", "fp16", "int8"])
+    assert entry["status"] == "done" and run.stage("export")["status"] == "done"
+    files = by_precision(entry)
+    assert sorted(files) == ["fp16", "fp32", "int8"]
+    fp32, fp16, int8 = files["fp32"], files["fp16"], files["int8"]
+    assert all(f["status"] == "done" and (run.path / f["path"]).is_file() for f in files.values())
+    # FP32 and FP16 against PyTorch, on 128 real validation images, at the recipe's default tolerances
+    assert fp32["parity"]["passed"] and fp32["parity"]["atol"] == 1e-4 and fp32["parity"]["images"] == 128
+    assert fp16["parity"]["passed"] and fp16["parity"]["atol"] == 1e-2
+    assert fp16["parity"]["abs_err"]["max"] > fp32["parity"]["abs_err"]["max"]  # it really is a lower precision
+    # INT8 accuracy measured with ONNX Runtime over the whole validation split, within a point of FP32
+    assert fp32["accuracy"]["images"] == int8["accuracy"]["images"] == 360
+    assert fp32["accuracy"]["top1"] > 95.0
+    assert abs(fp32["accuracy"]["top1"] - int8["accuracy"]["top1"]) <= 1.0
+    assert int8["export"]["calibration_images"] == 256
+    # graph forms: FP16 keeps FP32 I/O; INT8 is symmetric per-channel Q/DQ
+    g16 = onnx.load(str(run.path / fp16["path"])).graph
+    assert g16.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in g16.initializer)
+    g8 = onnx.load(str(run.path / int8["path"])).graph
+    ops = {n.op_type for n in g8.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    inits = {t.name: numpy_helper.to_array(t) for t in g8.initializer}
+    zero_points = [inits[n.input[2]] for n in g8.node if n.op_type == "DequantizeLinear" and len(n.input) > 2]
+    assert zero_points and all(np.all(z == 0) and z.dtype == np.int8 for z in zero_points)
+    scales = [inits[n.input[1]] for n in g8.node if n.op_type == "DequantizeLinear" and n.input[0] in inits]
+    assert any(s.size > 1 for s in scales)  # per-channel weight scales
+    meta = read_metadata(run.path / int8["path"])
+    assert meta["cplitool.precision"] == "int8" and float(meta["cplitool.top1"]) == pytest.approx(
+        int8["accuracy"]["top1"], abs=1e-3
+    )
+    assert int(meta["cplitool.macs"]) > 0 and len(meta["cplitool.source_sha256"]) == 64
+    # a second call with nothing changed is a no-op
+    stamp = (run.path / fp32["path"]).stat().st_mtime_ns
+    assert export_stage(recipe, run, precisions=["fp32", "fp16", "int8"])["updated"] == entry["updated"]
+    assert (run.path / fp32["path"]).stat().st_mtime_ns == stamp
+
+
+def test_failed_parity_keeps_the_file_and_marks_it_failed(trained: Path, in_tmp: Path) -> None:
+    recipe, run = fresh_run(trained, in_tmp, atol_fp32=0.0, rtol_fp32=0.0)
+    with pytest.raises(CplitoolError, match=r"export check failed.*dense\.fp32\.onnx: parity FAIL"):
+        export_stage(recipe, run, models=["dense"], precisions=["fp32"])
+    entry = run.stage("export")
+    assert entry["status"] == "failed" and run.artifact("export") is None
+    (file,) = entry["files"]
+    assert file["status"] == "failed" and not file["parity"]["passed"]
+    assert file["parity"]["min_atol"] > 0  # the report says what tolerance would have passed
+    assert (run.path / file["path"]).is_file()  # kept for inspection
+    assert read_metadata(run.path / file["path"])["cplitool.status"] == "failed"
+
+
+def test_dense_and_pruned_are_both_exported(in_tmp: Path) -> None:
+    recipe, run = make_run(in_tmp)  # random-weight dense and pruned quick_vgg artifacts
+    entry = export_stage(recipe, run, precisions=["fp32"])
+    models = {f["model"]: f for f in entry["files"]}
+    assert sorted(models) == ["dense", "pruned"]
+    assert all(f["parity"]["passed"] for f in models.values())
+    dense_macs = int(read_metadata(run.path / models["dense"]["path"])["cplitool.macs"])
+    pruned_macs = int(read_metadata(run.path / models["pruned"]["path"])["cplitool.macs"])
+    assert pruned_macs < dense_macs
+
+
+def test_bad_precision_and_model_are_usage_errors(in_tmp: Path) -> None:
+    recipe, run = make_run(in_tmp)
+    with pytest.raises(UsageError, match="precision: unknown value.*'bf16'"):
+        export_stage(recipe, run, precisions=["bf16"])
+    with pytest.raises(UsageError, match="model: unknown value.*'tiny'"):
+        export_stage(recipe, run, models=["tiny"])
+
+
+def test_trt_without_tensorrt_stops_at_once(in_tmp: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    from toolchain.cli.app import main
+
+    _recipe, run = make_run(in_tmp)
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # import tensorrt fails, even on a host that has it
+    monkeypatch.setattr(sys, "argv", ["cplitool", "export", "--trt", str(run.path)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "tensorrt" in err and "pip install 'cplitool[trt]'" in err
+    assert not (run.path / "onnx").exists()  # nothing was exported before the error
+    with pytest.raises(Exception, match="cplitool\\[trt\\]"):
+        export_stage(_recipe, run, trt=True)
+    assert run.stage("export") is None  # nothing recorded either

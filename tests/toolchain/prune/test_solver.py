@@ -1,0 +1,96 @@
+"""The stage objective in Gram form equals the explicitly built (augmented) CP design; the refit never
+raises the reconstruction error."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from toolchain.prune.lasso import select_exact
+from toolchain.prune.sampling import GramSums
+from toolchain.prune.solver import columns, fit_weights, objective, recon_error, refit, solve_stage
+
+
+def problem(seed: int, rows: int = 120, c: int = 6, k: int = 4, n: int = 5, grads: bool = True):  # type: ignore[no-untyped-def]
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(rows, c * k, generator=g, dtype=torch.float64)
+    W = torch.randn(n, c * k, generator=g, dtype=torch.float64)
+    Y = X @ W.t() + 0.3 * torch.randn(rows, n, generator=g, dtype=torch.float64)
+    G = torch.randn(rows, n, generator=g, dtype=torch.float64) if grads else None
+    sums = GramSums.empty(c * k, c, n, grads, torch.device("cpu"))
+    for part in torch.arange(rows).chunk(3):  # streamed in batches
+        sums.add(X[part], Y[part], None if G is None else G[part], W)
+    return X, W, Y, G, sums, c, k
+
+
+def explicit_design(X, W, Y, G, c, k, s, gamma):  # type: ignore[no-untyped-def]
+    """CP's design with rows weighted by sqrt(s_j), plus sqrt(gamma) * (A, b) rows."""
+    rows, n = Y.shape
+    Xc = X.view(rows, c, k)
+    Wc = W.view(n, c, k)
+    Z = torch.einsum("rck,nck->rcn", Xc, Wc)  # Z[:, i, :] = X_i W_i^T
+    D = (Z * s.sqrt()).permute(0, 2, 1).reshape(rows * n, c)
+    y = (Y * s.sqrt()).reshape(rows * n)
+    if gamma:
+        A = torch.einsum("rcn,rn->rc", Z, G)
+        b = (G * Y).sum(1)
+        D = torch.cat([D, gamma**0.5 * A])
+        y = torch.cat([y, gamma**0.5 * b])
+    return D.numpy(), y.numpy()
+
+
+def test_gamma_zero_and_unit_importance_is_exactly_cp() -> None:
+    X, W, Y, G, sums, c, k = problem(0, grads=False)
+    Q, q, gamma = objective(sums, W, c, torch.ones(W.shape[0]), 0.0)
+    D, y = explicit_design(X, W, Y, G, c, k, torch.ones(W.shape[0], dtype=torch.float64), 0.0)
+    assert gamma == 0.0
+    np.testing.assert_allclose(Q, D.T @ D / X.shape[0], rtol=1e-10)
+    np.testing.assert_allclose(q, D.T @ y / X.shape[0], rtol=1e-10)
+    assert list(select_exact(Q, q, 3)[1]) == list(select_exact(D.T @ D, D.T @ y, 3)[1])
+
+
+def test_importance_and_classification_terms_equal_the_augmented_design() -> None:
+    X, W, Y, G, sums, c, k = problem(1)
+    s = torch.tensor([1.0, 0.1, 1.0, 0.1, 1.0], dtype=torch.float64)
+    Q, q, gamma = objective(sums, W, c, s, 0.7)
+    assert gamma > 0
+    # gamma is relative: gamma * ||b||^2 = gamma_rel * sum_j s_j ||Y_j||^2
+    b = (G * Y).sum(1)
+    assert gamma * float((b**2).sum()) == pytest.approx(0.7 * float((s * (Y**2).sum(0)).sum()), rel=1e-9)
+    D, y = explicit_design(X, W, Y, G, c, k, s, gamma)
+    np.testing.assert_allclose(Q, D.T @ D / X.shape[0], rtol=1e-9)
+    np.testing.assert_allclose(q, D.T @ y / X.shape[0], rtol=1e-9)
+
+
+def test_recon_error_from_grams_equals_direct() -> None:
+    X, W, Y, _, sums, c, k = problem(2, grads=False)
+    kept = np.array([0, 2, 5])
+    cols = columns(kept, k)
+    direct = float(((Y - X[:, cols] @ W[:, cols].t()) ** 2).sum() / (Y**2).sum())
+    assert recon_error(sums, cols, W[:, cols]) == pytest.approx(direct, rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("ridge", [0.0, 1e-4, 0.5])
+def test_weight_fit_never_raises_reconstruction_error(seed: int, ridge: float) -> None:
+    X, W, _, _, sums, c, k = problem(seed, grads=False)
+    kept = np.sort(np.random.default_rng(seed).choice(c, 3, replace=False))
+    sol = refit(sums, W, c, kept, ridge, 0.0)
+    assert sol.err_after <= sol.err_before
+    assert recon_error(sums, columns(kept, k), sol.weight) == pytest.approx(sol.err_after, rel=1e-9, abs=1e-12)
+
+
+def test_unregularised_fit_is_the_least_squares_optimum() -> None:
+    X, W, Y, _, sums, c, k = problem(7, grads=False)
+    cols = columns(np.array([1, 3, 4]), k)
+    fitted = fit_weights(sums, cols, 0.0)
+    direct = torch.linalg.lstsq(X[:, cols], Y).solution.t()
+    torch.testing.assert_close(fitted, direct, rtol=1e-8, atol=1e-8)
+
+
+def test_solve_stage_keeps_the_requested_count_and_lowers_the_error() -> None:
+    _, W, _, _, sums, c, _ = problem(3)
+    sol = solve_stage(sums, W, c, torch.ones(W.shape[0]), 1.0, 4, 1e-4)
+    assert len(sol.keep) == 4 and sol.weight.shape == (W.shape[0], 4 * (W.shape[1] // c))
+    assert sol.err_after < sol.err_before

@@ -1,0 +1,87 @@
+"""The `cplitool` entry point: commands, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO, write_recipe
+
+TINY = '[run]\nthreads = 1\n[model]\nname = "quick_vgg"\n[train]\nepochs = 1\nmax_steps = 3\n'
+
+
+def test_models_lists_the_registry(cli) -> None:
+    result = cli("models", "--json")
+    assert result.code == 0
+    models = {m["name"]: m for m in json.loads(result.out)}
+    assert models["c3d"]["input_shape"] == [3, 16, 112, 112] and "vgg16_cifar" in models
+
+
+def test_info_counts_at_the_shape_the_data_feeds(in_tmp: Path, cli) -> None:
+    (in_tmp / "clips" / "train").mkdir(parents=True)
+    (in_tmp / "clips" / "test").mkdir()
+    recipe = write_recipe(
+        in_tmp, '[model]\nname = "c3d"\nnum_classes = 5\n[data]\nname = "video"\nroot = "clips"\nclip_len = 8\nimage_size = 56\n'
+    )
+    result = cli("info", recipe, "--json")
+    assert result.code == 0, result.err
+    info = json.loads(result.out)
+    assert info["input_shape"] == [3, 8, 56, 56]
+    first = info["layers"][0]
+    assert (first["kind"], first["macs"]) == ("Conv3d", 64 * 3 * 27 * 8 * 56 * 56)
+    table = cli("info", recipe)
+    assert table.code == 0 and "features.0" in table.out and "Conv3d" in table.out
+
+
+def test_train_then_eval_and_info_of_the_artifact(in_tmp: Path, cli) -> None:
+    recipe = write_recipe(in_tmp, TINY)
+    assert cli("train", recipe).code == 0
+    assert (in_tmp / "runs" / "r" / "dense.pt").is_file()
+    again = cli("train", recipe)
+    assert again.code == 0 and "up to date" in again.err
+    result = cli("eval", recipe, "--json")
+    assert result.code == 0
+    metrics = json.loads(result.out)
+    assert metrics["samples"] == 360 and 0.0 <= metrics["top1"] <= metrics["top5"] <= 100.0
+    plain = cli("eval", recipe, "--artifact", in_tmp / "runs" / "r" / "dense.pt")
+    assert plain.code == 0 and f"top-1 {metrics['top1']:.2f}%" in plain.out
+    assert cli("info", recipe, "--artifact", "dense").code == 0
+
+
+def test_missing_artifact_is_a_usage_error(in_tmp: Path, cli) -> None:
+    recipe = write_recipe(in_tmp, TINY)
+    result = cli("eval", recipe, "--artifact", "pruned")
+    assert result.code == 2
+    assert "no pruned model" in result.err and f"cplitool prune {recipe}" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_error_text_with_brackets_is_printed_verbatim(in_tmp: Path, cli) -> None:
+    result = cli("check", write_recipe(in_tmp, "model = 3\n"))
+    assert result.code == 2
+    assert "expected a table ([model])" in result.err  # not eaten as rich markup
+    result = cli("check", write_recipe(in_tmp, "[bench]\nbatches = [0]\n"))
+    assert "got [0]" in result.err
+
+
+def test_click_usage_errors_exit_2(cli) -> None:
+    assert cli("train").code == 2  # missing RECIPE
+    assert cli("no-such-command").code == 2
+
+
+def test_console_script_runs_as_a_process(tmp_path: Path) -> None:
+    recipe = write_recipe(tmp_path, "[train]\nepocs = 1\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "toolchain.cli.app", "check", str(recipe)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "train.epocs: unknown key (did you mean 'epochs'?)" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "runs").exists()
+    assert REPO.is_dir()

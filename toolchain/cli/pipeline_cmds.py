@@ -1,0 +1,139 @@
+"""`cplitool finetune` (distillation fine-tuning of the pruned model) and `cplitool run` (every stage).
+
+The stage table lives here, in a command module, because it names deploy's entry points: toolchain's
+own modules never import deploy. Entry points are imported only when their stage runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from toolchain.cli.common import JsonOpt, RecipeArg, SetOpt, load, out, print_json
+from toolchain.pipeline.runner import Outcome, StageSpec
+from toolchain.recipe import Recipe
+from toolchain.rundir import RunDir
+
+BASE = ("run", "model", "data")
+
+
+STAGES: tuple[StageSpec, ...] = (
+    StageSpec(
+        "train",
+        "toolchain.train.stage:train_dense",
+        (*BASE, "train"),
+        invoke=lambda fn, r, run, redo: fn(r, force=redo),
+        skip_reason=lambda r: f"dense checkpoint given: {r.model.checkpoint}" if r.model.checkpoint else None,
+    ),
+    StageSpec("prune", "toolchain.prune.stage:prune_stage", (*BASE, "prune"), inputs=("train",), needs=("train",)),
+    StageSpec(
+        "finetune",
+        "toolchain.finetune.stage:finetune_stage",
+        (*BASE, "finetune"),
+        inputs=("train", "prune"),
+        needs=("prune",),
+        invoke=lambda fn, r, run, redo: fn(r, force=redo),
+    ),
+    StageSpec(
+        "export",
+        "deploy.export.stage:export_stage",
+        (*BASE, "export", "trt"),
+        inputs=("train", "prune", "finetune"),
+        needs=("prune",),
+        invoke=lambda fn, r, run, redo: fn(r, run),
+    ),
+    StageSpec(
+        "bench",
+        "deploy.bench.stage:bench_stage",
+        (*BASE, "bench", "trt"),
+        inputs=("export",),
+        needs=("export",),
+        invoke=lambda fn, r, run, redo: fn(r, run),
+    ),
+    StageSpec(
+        "report",
+        "deploy.report:write_report",
+        ("bench",),
+        inputs=("train", "prune", "finetune", "export", "bench"),
+        needs=("bench",),
+        invoke=lambda fn, r, run, redo: fn(run),
+    ),
+)
+STAGE_NAMES = [s.name for s in STAGES]
+
+
+def finetune(
+    recipe: RecipeArg,
+    set_: SetOpt = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="fine-tune again even when finetuned.pt is up to date")
+    ] = False,
+) -> None:
+    """Fine-tune the pruned model of RECIPE with distillation from the dense one; a killed run resumes from
+    its last finished epoch. Under torchrun it trains with DistributedDataParallel (see README)."""
+    from toolchain.distributed import distributed_session
+    from toolchain.finetune.stage import finetune_stage
+
+    r = load(recipe, set_)
+    with distributed_session(r.run):
+        finetune_stage(r, force=force)
+
+
+def load_for_run(recipe: Path, sets: list[str] | None, smoke: bool) -> Recipe:
+    if not smoke:
+        return load(recipe, sets)
+    from toolchain.pipeline.smoke import load_smoke
+
+    return load_smoke(recipe.expanduser().resolve(), lambda overrides: load(recipe, sets, extra=overrides))
+
+
+def show_outcome(o: Outcome) -> None:
+    from toolchain.progress import console
+
+    style = {"ran": "green", "up to date": "cyan", "skipped": "cyan"}.get(o.status, "yellow")
+    took = f" in {o.seconds:.1f} s" if o.status == "ran" else ""
+    console.print(f"[{style}]{o.stage}: {o.status}{took}[/{style}]  {o.detail}", highlight=False)
+
+
+def run(
+    recipe: RecipeArg,
+    set_: SetOpt = None,
+    from_: Annotated[
+        str | None, typer.Option("--from", help=f"redo this stage and every later one: {', '.join(STAGE_NAMES)}")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="redo every stage, up to date or not")] = False,
+    smoke: Annotated[
+        bool, typer.Option("--smoke", help="a few images and steps (synthetic data where the real data is absent)")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run every stage of RECIPE (train, prune, finetune, export, bench, report), skipping up-to-date ones;
+    an interrupted run resumes at the stage it stopped in. Ends with the dense-versus-pruned table."""
+    from toolchain.distributed import launched_world_size
+    from toolchain.errors import UsageError
+    from toolchain.pipeline.runner import run_pipeline
+    from toolchain.pipeline.summary import render, summarize
+
+    if launched_world_size() > 1:
+        raise UsageError(
+            "`cplitool run` runs single-process stages too; under torchrun launch `train` and `finetune` "
+            "separately, then `cplitool run` (it skips the finished stages)"
+        )
+    r = load_for_run(recipe, set_, smoke)
+    outcomes = run_pipeline(r, STAGES, from_, force, on_outcome=None if as_json else show_outcome)
+    run_dir = RunDir(r.run_dir)
+    summary = summarize(r, run_dir)
+    if as_json:
+        stages: list[dict[str, Any]] = [
+            {"stage": o.stage, "status": o.status, "seconds": o.seconds, "detail": o.detail} for o in outcomes
+        ]
+        print_json({"run_dir": str(run_dir.path), "stages": stages, "summary": summary.to_dict()})
+        return
+    out.print(render(summary, f"{r.run.name}: dense vs pruned ({run_dir.path})"))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("finetune")(finetune)
+    app.command("run")(run)

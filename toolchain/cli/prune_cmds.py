@@ -1,0 +1,68 @@
+"""`cplitool prune`: CPLI (or cp, l1, random) channel pruning of the run's dense model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from toolchain.cli.common import JsonOpt, RecipeArg, SetOpt, load, out, print_json
+
+
+def _num(v: float | None, fmt: str) -> str:
+    return "" if v is None else format(v, fmt)
+
+
+def _arrow(before: Any, after: Any, fmt: str = "") -> str:
+    if before is None:
+        return ""
+    return format(before, fmt) if before == after else f"{format(before, fmt)} -> {format(after, fmt)}"
+
+
+def layer_table(report: dict[str, Any]) -> Table:
+    """The per-layer table of a prune report: channels, keep ratio, MACs, reconstruction error, time."""
+    table = Table(
+        title=(
+            f"{report['method']}: MACs {report['macs_before'] / 1e6:,.2f} M -> {report['macs_after'] / 1e6:,.2f} M "
+            f"(macs_keep {report['macs_keep']:.3f}, target {report['target_macs_keep']}), input "
+            f"{'x'.join(map(str, report['input_shape']))}"
+        )
+    )
+    for col in ("layer", "in", "out", "keep", "MACs (M)", "error", "s"):
+        table.add_column(col, justify="left" if col == "layer" else "right", no_wrap=True)
+    for r in report["layers"]:
+        seconds = sum(r[k] for k in ("capture_s", "gram_s", "solve_s")) if "solve_s" in r else None
+        table.add_row(
+            r["layer"],
+            _arrow(r["in_before"], r["in_after"]),
+            _arrow(r["out_before"], r["out_after"]),
+            f"{r['keep']:.3f}",
+            _arrow(r["macs_before"] / 1e6, r["macs_after"] / 1e6, ",.3f"),
+            _arrow(r.get("err_before"), r.get("err_after"), ".4f"),
+            _num(seconds, ".1f"),
+        )
+    return table
+
+
+def prune(recipe: RecipeArg, set_: SetOpt = None, as_json: JsonOpt = False) -> None:
+    """Prune RECIPE's dense model to prune.macs_keep of its MACs with prune.method; writes pruned.pt and
+    prune_report.json into the run directory and prints the per-layer table."""
+    from toolchain.prune.stage import prune_stage
+
+    report = prune_stage(load(recipe, set_))
+    if as_json:
+        print_json(report)
+        return
+    out.print(layer_table(report))
+    out.print(report["meaning"], highlight=False)
+    s = report["seconds"]
+    m = report["metrics"]
+    out.print(
+        f"time: capture {s['capture']:.1f} s, Gram {s['gram']:.1f} s, solve {s['solve']:.1f} s; "
+        f"params {m['params_before']:,} -> {m['params_after']:,}; top-1 before fine-tuning {m['top1_before_finetune']:.2f}%"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("prune")(prune)

@@ -1,0 +1,164 @@
+"""The layer-by-layer loop shared by every method: same stages, same widths, same surgery.
+
+cpli/cp: one pass of the original network captures sampled outputs (and loss gradients for cpli);
+then, shallow to deep, each stage streams the network-pruned-so-far's input patches into Gram sums,
+selects channels by the (augmented) LASSO, removes them and refits the consumer's weights.
+l1/random: the same stages and widths, channels chosen without data, weights left as they are.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from toolchain.progress import console
+from toolchain.prune.criteria import l1_keep, random_keep
+from toolchain.prune.plan import PrunePlan, Stage, graph
+from toolchain.prune.sampling import GramSums, capture_original, stage_grams, weight_2d
+from toolchain.prune.solver import select, solve_stage
+from toolchain.prune.surgery import remove_channels, set_weight
+from toolchain.recipe.sections import PruneSection
+
+Loader = Iterable[tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass
+class StageReport:
+    producer: str
+    consumer: str
+    channels: int
+    kept: int
+    err_before: float | None = None  # relative reconstruction error, kept channels with original weights
+    err_after: float | None = None  # after the least-squares refit
+    kept_channels: list[int] = field(default_factory=list)  # indices into the producer's original outputs
+    rows: int = 0  # sampled output positions
+    capture_s: float = 0.0
+    gram_s: float = 0.0
+    solve_s: float = 0.0
+
+
+@dataclass
+class PruneResult:
+    model: nn.Module
+    stages: list[StageReport]
+    capture_s: float  # forward/backward of the sampling passes
+    gram_s: float  # Gram sums
+    solve_s: float  # look-ahead, LASSO, refit and surgery
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stages": [asdict(s) for s in self.stages],
+            "seconds": {"capture": self.capture_s, "gram": self.gram_s, "solve": self.solve_s},
+        }
+
+
+@dataclass(frozen=True)
+class Terms:
+    """Which parts of the CPLI objective a method uses."""
+
+    sampled: bool
+    classification: bool
+    importance: bool
+
+    @classmethod
+    def of(cls, cfg: PruneSection) -> Terms:
+        cpli = cfg.method == "cpli"
+        return cls(
+            cfg.method in ("cpli", "cp"),
+            cpli and cfg.use_classification and cfg.gamma_rel > 0,
+            cpli and cfg.use_importance,
+        )
+
+
+def importance(
+    model: nn.Module, stage: Stage, nxt: Stage | None, lookahead: dict[str, GramSums], cfg: PruneSection, terms: Terms
+) -> torch.Tensor:
+    """s over the consumer's outputs: 1 where the next stage (selected ahead on the original network, s = 1)
+    keeps a channel, eps where it drops it; optionally times the next BatchNorm's squared scale."""
+    consumer = model.get_submodule(stage.consumer)
+    n = consumer.weight.shape[0]  # type: ignore[union-attr,index]
+    s = torch.ones(n, dtype=torch.float64)
+    if not terms.importance or nxt is None:
+        return s
+    nxt_conv = model.get_submodule(nxt.consumer)
+    W = weight_2d(nxt_conv)
+    kept = select(lookahead[nxt.consumer], W, n, torch.ones(W.shape[0]), cfg.gamma_rel * terms.classification, nxt.keep)
+    s.fill_(cfg.eps)
+    s[torch.as_tensor(kept)] = 1.0
+    if cfg.fold_bn and nxt.norm:
+        bn = model.get_submodule(nxt.norm)
+        scale = bn.weight.detach().double().cpu() / (bn.running_var.detach().double().cpu() + bn.eps).sqrt()  # type: ignore[union-attr,operator]
+        s = s * scale**2
+    return s
+
+
+def prune_model(
+    model: nn.Module, plan: PrunePlan, cfg: PruneSection, loader: Loader, device: torch.device, seed: int
+) -> PruneResult:
+    """Prune `model` in place per `plan` (stages shallow to deep) and return it with a per-stage report."""
+    model.eval().to(device)
+    terms = Terms.of(cfg)
+    dg = graph(model, plan.input_shape)
+    by_producer = {s.producer: s for s in plan.stages}
+    capture = None
+    if terms.sampled:
+        ahead = {by_producer[s.consumer].consumer for s in plan.stages if s.consumer in by_producer}
+        capture = capture_original(
+            copy.deepcopy(model),
+            plan.stages,
+            loader,
+            positions=cfg.positions,
+            seed=seed,
+            grads=terms.classification,
+            lookahead=ahead if terms.importance else set(),
+            device=device,
+        )
+    gen = torch.Generator().manual_seed(seed)
+    reports = []
+    for i, stage in enumerate(plan.stages):
+        producer, consumer = model.get_submodule(stage.producer), model.get_submodule(stage.consumer)
+        report = StageReport(stage.producer, stage.consumer, stage.channels, stage.keep)
+        if capture is None:
+            start = time.perf_counter()
+            kept = l1_keep(producer, stage.keep) if cfg.method == "l1" else random_keep(stage.channels, stage.keep, gen)
+            remove_channels(dg, producer, kept)
+            report.kept_channels = kept.tolist()
+            report.solve_s = time.perf_counter() - start
+        else:
+            targets = capture.targets.pop(stage.consumer)
+            grams, report.capture_s = stage_grams(model, stage.consumer, loader, targets, terms.classification, device)
+            report.gram_s = grams.seconds
+            report.rows = grams.rows
+            start = time.perf_counter()
+            s = importance(model, stage, by_producer.get(stage.consumer), capture.lookahead, cfg, terms)
+            gamma_rel = cfg.gamma_rel * terms.classification
+            solution = solve_stage(grams, weight_2d(consumer), stage.channels, s, gamma_rel, stage.keep, cfg.ridge)
+            remove_channels(dg, producer, solution.keep)
+            report.kept_channels = solution.keep.tolist()
+            set_weight(consumer, solution.weight)
+            report.err_before, report.err_after = solution.err_before, solution.err_after
+            report.solve_s = time.perf_counter() - start
+            del grams
+        reports.append(report)
+        console.print(
+            f"stage {i + 1}/{len(plan.stages)} {stage.producer} -> {stage.consumer}: {stage.channels} -> {stage.keep}"
+            + (
+                f"  error {report.err_before:.4f} -> {report.err_after:.4f}"
+                if report.err_before is not None and report.err_after is not None
+                else ""
+            ),
+            highlight=False,
+        )
+    return PruneResult(
+        model,
+        reports,
+        (capture.seconds if capture else 0.0) + sum(r.capture_s for r in reports),
+        (capture.gram_seconds if capture else 0.0) + sum(r.gram_s for r in reports),
+        sum(r.solve_s for r in reports),
+    )

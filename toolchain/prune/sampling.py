@@ -1,0 +1,261 @@
+"""Feature capture for layer-by-layer pruning: sampled input patches X, outputs Y and loss gradients G.
+
+Hooks pick `positions` random output positions per image (seeded) and keep only those rows. Rows are
+streamed into Gram sums batch by batch (P = X^T X, X^T Y, the classification term's A^T A), so memory
+is bounded by the Gram sizes plus the sampled Y/G rows, never whole activation maps of many layers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from toolchain.progress import progress_bar
+from toolchain.prune.plan import Stage
+
+
+class _Stop(Exception):
+    """Raised by a hook to end a forward pass once the features it needs are captured."""
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def conv_out_size(conv: nn.Module, spatial: tuple[int, ...]) -> list[int]:
+    k, s, p, d = conv.kernel_size, conv.stride, conv.padding, conv.dilation  # type: ignore[attr-defined]
+    return [(n + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i, n in enumerate(spatial)]
+
+
+def sample_positions(batch: int, out_size: list[int], positions: int, gen: torch.Generator) -> torch.Tensor:
+    """(batch*positions, 1+dims) rows of [image, output coordinates...], uniform with replacement."""
+    img = torch.arange(batch).repeat_interleave(positions)
+    coords = [torch.randint(0, n, (batch * positions,), generator=gen) for n in out_size]
+    return torch.stack([img, *coords], 1)
+
+
+def gather_patches(x: torch.Tensor, conv: nn.Module, pos: torch.Tensor) -> torch.Tensor:
+    """The conv's input patch behind each sampled output position: (rows, C*k), ordered like weight.flatten(1)."""
+    if getattr(conv, "padding_mode", "zeros") != "zeros":
+        raise ValueError(f"padding_mode {conv.padding_mode!r} is not supported")  # type: ignore[attr-defined]
+    dims = x.dim() - 2
+    k, s, p, d = conv.kernel_size, conv.stride, conv.padding, conv.dilation  # type: ignore[attr-defined]
+    pads = [v for i in reversed(range(dims)) for v in (p[i], p[i])]
+    xp = F.pad(x, pads).movedim(1, -1)  # (B, *spatial, C)
+    rows = pos.shape[0]
+    pos = pos.to(x.device)
+    index = [pos[:, 0].view(rows, *[1] * dims)]
+    for i in range(dims):
+        offs = torch.arange(k[i], device=x.device) * d[i]
+        shape = [rows] + [k[j] if j == i else 1 for j in range(dims)]
+        index.append((pos[:, 1 + i, None] * s[i] + offs).view(shape))
+    patches = xp[tuple(index)]  # (rows, *k, C)
+    return patches.movedim(-1, 1).reshape(rows, -1)
+
+
+def gather_rows(y: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """Output vectors at the sampled positions: (rows, channels)."""
+    pos = pos.to(y.device)
+    return y.movedim(1, -1)[tuple(pos.t())]
+
+
+@dataclass
+class GramSums:
+    """Streaming sums that are all the stage solver needs; float64 accumulators, float32 products for float32 features."""
+
+    P: torch.Tensor  # (ck, ck)  sum_r x_r x_r^T
+    XtY: torch.Tensor  # (ck, n)
+    yy: torch.Tensor  # (n,)     sum_r Y_rj^2
+    AtA: torch.Tensor | None  # (c, c) classification term, a_ri = <G_r, Z_i[r]>
+    Atb: torch.Tensor | None  # (c,)   b_r = <G_r, Y_r>
+    bb: float = 0.0
+    rows: int = 0
+    seconds: float = 0.0
+
+    @classmethod
+    def empty(cls, ck: int, c: int, n: int, grads: bool, device: torch.device) -> GramSums:
+        z = dict(dtype=torch.float64, device=device)
+        return cls(
+            torch.zeros(ck, ck, **z),  # type: ignore[arg-type]
+            torch.zeros(ck, n, **z),  # type: ignore[arg-type]
+            torch.zeros(n, **z),  # type: ignore[arg-type]
+            torch.zeros(c, c, **z) if grads else None,  # type: ignore[arg-type]
+            torch.zeros(c, **z) if grads else None,  # type: ignore[arg-type]
+        )
+
+    def add(self, X: torch.Tensor, Y: torch.Tensor, G: torch.Tensor | None, W: torch.Tensor) -> None:
+        """X (rows, c*k), Y and G (rows, n), W (n, c*k) the consumer's weight."""
+        start = time.perf_counter()
+        dtype = torch.float64 if X.dtype == torch.float64 else torch.float32  # products in the features' precision
+        X, Y = X.to(dtype), Y.to(dtype)
+        self.P += (X.t() @ X).double()
+        self.XtY += (X.t() @ Y).double()
+        self.yy += (Y * Y).sum(0).double()
+        if G is not None and self.AtA is not None and self.Atb is not None:
+            G = G.to(dtype)
+            c = self.AtA.shape[0]
+            A = (X * (G @ W.to(dtype))).view(X.shape[0], c, -1).sum(2)
+            b = (G * Y).sum(1)
+            self.AtA += (A.t() @ A).double()
+            self.Atb += (A.t() @ b).double()
+            self.bb += float((b.double() ** 2).sum())
+        self.rows += X.shape[0]
+        sync(X.device)
+        self.seconds += time.perf_counter() - start
+
+
+def weight_2d(conv: nn.Module) -> torch.Tensor:
+    w = conv.weight.detach()  # type: ignore[union-attr,operator]
+    return w.reshape(w.shape[0], -1)
+
+
+def output_rows(conv: nn.Module, y: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """Sampled output rows without the bias: what the input channels' weights reconstruct."""
+    rows = gather_rows(y, pos)
+    bias = getattr(conv, "bias", None)
+    return rows - bias.detach() if bias is not None else rows
+
+
+@dataclass
+class Targets:
+    """The original network's sampled outputs (and gradients) for one consumer conv, per batch."""
+
+    pos: list[torch.Tensor] = field(default_factory=list)
+    Y: list[torch.Tensor] = field(default_factory=list)
+    G: list[torch.Tensor] = field(default_factory=list)
+
+
+@dataclass
+class Capture:
+    targets: dict[str, Targets]
+    lookahead: dict[str, GramSums]  # consumer -> Grams on the original network
+    seconds: float  # forward/backward time, Gram time excluded
+    gram_seconds: float
+
+
+def capture_original(
+    model: nn.Module,
+    stages: list[Stage],
+    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    *,
+    positions: int,
+    seed: int,
+    grads: bool,
+    lookahead: set[str],
+    device: torch.device,
+) -> Capture:
+    """One pass of the ORIGINAL network: sampled Y (and dCE/dY when `grads`) at every consumer conv, and the
+    full Gram sums of the consumers named in `lookahead` (for the next-stage look-ahead)."""
+    model.eval().to(device)
+    convs = {s.consumer: model.get_submodule(s.consumer) for s in stages}
+    gen = torch.Generator().manual_seed(seed)
+    targets = {name: Targets() for name in convs}
+    grams: dict[str, GramSums] = {}
+    batch: dict[str, dict[str, torch.Tensor]] = {}
+
+    def pre_hook(name: str):  # type: ignore[no-untyped-def]
+        def hook(conv: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+            x = inputs[0]
+            pos = sample_positions(x.shape[0], conv_out_size(conv, tuple(x.shape[2:])), positions, gen)
+            batch[name] = {"pos": pos}
+            if name in lookahead:
+                batch[name]["X"] = gather_patches(x.detach(), conv, pos)
+
+        return hook
+
+    def fwd_hook(name: str):  # type: ignore[no-untyped-def]
+        def hook(conv: nn.Module, _inputs: tuple[torch.Tensor, ...], y: torch.Tensor) -> torch.Tensor | None:
+            pos = batch[name]["pos"]
+            batch[name]["Y"] = output_rows(conv, y.detach(), pos)
+            if not grads:
+                return None
+            src = y if y.requires_grad else y.detach().requires_grad_()  # the first consumer starts the graph
+            src.register_hook(lambda g: batch[name].__setitem__("G", gather_rows(g.detach(), pos)))
+            return src.clone()  # later in-place ops (ReLU(inplace)) act on the clone
+
+        return hook
+
+    handles = [m.register_forward_pre_hook(pre_hook(n)) for n, m in convs.items()]
+    handles += [m.register_forward_hook(fwd_hook(n)) for n, m in convs.items()]
+    requires = [p.requires_grad for p in model.parameters()]
+    for p in model.parameters():
+        p.requires_grad_(False)  # only activation gradients are needed: backward costs about one forward
+    seconds = gram_seconds = 0.0
+    try:
+        with progress_bar(transient=True) as bar:
+            task = bar.add_task("capture (original network)", total=len(loader), unit="batch")  # type: ignore[arg-type]
+            for images, labels in loader:
+                start = time.perf_counter()
+                batch.clear()
+                with torch.set_grad_enabled(grads):
+                    logits = model(images.to(device))
+                    if grads:
+                        F.cross_entropy(logits, labels.to(device), reduction="sum").backward()
+                sync(device)
+                seconds += time.perf_counter() - start
+                for name, t in targets.items():
+                    b = batch[name]
+                    t.pos.append(b["pos"])
+                    t.Y.append(b["Y"])
+                    if grads:
+                        t.G.append(b["G"])
+                    if name in lookahead:
+                        w = weight_2d(convs[name])
+                        if name not in grams:
+                            c = convs[name].in_channels  # type: ignore[union-attr]
+                            grams[name] = GramSums.empty(w.shape[1], c, w.shape[0], grads, device)
+                        grams[name].add(b["X"], b["Y"], b.get("G"), w)
+                bar.advance(task)
+    finally:
+        for h in handles:
+            h.remove()
+        for p, r in zip(model.parameters(), requires, strict=True):
+            p.requires_grad_(r)
+    gram_seconds = sum(g.seconds for g in grams.values())
+    return Capture(targets, grams, seconds, gram_seconds)
+
+
+def stage_grams(
+    model: nn.Module,
+    consumer: str,
+    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    targets: Targets,
+    grads: bool,
+    device: torch.device,
+) -> tuple[GramSums, float]:
+    """Gram sums of one stage: X from the network pruned so far (forward stops at the consumer), Y and G
+    from the original network. Returns the sums and the forward time."""
+    conv = model.get_submodule(consumer)
+    w = weight_2d(conv)
+    grams = GramSums.empty(w.shape[1], conv.in_channels, w.shape[0], grads, device)  # type: ignore[arg-type]
+    box: dict[str, torch.Tensor] = {}
+
+    def hook(_conv: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        box["x"] = inputs[0].detach()
+        raise _Stop
+
+    handle = conv.register_forward_pre_hook(hook)
+    model.eval().to(device)
+    seconds = 0.0
+    try:
+        with torch.no_grad(), progress_bar(transient=True) as bar:
+            task = bar.add_task(f"capture {consumer}", total=len(loader), unit="batch")  # type: ignore[arg-type]
+            for i, (images, _labels) in enumerate(loader):
+                start = time.perf_counter()
+                with contextlib.suppress(_Stop):
+                    model(images.to(device))
+                X = gather_patches(box["x"], conv, targets.pos[i])
+                sync(device)
+                seconds += time.perf_counter() - start
+                grams.add(X, targets.Y[i], targets.G[i] if grads else None, w)
+                bar.advance(task)
+    finally:
+        handle.remove()
+    return grams, seconds

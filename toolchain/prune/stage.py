@@ -1,0 +1,151 @@
+"""The `prune` stage: dense model -> pruned.pt (self-describing artifact with its plan), prune_report.json
+and the manifest entry. Every check that can fail on bad input runs before any sampling starts."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from typing import Any
+
+import torch
+from torch import nn
+
+from toolchain.artifacts import ModelInfo, resolve_model, save_artifact
+from toolchain.counting import ModelCount, count_model
+from toolchain.data import build_split, make_loader
+from toolchain.data.registry import recipe_input_shape
+from toolchain.io import sha256_file, write_json
+from toolchain.progress import console
+from toolchain.prune.plan import PrunePlan, make_plan
+from toolchain.prune.pruner import PruneResult, StageReport, Terms, prune_model
+from toolchain.recipe import Recipe
+from toolchain.rundir import RunDir
+from toolchain.runtime import setup
+from toolchain.train.loop import evaluate
+from toolchain.train.stage import check_classes
+
+PRUNE_SECTIONS = ("run", "model", "data", "prune")
+MEANING = (
+    "keep = output channels kept / output channels before, for the layer whose filters are removed (its "
+    "consumer loses the same input channels); macs_keep = MACs after / MACs before of the whole model for "
+    "one input of the recorded shape; the target is met within 2%. err = relative reconstruction error "
+    "sum||Y - Yhat||^2 / sum||Y||^2 of the consumer's output on the sampled positions, with the kept "
+    "channels' original weights (before) and after the least-squares refit (after)."
+)
+
+
+def layer_table(plan: PrunePlan, dense: ModelCount, pruned: ModelCount, stages: list[StageReport]) -> list[dict[str, Any]]:
+    """One row per conv/linear layer: channels and MACs before/after, and the stage it was consumer of."""
+    after = {lc.name: lc for lc in pruned.layers}
+    by_consumer = {s.consumer: s for s in stages}
+    rows = []
+    for lc in dense.layers:
+        new = after[lc.name]
+        row: dict[str, Any] = {
+            "layer": lc.name,
+            "kind": lc.kind,
+            "in_before": lc.in_channels,
+            "in_after": new.in_channels,
+            "out_before": lc.out_channels,
+            "out_after": new.out_channels,
+            "keep": new.out_channels / lc.out_channels,
+            "macs_before": lc.macs,
+            "macs_after": new.macs,
+        }
+        stage = by_consumer.get(lc.name)
+        if stage is not None:
+            row.update(
+                err_before=stage.err_before,
+                err_after=stage.err_after,
+                rows=stage.rows,
+                capture_s=stage.capture_s,
+                gram_s=stage.gram_s,
+                solve_s=stage.solve_s,
+            )
+        rows.append(row)
+    return rows
+
+
+def build_report(
+    recipe: Recipe, plan: PrunePlan, dense: ModelCount, pruned: ModelCount, result: PruneResult
+) -> dict[str, Any]:
+    return {
+        "method": recipe.prune.method,
+        "terms": dataclasses.asdict(Terms.of(recipe.prune)),
+        "input_shape": list(plan.input_shape),
+        "target_macs_keep": recipe.prune.macs_keep,
+        "macs_before": dense.macs,
+        "macs_after": pruned.macs,
+        "macs_keep": pruned.macs / dense.macs,
+        "params_before": dense.params,
+        "params_after": pruned.params,
+        "uniform_ratio": plan.uniform_ratio,
+        "round_to": recipe.prune.round_to,
+        "meaning": MEANING,
+        "layers": layer_table(plan, dense, pruned, result.stages),
+        **result.to_dict(),
+        "load_average": list(os.getloadavg()),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def sampling_loader(recipe: Recipe) -> Any:
+    """The first prune.num_images training images of a seeded permutation, unaugmented, in a fixed order."""
+    data_cfg = dataclasses.replace(recipe.data, train_subset=recipe.prune.num_images)
+    split = build_split(data_cfg, "train", augment=False, seed=recipe.run.seed)
+    check_classes(recipe, split)
+    return make_loader(split, recipe.prune.batch_size, shuffle=False, workers=recipe.data.workers)
+
+
+def top1(recipe: Recipe, model: nn.Module, device: torch.device) -> dict[str, float]:
+    val = build_split(recipe.data, "val", augment=False, seed=recipe.run.seed)
+    loader = make_loader(val, recipe.data.eval_batch_size, shuffle=False, workers=recipe.data.workers)
+    return evaluate(model.to(device), loader, device, label="eval pruned")
+
+
+def prune_stage(recipe: Recipe) -> dict[str, Any]:
+    """Prune the run's dense model per recipe.prune; writes pruned.pt, prune_report.json and the manifest."""
+    run = RunDir.for_recipe(recipe)
+    device = setup(recipe.run)
+    model, info, dense_path = resolve_model(recipe, run, "dense")
+    key = hashlib.sha256(
+        (recipe.section_hash(*PRUNE_SECTIONS) + sha256_file(dense_path)).encode()
+    ).hexdigest()[:16]
+    shape = recipe_input_shape(recipe)
+    plan = make_plan(model, shape, recipe.prune)  # unmeetable targets, nothing prunable: fail here
+    dense_count = count_model(model, shape)
+    loader = sampling_loader(recipe) if Terms.of(recipe.prune).sampled else []
+    console.print(
+        f"pruning {recipe.model.name} with {recipe.prune.method}: {len(plan.stages)} stages, MACs keep "
+        f"{plan.macs_keep:.3f} (target {recipe.prune.macs_keep})"
+    )
+    result = prune_model(model, plan, recipe.prune, loader, device, recipe.run.seed)
+    pruned = result.model.cpu().eval()
+    pruned_count = count_model(pruned, shape)
+    report = build_report(recipe, plan, dense_count, pruned_count, result)
+    accuracy = top1(recipe, pruned, device)
+    pruned.cpu()
+    metrics = {
+        "macs_before": dense_count.macs,
+        "macs_after": pruned_count.macs,
+        "macs_keep": report["macs_keep"],
+        "params_before": dense_count.params,
+        "params_after": pruned_count.params,
+        "top1_before_finetune": accuracy["top1"],
+        "top5_before_finetune": accuracy["top5"],
+        "dense_top1": info.metrics.get("top1"),
+        "seconds": report["seconds"],
+    }
+    report["metrics"] = metrics
+    plan_dict = {**plan.to_dict(), "method": recipe.prune.method, "prune": dataclasses.asdict(recipe.prune)}
+    artifact = save_artifact(
+        run.file("pruned.pt"), pruned, ModelInfo(info.arch, info.num_classes, dict(info.kwargs), plan_dict, metrics)
+    )
+    write_json(run.file("prune_report.json"), report)
+    run.record("prune", artifact, key, metrics, report="prune_report.json", dense=str(dense_path))
+    console.print(
+        f"pruned: MACs {dense_count.macs / 1e6:,.2f} M -> {pruned_count.macs / 1e6:,.2f} M "
+        f"({report['macs_keep']:.1%}), top-1 before fine-tuning {accuracy['top1']:.2f}% -> {artifact}"
+    )
+    return report
