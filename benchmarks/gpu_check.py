@@ -60,7 +60,9 @@ class Settings:
 
 FULL = Settings("cuda", ("vgg16_cifar", "resnet56"), (1, 64, 256), TimingConfig(200.0, 1.0, 10), 2, ("tests",), 450.0)
 # The dry run prunes the small siblings (plain chain and residual net) to keep the fast test fast.
-DRY = Settings("cpu", ("quick_vgg", "resnet20"), (1, 2), TimingConfig(5.0, 0.02, 2), 1, ("tests/deploy/runners",), 120.0)
+DRY = Settings(
+    "cpu", ("quick_vgg", "resnet20"), (1, 2), TimingConfig(5.0, 0.02, 2), 1, ("tests/deploy/runners",), 120.0
+)
 
 
 class Budget:
@@ -151,7 +153,7 @@ def bench_models(
                     skipped.append({**{k: str(v) for k, v in key.items()}, "reason": f"out of GPU memory: {e}"})
                     continue
                 sources = {m: f"{arch} {m} ({pair.how})" for m in models}
-                measurements += c.measurement_rows(key, sources, None)
+                measurements += c.measurement_rows(key, sources)
                 comparisons.append(c.comparison_row(key, pair.macs_ratio))
                 r = c.ratio.median if c.ratio else float("nan")
                 print(

@@ -1,6 +1,6 @@
 """`cplitool regress`: compare a bench.json with a baseline, like with like, and gate on latency.
 
-Entries match on (backend, device, precision, variant, batch). On a GPU the gated figure is each model's
+Entries match on (backend, device, precision, variant, batch, threads). On a GPU the gated figure is each model's
 median GPU compute time (host latency where the backend does not time compute); on the CPU it is the
 pruned/dense ratio, which survives a different or busier machine where absolute times do not.
 """
@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from toolchain.errors import UsageError
+from toolchain.rundir import MANIFEST, RunDir
 
 SCHEMA = "cplitool-bench/1"
-KEY_FIELDS = ("backend", "device", "precision", "variant", "batch")
+DEFAULT_TOLERANCE = 0.05
 
 
 @dataclass
@@ -58,6 +59,20 @@ def parse_tolerance(text: str | float) -> float:
     return value
 
 
+def regress_settings(current: Path, baseline: Path | None, tolerance: float | None) -> tuple[Path, float]:
+    """Fill what the command line left out from the [regress] section of the run CURRENT belongs to."""
+    section = None
+    if (current.parent / MANIFEST).is_file() and (baseline is None or tolerance is None):
+        section = RunDir(current.parent).recipe().regress
+    if baseline is None:
+        if section is None or not section.baseline:
+            raise UsageError(f"no baseline for {current}: pass --baseline or set regress.baseline in the run's recipe")
+        baseline = Path(section.baseline)
+    if tolerance is None:
+        tolerance = section.tolerance if section is not None else DEFAULT_TOLERANCE
+    return baseline, tolerance
+
+
 def load_bench(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
@@ -73,7 +88,9 @@ def load_bench(path: str | Path) -> dict[str, Any]:
 
 
 def key_of(entry: dict[str, Any]) -> str:
-    return " ".join(f"{k}={entry.get(k)}" for k in KEY_FIELDS)
+    """'onnxruntime cpu fp32 cpu b64 t1': backend, device, precision, variant, batch, threads (CPU only)."""
+    threads = f" t{entry['threads']}" if entry.get("threads") else ""
+    return f"{entry.get('backend')} {entry.get('device')} {entry.get('precision')} {entry.get('variant')} b{entry.get('batch')}{threads}"
 
 
 def gated(doc: dict[str, Any]) -> dict[str, tuple[str, float]]:
@@ -81,12 +98,12 @@ def gated(doc: dict[str, Any]) -> dict[str, tuple[str, float]]:
     out: dict[str, tuple[str, float]] = {}
     for c in doc.get("comparisons", []):
         if c.get("device") == "cpu":
-            out[key_of(c)] = ("pruned/dense ratio of median latency", float(c["ratio"]["median"]))
+            out[key_of(c)] = ("pruned/dense latency ratio", float(c["ratio"]["median"]))
     for m in doc.get("measurements", []):
         if m.get("device") != "cpu" and m.get("status", "ok") == "ok":
             metric = m.get("primary_metric", "latency")
-            label = "median GPU compute ms" if metric == "compute" else "median host latency ms"
-            out[f"{key_of(m)} model={m['model']}"] = (label, float(m[f"{metric}_ms"]["median"]))
+            label = "median GPU compute (ms)" if metric == "compute" else "median host latency (ms)"
+            out[f"{key_of(m)} {m['model']}"] = (label, float(m[f"{metric}_ms"]["median"]))
     return out
 
 
@@ -107,7 +124,7 @@ def compare(current: dict[str, Any], baseline: dict[str, Any], tolerance: float)
     common = [k for k in base if k in cur]
     if not common:
         raise UsageError(
-            "no measurement in common (backend, device, precision, variant, batch); baseline has: "
+            "no measurement in common (backend, device, precision, variant, batch, threads); baseline has: "
             + "; ".join(sorted(base))
         )
     rows = [Row(k, base[k][0], base[k][1], cur[k][1], base[k][1] * (1 + tolerance)) for k in common]

@@ -49,12 +49,13 @@ def save_artifact(path: str | Path, model: nn.Module, info: ModelInfo) -> Path:
     return atomic_write(path, lambda p: torch.save(payload, p))
 
 
-def _resized(m: nn.Module, weight: torch.Tensor) -> nn.Module | None:
+def _resized(m: Any, weight: torch.Tensor) -> nn.Module | None:
     """A fresh module of `m`'s type and settings but the saved weight's channel counts, or None if unchanged."""
     if tuple(m.weight.shape) == tuple(weight.shape):
         return None
     if isinstance(m, _CONVS):
-        return type(m)(
+        conv: Any = type(m)  # Conv1d/2d/3d share this signature; their stubs differ in tuple lengths
+        return conv(
             weight.shape[1] * m.groups,
             weight.shape[0],
             m.kernel_size,

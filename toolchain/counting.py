@@ -55,8 +55,8 @@ def count_model(model: nn.Module, input_shape: tuple[int, ...]) -> ModelCount:
                 LayerCount(
                     name=name,
                     kind=type(m).__name__,
-                    in_channels=m.in_features if is_linear else m.in_channels,
-                    out_channels=m.out_features if is_linear else m.out_channels,
+                    in_channels=int(m.in_features if is_linear else m.in_channels),  # type: ignore[arg-type]
+                    out_channels=int(m.out_features if is_linear else m.out_channels),  # type: ignore[arg-type]
                     macs=int(flops) // 2,
                     params=sum(p.numel() for p in m.parameters()),
                 )

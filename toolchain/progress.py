@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -37,5 +39,6 @@ def progress_bar(transient: bool = False) -> Progress:
         TimeRemainingColumn(),
         console=console,
         transient=transient,
-        disable=not console.is_terminal,  # logs and CI get the per-epoch lines, not redraw noise
+        # Logs and CI get the per-epoch lines, not redraw noise; under torchrun only rank 0 draws.
+        disable=not console.is_terminal or os.environ.get("RANK", "0") != "0",
     )

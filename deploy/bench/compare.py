@@ -48,9 +48,7 @@ class Comparison:
     round_medians: dict[str, list[float]]
     ratio: Ratio | None
 
-    def measurement_rows(
-        self, key: dict[str, Any], sources: dict[str, str], threads: int | None
-    ) -> list[dict[str, Any]]:
+    def measurement_rows(self, key: dict[str, Any], sources: dict[str, str]) -> list[dict[str, Any]]:
         """One bench.json 'measurements' row per model: the key, then every metric's statistics in ms."""
         rows = []
         for name, meas in self.measurements.items():
@@ -62,7 +60,6 @@ class Comparison:
                     "model": name,
                     "source": sources.get(name, ""),
                     "status": "ok",
-                    "threads": threads,
                     **stats,
                     "round_medians_ms": self.round_medians[name],
                     **d,

@@ -179,8 +179,11 @@ def bench_stage(
     backends: list[str] | None = None,
     threads: int | None = None,
     trace: bool | None = None,
+    repeats: int | None = None,
+    min_duration_s: float | None = None,
 ) -> dict[str, Any]:
-    """Bench dense against pruned; write bench.json (and bench_trace.json with trace); record stage 'bench'."""
+    """Bench dense against pruned; write bench.json (and bench_trace.json with trace); record stage 'bench'.
+    Arguments left at None take the recipe's bench section (threads: bench, then run threads, then all cores)."""
     cfg = recipe.bench
     batches = list(batches or cfg.batches)
     backends = list(backends or cfg.backends)
@@ -191,7 +194,9 @@ def bench_stage(
         )
     threads = threads or cfg.threads or recipe.run.threads or os.cpu_count() or 1
     trace = cfg.trace if trace is None else trace
-    timing = TimingConfig(cfg.warmup_ms, cfg.min_duration_s, cfg.min_iters, trace)
+    repeats = repeats or cfg.repeats
+    duration = cfg.min_duration_s if min_duration_s is None else min_duration_s
+    timing = TimingConfig(cfg.warmup_ms, duration, cfg.min_iters, trace)
     shape = recipe_input_shape(recipe)
 
     which = {"dense": "dense", "pruned": pruned_name(run)}
@@ -215,21 +220,22 @@ def bench_stage(
             label = device_label(target.device)
             for batch in batches:
                 bar.update(task, description=f"bench {target.backend} {target.device} {target.precision} b{batch}")
+                threads_used = threads if target.device == "cpu" else None
                 key = {
                     "backend": target.backend,
                     "device": label,
                     "precision": target.precision,
                     "variant": target.variant,
                     "batch": batch,
+                    "threads": threads_used,
                 }
                 try:
-                    result = measure_target(target, batch, shape, timing, cfg.repeats)
+                    result = measure_target(target, batch, shape, timing, repeats)
                 except CplitoolError as e:
                     plan.skips.append(Skip(target.backend, target.device, f"{target.precision} batch {batch}: {e}"))
                     bar.advance(task)
                     continue
-                threads_used = threads if target.device == "cpu" else None
-                measurements += result.measurement_rows(key, target.sources, threads_used)
+                measurements += result.measurement_rows(key, target.sources)
                 comparisons.append(result.comparison_row(key, macs["pruned"] / macs["dense"]))
                 if trace:
                     traces += [{**key, "model": m, "trace": trace_rows(result.measurements[m].samples)} for m in MODELS]
@@ -249,7 +255,7 @@ def bench_stage(
             "warmup_ms": timing.warmup_ms,
             "min_duration_s": timing.min_duration_s,
             "min_iters": timing.min_iters,
-            "repeats": cfg.repeats,
+            "repeats": repeats,
             "threads": threads,
             "batches": batches,
             "backends": backends,

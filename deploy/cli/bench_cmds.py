@@ -18,18 +18,24 @@ RunArg = Annotated[
 
 def bench_table(doc: dict[str, Any]) -> Table:
     table = Table(title=f"{doc['model']}: dense vs pruned, median of the primary metric (ms)")
-    for col in ("backend", "device", "precision", "variant", "batch", "dense", "pruned", "pruned/dense", "spread"):
-        table.add_column(col, justify="left" if col in ("backend", "device", "precision", "variant") else "right")
-    primary = {
+    for col in ("backend device variant", "precision", "batch", "dense", "pruned", "pruned/dense", "spread"):
+        table.add_column(col, justify="left" if col in ("backend device variant", "precision") else "right")
+    rows = {
         (m["backend"], m["device"], m["precision"], m["variant"], m["batch"], m["model"]): m
         for m in doc["measurements"]
     }
     for c in doc["comparisons"]:
         key = (c["backend"], c["device"], c["precision"], c["variant"], c["batch"])
-        med = [primary[(*key, m)][f"{primary[(*key, m)]['primary_metric']}_ms"]["median"] for m in ("dense", "pruned")]
+        med = [rows[(*key, m)][f"{rows[(*key, m)]['primary_metric']}_ms"]["median"] for m in ("dense", "pruned")]
         r = c["ratio"]
         table.add_row(
-            *map(str, key), f"{med[0]:.3f}", f"{med[1]:.3f}", f"{r['median']:.3f}", f"{r['min']:.3f}-{r['max']:.3f}"
+            f"{c['backend']} {c['device']} {c['variant']}",
+            c["precision"],
+            str(c["batch"]),
+            f"{med[0]:.3f}",
+            f"{med[1]:.3f}",
+            f"{r['median']:.3f}",
+            f"{r['min']:.2f}-{r['max']:.2f}",
         )
     return table
 
@@ -41,6 +47,12 @@ def bench(
         list[str] | None, typer.Option(help="torch, onnxruntime or tensorrt, repeatable (default: recipe)")
     ] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads (default: recipe bench/run threads)")] = None,
+    repeats: Annotated[
+        int | None, typer.Option(min=1, help="interleaved dense/pruned rounds (default: recipe)")
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option(min=0.0, help="minimum timed seconds per model and batch (default: recipe)")
+    ] = None,
     trace: Annotated[bool, typer.Option("--trace", help="also write bench_trace.json, one row per iteration")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -49,7 +61,7 @@ def bench(
     from toolchain.rundir import RunDir
 
     run = RunDir.resolve(run_ref)
-    doc = bench_stage(run.recipe(), run, batch, backend, threads, trace or None)
+    doc = bench_stage(run.recipe(), run, batch, backend, threads, trace or None, repeats, duration)
     if as_json:
         print_json(doc)
         return
@@ -62,15 +74,21 @@ def bench(
 
 def regress(
     current: Annotated[Path, typer.Argument(help="bench.json to check", show_default=False)],
-    baseline: Annotated[Path, typer.Option(help="baseline bench JSON (deploy/baselines/<device>.json)")],
-    tolerance: Annotated[str, typer.Option(help="allowed slowdown, e.g. 5% or 0.05")] = "5%",
+    baseline: Annotated[
+        Path | None,
+        typer.Option(help="baseline bench JSON, one per device (default: the run recipe's regress.baseline)"),
+    ] = None,
+    tolerance: Annotated[
+        str | None, typer.Option(help="allowed slowdown, e.g. 5% or 0.05 (default: recipe regress.tolerance, else 5%)")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Exit 1 when latency regressed beyond the tolerance, 2 when the files cannot be compared, else 0."""
-    from deploy.regress import parse_tolerance
+    from deploy.regress import parse_tolerance, regress_settings
     from deploy.regress import regress as compare
 
-    report = compare(current, baseline, parse_tolerance(tolerance))
+    baseline, tol = regress_settings(current, baseline, parse_tolerance(tolerance) if tolerance else None)
+    report = compare(current, baseline, tol)
     if as_json:
         print_json(
             {

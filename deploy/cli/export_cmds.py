@@ -46,19 +46,17 @@ def export(
     if as_json:
         print_json(entry)
         return
-    table = Table(title=f"exported files in {run.path}")
-    for col in ("model", "precision", "top-1 %", "images", "max |a-b|", "agree %", "status", "file"):
-        table.add_column(col, justify="left" if col in ("model", "precision", "status", "file") else "right")
+    table = Table(title=f"{run.path / 'onnx'}")
+    for col in ("model", "precision", "top-1 %", "max |a-b|", "agree %", "status"):
+        table.add_column(col, justify="left" if col in ("model", "precision", "status") else "right")
     for f in entry.get("files", []):
         table.add_row(
             f["model"],
             f["precision"],
             f"{f['accuracy']['top1']:.2f}",
-            str(f["accuracy"]["images"]),
-            f"{f['parity']['abs_err']['max']:.2e}",
-            f"{f['parity']['top1_agreement']:.2f}",
-            f["status"],
-            Path(f.get("engine") or f["path"]).name,
+            f"{f['parity']['abs_err']['max']:.1e}",
+            f"{f['parity']['top1_agreement']:.1f}",
+            f["status"] + (" +engine" if f.get("engine") else ""),
         )
     out.print(table)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import onnx
 import torch
@@ -43,35 +44,25 @@ class ExportInfo:
 
 
 def _torch_export(model: nn.Module, sample: torch.Tensor, path: Path, opset: int, exporter: str, dynamic: bool) -> None:
+    options: dict[str, Any]
+    if exporter == "dynamo":  # it builds opset 18 graphs; converting down fails for Reduce/Resize ops
+        options = {
+            "dynamo": True,
+            "opset_version": max(opset, 18),
+            "external_data": False,
+            "dynamic_shapes": ({0: torch.export.Dim("batch", min=1, max=1 << 16)},) if dynamic else None,
+            "verbose": False,
+        }
+    else:
+        options = {
+            "dynamo": False,
+            "opset_version": opset,
+            "dynamic_axes": {INPUT: {0: "batch"}, OUTPUT: {0: "batch"}} if dynamic else None,
+            "do_constant_folding": True,
+        }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning, torch.jit.TracerWarning))
-        if exporter == "dynamo":  # it builds opset 18 graphs; converting down fails for Reduce/Resize ops
-            shapes = ({0: torch.export.Dim("batch", min=1, max=1 << 16)},) if dynamic else None
-            torch.onnx.export(
-                model,
-                (sample,),
-                str(path),
-                input_names=[INPUT],
-                output_names=[OUTPUT],
-                opset_version=max(opset, 18),
-                dynamo=True,
-                external_data=False,
-                dynamic_shapes=shapes,
-                verbose=False,
-            )
-        else:
-            axes = {INPUT: {0: "batch"}, OUTPUT: {0: "batch"}} if dynamic else None
-            torch.onnx.export(
-                model,
-                (sample,),
-                str(path),
-                input_names=[INPUT],
-                output_names=[OUTPUT],
-                opset_version=opset,
-                dynamo=False,
-                dynamic_axes=axes,
-                do_constant_folding=True,
-            )
+        torch.onnx.export(model, (sample,), str(path), input_names=[INPUT], output_names=[OUTPUT], **options)
 
 
 def export_onnx(

@@ -71,7 +71,7 @@ def test_gpu_entries_gate_median_gpu_compute_per_model() -> None:
     cur = copy.deepcopy(base)
     cur["measurements"][1]["compute_ms"] = {"median": 1.2}  # pruned 20% slower on the GPU
     report = compare(cur, base, 0.05)
-    assert [r.key.split()[-1] for r in report.regressed] == ["model=pruned"]
+    assert [r.key.split()[-1] for r in report.regressed] == ["pruned"]
     assert all("GPU compute" in r.metric for r in report.rows)
 
 
@@ -80,3 +80,16 @@ def test_parse_tolerance() -> None:
     assert parse_tolerance("0.1") == pytest.approx(0.1)
     with pytest.raises(UsageError):
         parse_tolerance("-3%")
+
+
+def test_baseline_and_tolerance_default_to_the_run_recipe(in_tmp: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    from tests.deploy.pruned_run import make_run
+
+    recipe, run = make_run(in_tmp)
+    bench = write(run.path, "bench.json", bench_doc(0.55))
+    assert cli("regress", bench).code == 2  # the recipe names no baseline
+    base = write(in_tmp, "base.json", bench_doc(0.55 * 0.8))
+    text = recipe.source.read_text() + f'[regress]\nbaseline = "{base}"\ntolerance = 0.3\n'
+    recipe.source.write_text(text)
+    assert cli("regress", bench).code == 0  # 25% slower, within the recipe's 30%
+    assert cli("regress", bench, "--tolerance", "5%").code == 1

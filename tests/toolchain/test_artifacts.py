@@ -55,16 +55,16 @@ def test_round_trip_of_a_slimmed_model(name: str, shape: tuple[int, ...], tmp_pa
 
 def test_non_artifact_is_refused(tmp_path: Path) -> None:
     torch.save(create_model("quick_vgg").state_dict(), tmp_path / "plain.pt")
-    with pytest.raises(UsageError, match="plain.pt: not a cplitool artifact"):
+    with pytest.raises(UsageError, match=r"plain.pt: not a cplitool artifact"):
         load_artifact(tmp_path / "plain.pt")
 
 
 def test_checkpoint_that_does_not_fit_the_architecture(tmp_path: Path) -> None:
     torch.save(create_model("quick_vgg").state_dict(), tmp_path / "vgg.pt")
-    with pytest.raises(UsageError, match="vgg.pt: checkpoint does not fit the architecture"):
+    with pytest.raises(UsageError, match=r"vgg.pt: checkpoint does not fit the architecture"):
         load_dense("resnet20", 10, {}, tmp_path / "vgg.pt")
     torch.save({"epoch": 3}, tmp_path / "empty.pt")
-    with pytest.raises(UsageError, match="no tensors found"):
+    with pytest.raises(UsageError, match=r"no tensors found"):
         load_dense("quick_vgg", 10, {}, tmp_path / "empty.pt")
 
 
@@ -91,14 +91,14 @@ def test_dense_checkpoint_formats_load_read_only(tmp_path: Path) -> None:
 def test_resolve_model(in_tmp: Path) -> None:
     recipe = load_recipe(write_recipe(in_tmp, '[model]\nname = "quick_vgg"\n'))
     run = RunDir.for_recipe(recipe)
-    with pytest.raises(UsageError, match="no dense model .* run `cplitool train"):
+    with pytest.raises(UsageError, match=r"no dense model .* run `cplitool train"):
         resolve_model(recipe, run, "dense")
-    with pytest.raises(UsageError, match="expected dense, pruned, finetuned or a file path"):
+    with pytest.raises(UsageError, match=r"expected dense, pruned, finetuned or a file path"):
         resolve_model(recipe, run, "nonexistent.pt")
     model = slimmed("quick_vgg", (1, 8, 8), drop=2)
     path = save_artifact(run.file("pruned.pt"), model, ModelInfo("quick_vgg", 10))
     run.record("prune", path, "h", {})
-    loaded, info, where = resolve_model(recipe, run, "pruned")
+    _loaded, info, where = resolve_model(recipe, run, "pruned")
     assert where == path and info.arch == "quick_vgg"
     torch.save(create_model("quick_vgg").state_dict(), in_tmp / "plain.pt")
     _, info, where = resolve_model(recipe, run, str(in_tmp / "plain.pt"))  # a state_dict: the recipe's architecture

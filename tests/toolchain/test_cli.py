@@ -23,7 +23,8 @@ def test_info_counts_at_the_shape_the_data_feeds(in_tmp: Path, cli) -> None:
     (in_tmp / "clips" / "train").mkdir(parents=True)
     (in_tmp / "clips" / "test").mkdir()
     recipe = write_recipe(
-        in_tmp, '[model]\nname = "c3d"\nnum_classes = 5\n[data]\nname = "video"\nroot = "clips"\nclip_len = 8\nimage_size = 56\n'
+        in_tmp,
+        '[model]\nname = "c3d"\nnum_classes = 5\n[data]\nname = "video"\nroot = "clips"\nclip_len = 8\nimage_size = 56\n',
     )
     result = cli("info", recipe, "--json")
     assert result.code == 0, result.err

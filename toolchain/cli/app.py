@@ -56,5 +56,6 @@ def main() -> None:
             show()
         sys.exit(code)
 
+
 if __name__ == "__main__":
     main()

@@ -20,6 +20,7 @@ SetOpt = Annotated[
     typer.Option("--set", help="override a recipe value: section.key=value (TOML syntax), repeatable"),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON instead of tables")]
+ArtifactOpt = Annotated[str, typer.Option("--artifact", help="dense, pruned, finetuned or a file path")]
 
 
 def load(recipe: Path, sets: list[str] | None = None, extra: dict[str, Any] | None = None) -> Recipe:

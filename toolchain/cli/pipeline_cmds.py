@@ -82,11 +82,23 @@ def finetune(
 
 
 def load_for_run(recipe: Path, sets: list[str] | None, smoke: bool) -> Recipe:
-    if not smoke:
+    """The recipe with --set and --smoke applied; with any override it is also written out resolved
+    (<run dir>/recipe.toml) and reloaded from there, so stages that re-read the run's recipe see it."""
+    if not (smoke or sets):
         return load(recipe, sets)
+    from toolchain.io import atomic_write
     from toolchain.pipeline.smoke import load_smoke
+    from toolchain.recipe import load_recipe
+    from toolchain.recipe.dump import dumps
 
-    return load_smoke(recipe.expanduser().resolve(), lambda overrides: load(recipe, sets, extra=overrides))
+    r = (
+        load_smoke(recipe.expanduser().resolve(), lambda o: load(recipe, sets, extra=o))
+        if smoke
+        else load(recipe, sets)
+    )
+    text = f"# {r.source} with {'--smoke ' if smoke else ''}{' '.join(f'--set {s}' for s in sets or [])}\n{dumps(r.to_dict())}"
+    pinned = atomic_write(r.run_dir / "recipe.toml", lambda p: p.write_text(text))
+    return load_recipe(pinned)
 
 
 def show_outcome(o: Outcome) -> None:
@@ -111,10 +123,10 @@ def run(
 ) -> None:
     """Run every stage of RECIPE (train, prune, finetune, export, bench, report), skipping up-to-date ones;
     an interrupted run resumes at the stage it stopped in. Ends with the dense-versus-pruned table."""
+    from toolchain.cli.run_table import render, summarize
     from toolchain.distributed import launched_world_size
     from toolchain.errors import UsageError
     from toolchain.pipeline.runner import run_pipeline
-    from toolchain.pipeline.summary import render, summarize
 
     if launched_world_size() > 1:
         raise UsageError(
@@ -129,7 +141,7 @@ def run(
         stages: list[dict[str, Any]] = [
             {"stage": o.stage, "status": o.status, "seconds": o.seconds, "detail": o.detail} for o in outcomes
         ]
-        print_json({"run_dir": str(run_dir.path), "stages": stages, "summary": summary.to_dict()})
+        print_json({"run_dir": str(run_dir.path), "stages": stages, "summary": vars(summary)})
         return
     out.print(render(summary, f"{r.run.name}: dense vs pruned ({run_dir.path})"))
 

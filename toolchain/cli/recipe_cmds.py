@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from toolchain.cli.common import JsonOpt, RecipeArg, SetOpt, load, out, print_json
+from toolchain.cli.common import ArtifactOpt, JsonOpt, RecipeArg, SetOpt, load, out, print_json
 from toolchain.errors import UsageError
 from toolchain.recipe.dump import dumps
 
@@ -40,7 +40,7 @@ def check(
 def info(
     recipe: RecipeArg,
     set_: SetOpt = None,
-    artifact: Annotated[str, typer.Option(help="dense, pruned, finetuned or a file path")] = "dense",
+    artifact: ArtifactOpt = "dense",
     as_json: JsonOpt = False,
 ) -> None:
     """Per-layer channels, MACs and parameters of the recipe's model, counted by torch's flop counter.

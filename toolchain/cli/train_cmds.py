@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from toolchain.cli.common import JsonOpt, RecipeArg, SetOpt, load, out, print_json
+from toolchain.cli.common import ArtifactOpt, JsonOpt, RecipeArg, SetOpt, load, out, print_json
 
 
 def train(
@@ -29,7 +29,7 @@ def train(
 def eval_(
     recipe: RecipeArg,
     set_: SetOpt = None,
-    artifact: Annotated[str, typer.Option(help="dense, pruned, finetuned or a file path")] = "dense",
+    artifact: ArtifactOpt = "dense",
     as_json: JsonOpt = False,
 ) -> None:
     """Top-1, top-5 and loss of an artifact on the recipe's validation split."""

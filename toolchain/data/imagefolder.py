@@ -55,11 +55,11 @@ class _Decode(Dataset[np.ndarray]):
     def __getitem__(self, i: int) -> np.ndarray:
         from PIL import Image
 
-        with Image.open(self.files[i]) as im:
-            im = im.convert("RGB")
-            if self.size and im.size != (self.size, self.size):
-                im = im.resize((self.size, self.size), Image.BILINEAR)
-            return np.asarray(im).transpose(2, 0, 1).copy()
+        with Image.open(self.files[i]) as f:
+            im = f.convert("RGB")
+        if self.size and im.size != (self.size, self.size):
+            im = im.resize((self.size, self.size), Image.Resampling.BILINEAR)
+        return np.asarray(im).transpose(2, 0, 1).copy()
 
 
 def decode_all(files: list[str], size: int, workers: int, label: str) -> np.ndarray:

@@ -98,6 +98,8 @@ def set_epoch(loader: DataLoader[Any], epoch: int, seed: int = 0) -> None:
         sampler.set_epoch(epoch)
     elif isinstance(sampler, RandomSampler) and sampler.generator is not None:
         sampler.generator.manual_seed(seed * 100_003 + epoch)
+    if loader.generator is not None:  # worker processes' seeds (random transforms of streamed sets)
+        loader.generator.manual_seed(seed * 100_003 + epoch)
     ds: Any = loader.dataset
     while isinstance(ds, Subset):
         ds = ds.dataset
@@ -120,11 +122,12 @@ def make_loader(
 ) -> DataLoader[Any]:
     """A DataLoader over `data`; under torch.distributed each process gets its own shard (unless `shard` is
     False: every process then sees all of it, e.g. to compute identical validation metrics on every rank)."""
-    ds = data.dataset
+    ds: Any = data.dataset  # a map-style data set with __len__
+    generator = torch.Generator().manual_seed(seed)  # order, and the seeds of worker processes
     if shard and torch.distributed.is_available() and torch.distributed.is_initialized():
         sampler: Any = DistributedSampler(ds, shuffle=shuffle, seed=seed, drop_last=drop_last)
     elif shuffle:
-        sampler = RandomSampler(ds, generator=torch.Generator().manual_seed(seed))
+        sampler = RandomSampler(ds, generator=generator)
     else:
         sampler = SequentialSampler(ds)
     return DataLoader(
@@ -133,6 +136,7 @@ def make_loader(
         sampler=sampler,
         drop_last=drop_last,
         num_workers=0 if data.batched else workers,
+        generator=generator,
         collate_fn=_passthrough if data.batched else None,
         persistent_workers=False,
     )

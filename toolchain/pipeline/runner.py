@@ -17,6 +17,7 @@ import importlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from toolchain.errors import UsageError
@@ -155,4 +156,5 @@ def run_one(recipe: Recipe, run: RunDir, spec: StageSpec, redo: bool, settled: s
         raise
     seconds = time.perf_counter() - start
     remember(run, spec.name, key, seconds)
-    return Outcome(spec.name, "ran", seconds, str(run.artifact(spec.name) or ""), result)
+    made = run.artifact(spec.name) or (result if isinstance(result, Path) else "")
+    return Outcome(spec.name, "ran", seconds, str(made), result)

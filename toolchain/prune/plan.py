@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -75,29 +76,28 @@ def graph(model: nn.Module, input_shape: tuple[int, ...]) -> Any:
 
 
 def find_stages(model: nn.Module, dg: Any) -> list[Stage]:
-    """Every conv whose output group is {itself, <=1 BatchNorm, channel-wise ops, exactly one consumer conv}."""
+    """Every group whose members are one producer conv's outputs, <= 1 BatchNorm, channel-wise ops and
+    exactly one consumer conv's inputs. Groups are enumerated once each (a residual stream is one group)."""
     import torch_pruning as tp
 
     names = {m: n for n, m in model.named_modules()}
     stages = []
-    for name, conv in model.named_modules():
-        if not isinstance(conv, CONVS) or conv.groups != 1 or conv.out_channels < 2:
-            continue
-        group = dg.get_pruning_group(conv, tp.prune_conv_out_channels, idxs=[0])
-        consumers, norms, ok = [], [], True
+    for group in dg.get_all_groups(root_module_types=CONVS):
+        producers, consumers, norms, ok = [], [], [], True
         for item in group.items:
             target, handler = item.dep.target.module, item.dep.handler
-            if target is conv:
-                continue
-            if isinstance(target, CONVS) and handler == tp.prune_conv_in_channels and target.groups == 1:
+            if isinstance(target, CONVS) and target.groups == 1 and handler == tp.prune_conv_out_channels:
+                producers.append(target)
+            elif isinstance(target, CONVS) and target.groups == 1 and handler == tp.prune_conv_in_channels:
                 consumers.append(target)
             elif isinstance(target, nn.modules.batchnorm._BatchNorm):
                 norms.append(target)
-            elif type(target).__name__ != "_ElementWiseOp":  # reshape, concat, split, linear, another producer
+            elif type(target).__name__ != "_ElementWiseOp":  # reshape, concat, split, linear, grouped conv
                 ok = False
-        if ok and len(consumers) == 1 and len(norms) <= 1 and consumers[0] is not conv:
+        if ok and len(producers) == len(consumers) == 1 and len(norms) <= 1 and producers[0].out_channels > 1:
             norm = names[norms[0]] if norms else None
-            stages.append(Stage(name, names[consumers[0]], conv.out_channels, conv.out_channels, norm))
+            conv = producers[0]
+            stages.append(Stage(names[conv], names[consumers[0]], conv.out_channels, conv.out_channels, norm))
     order = {n: i for i, n in enumerate(names.values())}
     return sorted(stages, key=lambda s: order[s.consumer])
 
@@ -108,12 +108,24 @@ def round_width(channels: int, ratio: float, round_to: int) -> int:
     return int(min(channels, max(step, round(channels * ratio / step) * step)))
 
 
-def macs_after(stages: list[Stage], layer_macs: dict[str, int], total: int) -> int:
-    """Conv MACs scale with kept inputs x kept outputs; everything else is unchanged."""
-    out_keep = {s.producer: s.keep / s.channels for s in stages}
-    in_keep = {s.consumer: s.keep / s.channels for s in stages}
-    lost = sum(m * (1 - out_keep.get(n, 1.0) * in_keep.get(n, 1.0)) for n, m in layer_macs.items())
-    return round(total - lost)
+class MacsModel:
+    """MACs after pruning as a function of the stage widths: a conv's MACs scale with its kept inputs
+    times its kept outputs; everything else is unchanged. Vectorised, because the width search calls it
+    thousands of times."""
+
+    def __init__(self, stages: list[Stage], layer_macs: dict[str, int], total: int) -> None:
+        out_of = {s.producer: i for i, s in enumerate(stages)}
+        in_of = {s.consumer: i for i, s in enumerate(stages)}
+        none = len(stages)  # index of a constant 1.0
+        self.stages, self.total = stages, total
+        self.macs = np.array(list(layer_macs.values()), dtype=np.float64)
+        self.out_idx = np.array([out_of.get(n, none) for n in layer_macs])
+        self.in_idx = np.array([in_of.get(n, none) for n in layer_macs])
+        self.channels = np.array([s.channels for s in stages] + [1], dtype=np.float64)
+
+    def __call__(self) -> int:
+        keep = np.array([s.keep for s in self.stages] + [1], dtype=np.float64) / self.channels
+        return round(self.total - float((self.macs * (1 - keep[self.in_idx] * keep[self.out_idx])).sum()))
 
 
 def _check_names(cfg: PruneSection, stages: list[Stage], convs: set[str]) -> None:
@@ -121,7 +133,9 @@ def _check_names(cfg: PruneSection, stages: list[Stage], convs: set[str]) -> Non
     for key, names in (("prune.skip", cfg.skip), ("prune.layer_keep", list(cfg.layer_keep))):
         for n in names:
             if n not in convs:
-                raise UsageError(f"{key}: {n!r} is not a conv layer of the model; prunable: {', '.join(sorted(prunable))}")
+                raise UsageError(
+                    f"{key}: {n!r} is not a conv layer of the model; prunable: {', '.join(sorted(prunable))}"
+                )
             if n not in prunable:
                 raise UsageError(
                     f"{key}: {n!r} cannot be pruned (its outputs feed a residual add, a concat or the classifier); "
@@ -132,12 +146,12 @@ def _check_names(cfg: PruneSection, stages: list[Stage], convs: set[str]) -> Non
             raise UsageError(f"prune.layer_keep: {n!r} = {r}: expected a keep ratio in (0, 1]")
 
 
-def _set_widths(stages: list[Stage], free: list[Stage], ratio: float, round_to: int) -> None:
+def _set_widths(free: list[Stage], ratio: float, round_to: int) -> None:
     for s in free:
         s.keep = round_width(s.channels, ratio, round_to)
 
 
-def _nudge(stages: list[Stage], free: list[Stage], cost: Any, target_macs: float, round_to: int) -> None:
+def _nudge(free: list[Stage], cost: MacsModel, target_macs: float, round_to: int) -> None:
     """Move single layers by one rounding step while that brings the MACs closer to the target."""
     while True:
         best, best_gap = None, abs(cost() - target_macs)
@@ -176,10 +190,8 @@ def make_plan(model: nn.Module, input_shape: tuple[int, ...], cfg: PruneSection,
     free = [s for s in stages if s.producer not in cfg.layer_keep]
     target = cfg.macs_keep * total
 
-    def cost() -> int:
-        return macs_after(stages, layer_macs, total)
-
-    _set_widths(stages, free, 0.0, cfg.round_to)
+    cost = MacsModel(stages, layer_macs, total)
+    _set_widths(free, 0.0, cfg.round_to)
     floor = cost()
     if floor > target * (1 + TOLERANCE):
         raise UsageError(
@@ -190,11 +202,11 @@ def make_plan(model: nn.Module, input_shape: tuple[int, ...], cfg: PruneSection,
     lo, hi = 0.0, 1.0
     for _ in range(40):  # smallest uniform ratio whose MACs reach the target
         mid = (lo + hi) / 2
-        _set_widths(stages, free, mid, cfg.round_to)
+        _set_widths(free, mid, cfg.round_to)
         lo, hi = (lo, mid) if cost() >= target else (mid, hi)
-    _set_widths(stages, free, hi, cfg.round_to)
+    _set_widths(free, hi, cfg.round_to)
     if abs(cost() - target) > TOLERANCE * target:
-        _nudge(stages, free, cost, target, cfg.round_to)
+        _nudge(free, cost, target, cfg.round_to)
     achieved = cost()
     if abs(achieved - target) > TOLERANCE * target:
         raise UsageError(

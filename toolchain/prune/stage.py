@@ -35,7 +35,9 @@ MEANING = (
 )
 
 
-def layer_table(plan: PrunePlan, dense: ModelCount, pruned: ModelCount, stages: list[StageReport]) -> list[dict[str, Any]]:
+def layer_table(
+    plan: PrunePlan, dense: ModelCount, pruned: ModelCount, stages: list[StageReport]
+) -> list[dict[str, Any]]:
     """One row per conv/linear layer: channels and MACs before/after, and the stage it was consumer of."""
     after = {lc.name: lc for lc in pruned.layers}
     by_consumer = {s.consumer: s for s in stages}
@@ -109,9 +111,7 @@ def prune_stage(recipe: Recipe) -> dict[str, Any]:
     run = RunDir.for_recipe(recipe)
     device = setup(recipe.run)
     model, info, dense_path = resolve_model(recipe, run, "dense")
-    key = hashlib.sha256(
-        (recipe.section_hash(*PRUNE_SECTIONS) + sha256_file(dense_path)).encode()
-    ).hexdigest()[:16]
+    key = hashlib.sha256((recipe.section_hash(*PRUNE_SECTIONS) + sha256_file(dense_path)).encode()).hexdigest()[:16]
     shape = recipe_input_shape(recipe)
     plan = make_plan(model, shape, recipe.prune)  # unmeetable targets, nothing prunable: fail here
     dense_count = count_model(model, shape)

@@ -7,6 +7,7 @@ types, defaults and limits cannot drift from what validation accepts (`cplitool 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import typing
 from typing import Any
 
@@ -58,7 +59,7 @@ def render_reference() -> str:
             for f in dataclasses.fields(cls)
         ]
         parts.append(
-            f"### `[{name}]`\n\n{cls.__doc__}\n\n| key | type | default | meaning |\n|---|---|---|---|\n"
+            f"### `[{name}]`\n\n{inspect.cleandoc(cls.__doc__ or '')}\n\n| key | type | default | meaning |\n|---|---|---|---|\n"
             + "\n".join(rows)
         )
     return "\n\n".join(parts) + "\n"

@@ -120,23 +120,16 @@ class PruneSection:
 
 
 @dataclass
-class FinetuneSection:
-    """Fine-tuning the pruned model with distillation from the dense one (`cplitool finetune`)."""
+class FinetuneSection(TrainSection):
+    """Fine-tuning the pruned model with distillation from the dense one (`cplitool finetune`).
+
+    The optimizer and schedule keys are [train]'s (inherited, so the two cannot drift apart).
+    """
 
     epochs: int = opt(10, "fine-tuning epochs", min=0)
-    optimizer: str = opt("sgd", "optimizer", choices=["sgd", "adamw"])
     lr: float = opt(0.01, "peak learning rate", min_exclusive=0.0)
-    momentum: float = opt(0.9, "SGD momentum", min=0.0, max=1.0)
-    nesterov: bool = opt(True, "SGD with Nesterov momentum")
-    weight_decay: float = opt(5e-4, "weight decay", min=0.0)
-    schedule: str = opt("cosine", "learning-rate schedule", choices=["cosine", "onecycle", "constant"])
-    warmup_epochs: float = opt(0.0, "cosine: linear warm-up length in epochs", min=0.0)
-    label_smoothing: float = opt(0.0, "label smoothing of the cross-entropy", min=0.0, max=0.5)
     kd_weight: float = opt(0.5, "weight of distillation from the dense model (0: plain fine-tuning)", min=0.0, max=1.0)
     kd_temperature: float = opt(4.0, "distillation temperature", min_exclusive=0.0)
-    amp: bool = opt(True, "mixed precision on GPU (ignored on CPU)")
-    channels_last: bool = opt(True, "channels_last memory format on GPU (ignored on CPU)")
-    max_steps: int = opt(0, "stop each epoch after this many steps (0: full epochs)", min=0)
 
 
 @dataclass
@@ -186,7 +179,7 @@ class BenchSection:
     )
     warmup_ms: float = opt(200.0, "time-based warm-up per measurement", min=0.0)
     min_duration_s: float = opt(3.0, "minimum timed duration per model and batch (split over the rounds)", min=0.0)
-    min_iters: int = opt(10, "minimum timed iterations per measurement", min=1)
+    min_iters: int = opt(10, "minimum timed iterations per model and batch (split over the rounds)", min=1)
     threads: int = opt(0, "CPU threads for CPU backends (0: all cores)", min=0)
     repeats: int = opt(5, "interleaved dense/pruned rounds (A B A B ...); the ratio is their median", min=1)
     trace: bool = opt(False, "write a per-iteration trace")
@@ -198,7 +191,9 @@ class BenchSection:
 class RegressSection:
     """The CI latency gate (`cplitool regress`)."""
 
-    baseline: str = opt("", "baseline JSON to compare against; default: deploy/baselines/<device>.json", path=True)
+    baseline: str = opt(
+        "", "baseline bench JSON for `cplitool regress` (one per device, e.g. deploy/baselines/cpu.json)", path=True
+    )
     tolerance: float = opt(0.05, "allowed relative slowdown (0.05 = 5%)", min=0.0)
 
 

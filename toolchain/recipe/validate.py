@@ -47,8 +47,8 @@ def coerce(value: Any, tp: Any) -> tuple[bool, Any]:
         if not isinstance(value, dict):
             return False, value
         inner = typing.get_args(tp)[1]
-        items = {k: coerce(v, inner) for k, v in value.items()}
-        return all(ok for ok, _ in items.values()), {k: v for k, (_, v) in items.items()}
+        entries = {k: coerce(v, inner) for k, v in value.items()}
+        return all(ok for ok, _ in entries.values()), {k: v for k, (_, v) in entries.items()}
     if tp is Any:
         return True, value
     if tp is float:

@@ -41,11 +41,11 @@ def test_garbage_empty_and_missing_files(tmp_path: Path) -> None:
     garbage, empty = tmp_path / "garbage.onnx", tmp_path / "empty.onnx"
     garbage.write_bytes(b"\x00\xffnot a protobuf" * 50)
     empty.write_bytes(b"")
-    with pytest.raises(UsageError, match="garbage.onnx"):
+    with pytest.raises(UsageError, match=r"garbage\.onnx"):
         load_onnx(garbage)
-    with pytest.raises(UsageError, match="empty.onnx: empty file"):
+    with pytest.raises(UsageError, match=r"empty\.onnx: empty file"):
         load_onnx(empty)
-    with pytest.raises(UsageError, match="missing.onnx: ONNX file not found"):
+    with pytest.raises(UsageError, match=r"missing\.onnx: ONNX file not found"):
         load_onnx(tmp_path / "missing.onnx")
 
 
@@ -60,5 +60,5 @@ def test_graph_that_fails_the_checker(tmp_path: Path) -> None:
     )
     path = tmp_path / "broken.onnx"
     onnx.save(helper.make_model(graph), str(path))
-    with pytest.raises(UsageError, match="broken.onnx: invalid ONNX graph"):
+    with pytest.raises(UsageError, match=r"broken\.onnx: invalid ONNX graph"):
         load_checked(path)

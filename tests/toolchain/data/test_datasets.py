@@ -39,7 +39,7 @@ def test_digits_split_is_fixed_and_batches_repeat_with_the_seed() -> None:
     assert torch.equal(a.images, b.images)  # type: ignore[attr-defined]  # test set independent of the seed
     x1, y1 = first_batch(cfg, "train", True, seed=1)
     x2, y2 = first_batch(cfg, "train", True, seed=1)
-    x3, y3 = first_batch(cfg, "train", True, seed=2)
+    _x3, y3 = first_batch(cfg, "train", True, seed=2)
     assert torch.equal(x1, x2) and torch.equal(y1, y2)
     assert not torch.equal(y1, y3)
 
@@ -80,7 +80,7 @@ def test_synthetic() -> None:
 def test_unknown_split_and_missing_folder() -> None:
     with pytest.raises(ValueError):
         build_split(DataSection(name="digits"), "test", False)
-    with pytest.raises(UsageError, match="data.val_split"):
+    with pytest.raises(UsageError, match=r"data.val_split"):
         build_split(DataSection(name="imagefolder", root="/nonexistent"), "val", False)
 
 
@@ -152,3 +152,12 @@ def test_recipe_input_shape(tmp_path: Path) -> None:
     synthetic = Recipe(tmp_path, data=DataSection(name="synthetic", synthetic_shape=[3, 24, 24]))
     assert recipe_input_shape(synthetic) == (3, 24, 24)
     assert recipe_input_shape(Recipe(tmp_path, model=ModelSection(name="resnet50"))) == (3, 224, 224)
+
+
+def test_recipe_input_shape_reads_an_image_folders_stored_size(cifar_root: Path, tmp_path: Path) -> None:
+    from toolchain.recipe.sections import ModelSection, Recipe
+
+    folder = Recipe(
+        tmp_path, model=ModelSection(name="resnet50"), data=DataSection(name="imagefolder", root=str(cifar_root))
+    )
+    assert recipe_input_shape(folder) == (3, 32, 32)  # CIFAR JPEGs as stored, not resnet50's 224

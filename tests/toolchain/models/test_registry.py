@@ -66,14 +66,14 @@ def test_c3d_uses_conv3d_and_kwargs() -> None:
 
 
 def test_unknown_model_and_bad_kwargs_are_usage_errors() -> None:
-    with pytest.raises(UsageError, match="unknown model 'vgg17'"):
+    with pytest.raises(UsageError, match=r"unknown model 'vgg17'"):
         create_model("vgg17")
-    with pytest.raises(UsageError, match="bad model.kwargs"):
+    with pytest.raises(UsageError, match=r"bad model.kwargs"):
         create_model("resnet20", depth=3)
 
 
 def test_pretrained_needs_1000_classes() -> None:
     from toolchain.errors import CplitoolError
 
-    with pytest.raises(CplitoolError, match="1000 classes"):
+    with pytest.raises(CplitoolError, match=r"1000 classes"):
         create_model("resnet18", num_classes=10, pretrained=True)

@@ -64,7 +64,7 @@ def test_importance_and_classification_terms_equal_the_augmented_design() -> Non
 
 
 def test_recon_error_from_grams_equals_direct() -> None:
-    X, W, Y, _, sums, c, k = problem(2, grads=False)
+    X, W, Y, _, sums, _, k = problem(2, grads=False)
     kept = np.array([0, 2, 5])
     cols = columns(kept, k)
     direct = float(((Y - X[:, cols] @ W[:, cols].t()) ** 2).sum() / (Y**2).sum())
@@ -74,7 +74,7 @@ def test_recon_error_from_grams_equals_direct() -> None:
 @pytest.mark.parametrize("seed", range(5))
 @pytest.mark.parametrize("ridge", [0.0, 1e-4, 0.5])
 def test_weight_fit_never_raises_reconstruction_error(seed: int, ridge: float) -> None:
-    X, W, _, _, sums, c, k = problem(seed, grads=False)
+    _, W, _, _, sums, c, k = problem(seed, grads=False)
     kept = np.sort(np.random.default_rng(seed).choice(c, 3, replace=False))
     sol = refit(sums, W, c, kept, ridge, 0.0)
     assert sol.err_after <= sol.err_before
@@ -82,7 +82,7 @@ def test_weight_fit_never_raises_reconstruction_error(seed: int, ridge: float) -
 
 
 def test_unregularised_fit_is_the_least_squares_optimum() -> None:
-    X, W, Y, _, sums, c, k = problem(7, grads=False)
+    X, _, Y, _, sums, _, k = problem(7, grads=False)
     cols = columns(np.array([1, 3, 4]), k)
     fitted = fit_weights(sums, cols, 0.0)
     direct = torch.linalg.lstsq(X[:, cols], Y).solution.t()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import tomllib
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +11,11 @@ from tests.conftest import write_recipe
 from toolchain.errors import UsageError
 from toolchain.recipe import load_recipe
 from toolchain.recipe.load import parse_assignment
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 # (recipe text, the key path the message must name, what it must say was expected)
 BAD_RECIPES = {
@@ -51,7 +56,11 @@ BAD_RECIPES = {
         "trt",
         "expected min_batch <= opt_batch <= max_batch, got 8, 4, 256",
     ),
-    "bad precision": ('[export]\nprecisions = ["fp8"]\n', "export.precisions", "expected values among fp32, fp16, int8"),
+    "bad precision": (
+        '[export]\nprecisions = ["fp8"]\n',
+        "export.precisions",
+        "expected values among fp32, fp16, int8",
+    ),
     "empty batch list": ("[bench]\nbatches = []\n", "bench.batches", "non-empty list of positive batch sizes"),
     "layer keep out of range": ("[prune.layer_keep]\nconv1 = 0.0\n", "prune.layer_keep.conv1", "keep ratio in (0, 1]"),
     "invalid TOML": ("[train\nepochs = 3\n", "", "not valid TOML"),
@@ -176,5 +185,5 @@ def test_section_hash_changes_with_the_section_only(tmp_path: Path) -> None:
 
 
 def test_load_recipe_raises_usage_error(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="train.epochs"):
+    with pytest.raises(UsageError, match=r"train.epochs"):
         load_recipe(write_recipe(tmp_path, "[train]\nepochs = -1\n"))

@@ -45,7 +45,7 @@ def test_train_dense_writes_artifact_and_manifest(in_tmp: Path) -> None:
     assert entry["section_hash"] == recipe.section_hash("run", "model", "data", "train")
     assert metrics["epochs"] == 2 and entry["metrics"]["best"]["top1"] == metrics["best"]["top1"]
     assert not run.file("train.state.pt").exists()  # removed once dense.pt is written
-    model, info = load_artifact(run.file("dense.pt"))
+    _model, info = load_artifact(run.file("dense.pt"))
     assert info.arch == "quick_vgg" and info.metrics["top1"] == metrics["best"]["top1"]
     assert metrics["best"]["top1"] > 15.0  # 12 steps already beat chance (10%)
     evaluated = evaluate_model(recipe, "dense")
@@ -113,7 +113,7 @@ def test_batch_larger_than_the_training_set(in_tmp: Path) -> None:
         write_recipe(in_tmp, SMALL.format(name="big"), "big.toml"),
         {"data": {"train_subset": 10}},
     )
-    with pytest.raises(UsageError, match="data.batch_size: 64 is larger than the training set"):
+    with pytest.raises(UsageError, match=r"data.batch_size: 64 is larger than the training set"):
         train_dense(recipe)
 
 
