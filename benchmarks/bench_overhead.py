@@ -15,6 +15,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,37 +24,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_io import record
 
 from deploy.bench.timing import TimingConfig, measurement, run_samples
-from deploy.runners.base import Availability, Runner
+from deploy.runners.callable_runner import CallableRunner
 from deploy.runners.device_times import DeviceTimes
 
 TIMES = DeviceTimes(0.01, 0.1, 1.0, 0.05)
 
 
-class Work(Runner):
-    """infer() spins for `ms` milliseconds (0: returns at once)."""
+def work(ms: float, device_times: bool) -> CallableRunner:
+    """A runner that spins for `ms` milliseconds (0: returns at once), optionally reporting device times."""
+    seconds = ms / 1e3
 
-    def __init__(self, ms: float, device_times: bool = False) -> None:
-        super().__init__()
-        self.seconds, self.times_device = ms / 1e3, device_times
-
-    @classmethod
-    def availability(cls) -> Availability:
-        return Availability(True)
-
-    def activate(self) -> None:
-        pass
-
-    def deactivate(self) -> None:
-        pass
-
-    def infer(self, x: np.ndarray) -> np.ndarray:
-        end = time.perf_counter() + self.seconds
+    def spin(x: np.ndarray) -> Any:
+        end = time.perf_counter() + seconds
         while time.perf_counter() < end:
             pass
-        return x
+        return (x, TIMES) if device_times else x
 
-    def infer_timed(self, x: np.ndarray) -> tuple[np.ndarray, DeviceTimes]:
-        return self.infer(x), TIMES
+    return CallableRunner(spin, device_times)
 
 
 def main() -> None:
@@ -68,7 +55,7 @@ def main() -> None:
     for name, (ms, device) in cases.items():
         per_iter, median_bias = [], []
         for _ in range(args.runs):
-            m = measurement(1, run_samples(Work(ms, device), x, cfg))
+            m = measurement(1, run_samples(work(ms, device), x, cfg))
             per_iter.append(m.samples.wall_s / m.samples.iterations * 1e3 - ms)
             median_bias.append(m.stats["latency"].median - ms)
         over = statistics.median(per_iter)

@@ -109,7 +109,11 @@ def bench_models(
     skipped: list[dict[str, str]] = []
     label = device_label(s.device)
     for arch in s.archs:
-        pair = pruned_pair(arch, 0.5)
+        try:
+            pair = pruned_pair(arch, 0.5)
+        except RuntimeError as e:
+            skipped.append({"arch": arch, "reason": str(e)})
+            continue
         shape = input_shape(arch)
         models = {"dense": pair.dense, "pruned": pair.pruned}
         for precision, graphs in VARIANTS:

@@ -63,7 +63,8 @@ def via_cplitool(arch: str, dense: nn.Module, keep: float, method: str) -> nn.Mo
     """Prune with cplitool's prune stage in a throw-away run directory; None when it is not installed."""
     try:
         from toolchain.prune.stage import prune_stage
-    except ModuleNotFoundError:
+    except ModuleNotFoundError as e:
+        print(f"cplitool prune unavailable here ({e}); trying Torch-Pruning", file=sys.stderr)
         return None
     from toolchain.artifacts import ModelInfo, load_artifact, save_artifact
     from toolchain.recipe import load_recipe
@@ -90,6 +91,7 @@ def via_torch_pruning(dense: nn.Module, shape: tuple[int, ...], keep: float, rou
     try:
         import torch_pruning as tp
     except ModuleNotFoundError:
+        print("Torch-Pruning is not installed here", file=sys.stderr)
         return None
     example = torch.zeros(1, *shape)
     target = keep * count_model(dense, shape).macs

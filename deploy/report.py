@@ -118,7 +118,10 @@ def plot_latency(plt: Any, bench: dict[str, Any], path: Path) -> str | None:
     for label, pts in sorted(lines.items()):
         pts.sort()
         ax.plot(*zip(*pts, strict=True), marker="o", linestyle="--" if label.endswith("dense") else "-", label=label)
+    batches = sorted({b for pts in lines.values() for b, _ in pts})
     ax.set(xscale="log", yscale="log", xlabel="batch", ylabel="median latency (ms)", title="latency against batch")
+    ax.set_xticks(batches, [str(b) for b in batches])
+    ax.minorticks_off()
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
     name = save(fig, path)

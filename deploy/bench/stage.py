@@ -8,7 +8,6 @@ precision, variant, batch) is measured with dense and pruned interleaved, so the
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
 import time
 from collections.abc import Callable
@@ -99,7 +98,7 @@ class Planner:
 
     def torch(self, models: dict[str, Any], sources: dict[str, str]) -> None:
         def maker(device: str, precision: str, graphs: bool) -> Callable[[str], Runner]:
-            return lambda m: TorchRunner(copy.deepcopy(models[m]), device, precision, graphs, self.threads)
+            return lambda m: TorchRunner(models[m], device, precision, graphs, self.threads)
 
         self.targets.append(Target("torch", "cpu", "fp32", "eager", sources, maker("cpu", "fp32", False)))
         cuda = TorchRunner.availability("cuda")
@@ -172,6 +171,42 @@ def measure_target(target: Target, batch: int, shape: tuple[int, ...], cfg: Timi
         return interleaved(runners, inputs, cfg, repeats)
 
 
+def run_targets(
+    plan: Planner, batches: list[int], shape: tuple[int, ...], timing: TimingConfig, repeats: int, macs_ratio: float
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Measure every target at every batch: bench.json's measurement and comparison rows, and the traces.
+    A target that fails to run (a CplitoolError: missing library, unloadable file) becomes a skip."""
+    measurements: list[dict[str, Any]] = []
+    comparisons: list[dict[str, Any]] = []
+    traces: list[dict[str, Any]] = []
+    with progress_bar() as bar:
+        task = bar.add_task("bench", total=len(plan.targets) * len(batches), unit="config")
+        for target in plan.targets:
+            label = device_label(target.device)
+            for batch in batches:
+                bar.update(task, description=f"bench {target.backend} {target.device} {target.precision} b{batch}")
+                key = {
+                    "backend": target.backend,
+                    "device": label,
+                    "precision": target.precision,
+                    "variant": target.variant,
+                    "batch": batch,
+                    "threads": plan.threads if target.device == "cpu" else None,
+                }
+                try:
+                    result = measure_target(target, batch, shape, timing, repeats)
+                except CplitoolError as e:
+                    plan.skips.append(Skip(target.backend, target.device, f"{target.precision} batch {batch}: {e}"))
+                    bar.advance(task)
+                    continue
+                measurements += result.measurement_rows(key, target.sources)
+                comparisons.append(result.comparison_row(key, macs_ratio))
+                if timing.trace:
+                    traces += [{**key, "model": m, "trace": trace_rows(result.measurements[m].samples)} for m in MODELS]
+                bar.advance(task)
+    return measurements, comparisons, traces
+
+
 def bench_stage(
     recipe: Recipe,
     run: RunDir,
@@ -211,35 +246,9 @@ def bench_stage(
     if "tensorrt" in backends:
         plan.tensorrt()
 
-    measurements: list[dict[str, Any]] = []
-    comparisons: list[dict[str, Any]] = []
-    traces: list[dict[str, Any]] = []
-    with progress_bar() as bar:
-        task = bar.add_task("bench", total=len(plan.targets) * len(batches), unit="config")
-        for target in plan.targets:
-            label = device_label(target.device)
-            for batch in batches:
-                bar.update(task, description=f"bench {target.backend} {target.device} {target.precision} b{batch}")
-                threads_used = threads if target.device == "cpu" else None
-                key = {
-                    "backend": target.backend,
-                    "device": label,
-                    "precision": target.precision,
-                    "variant": target.variant,
-                    "batch": batch,
-                    "threads": threads_used,
-                }
-                try:
-                    result = measure_target(target, batch, shape, timing, repeats)
-                except CplitoolError as e:
-                    plan.skips.append(Skip(target.backend, target.device, f"{target.precision} batch {batch}: {e}"))
-                    bar.advance(task)
-                    continue
-                measurements += result.measurement_rows(key, target.sources)
-                comparisons.append(result.comparison_row(key, macs["pruned"] / macs["dense"]))
-                if trace:
-                    traces += [{**key, "model": m, "trace": trace_rows(result.measurements[m].samples)} for m in MODELS]
-                bar.advance(task)
+    measurements, comparisons, traces = run_targets(
+        plan, batches, shape, timing, repeats, macs["pruned"] / macs["dense"]
+    )
     for s in plan.skips:
         console.print(f"bench: skipped {s.backend} ({s.device}): {s.reason}", highlight=False, markup=False)
 

@@ -54,9 +54,17 @@ def reference(model: nn.Module, loader: Batches, limit: int) -> Reference:
 
 
 def infer(runner: OnnxRuntimeRunner, x: np.ndarray) -> np.ndarray:
-    """Logits as float32; the input is cast to the graph's input type (FP16 graphs may take FP16)."""
-    dtype = np.float16 if runner.session.get_inputs()[0].type == "tensor(float16)" else np.float32
-    return np.asarray(runner.infer(x.astype(dtype, copy=False)), dtype=np.float32)
+    """Logits as float32. The input is cast to the graph's input type (FP16 graphs may take FP16); a graph
+    with a fixed batch size gets chunks of that size, the last one zero-padded."""
+    inp = runner.session.get_inputs()[0]
+    x = x.astype(np.float16 if inp.type == "tensor(float16)" else np.float32, copy=False)
+    fixed = inp.shape[0] if isinstance(inp.shape[0], int) else len(x)
+    outs = []
+    for i in range(0, len(x), fixed):
+        chunk = x[i : i + fixed]
+        padded = np.concatenate([chunk, np.zeros((fixed - len(chunk), *x.shape[1:]), x.dtype)])
+        outs.append(np.asarray(runner.infer(padded), dtype=np.float32)[: len(chunk)])
+    return np.concatenate(outs)
 
 
 def onnx_logits(path: Path, images: np.ndarray, batch: int, threads: int = 0) -> np.ndarray:

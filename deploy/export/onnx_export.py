@@ -80,7 +80,8 @@ def export_onnx(
     only after the full checker and strict shape inference pass."""
     path = Path(path)
     model = model.eval().cpu()
-    sample = torch.randn(2, *sample_shape)  # batch 2, so no exporter specialises the batch axis to 1
+    # dynamic: batch 2, so no exporter specialises the batch axis to 1; static: batch 1
+    sample = torch.randn(2 if dynamic_batch else 1, *sample_shape)
     model, rewritten = exportable(model, sample)
     with atomic_path(path) as tmp:
         try:
@@ -88,7 +89,7 @@ def export_onnx(
         except Exception as e:  # the exporters raise many unrelated types; all mean "cannot export"
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise CplitoolError(
-                f"{label}: torch.onnx export ({exporter} exporter, opset {opset}, input {(2, *sample_shape)}) "
+                f"{label}: torch.onnx export ({exporter} exporter, opset {opset}, input {tuple(sample.shape)}) "
                 f"failed: {first}"
             ) from None
         proto = load_onnx(tmp)

@@ -54,10 +54,19 @@ class TensorRTRunner(Runner):
             raise MissingDependencyError(check.reason)
         import tensorrt as trt
 
-        from deploy.trt.engine import load_engine
-
         self.trt = trt
         self.io.open()
+        try:
+            self._open_engine()
+        except BaseException:
+            self.io.close()
+            raise
+
+    def _open_engine(self) -> None:
+        """Deserialize the engine (with its sidecar checks), create the context, find the I/O tensors."""
+        trt = self.trt
+        from deploy.trt.engine import load_engine
+
         self.engine, self.sidecar = load_engine(self.engine_path)
         self.context = self.engine.create_execution_context()
         if self.context is None:
@@ -80,9 +89,10 @@ class TensorRTRunner(Runner):
 
     def _bind(self, shape: tuple[int, ...]) -> None:
         """Pick the profile, set the input shape, and allocate and register buffers for every I/O tensor."""
+        self._shape = None  # a failure below leaves nothing bound, so the next call binds afresh
         self.io.stream.synchronize()
-        self.io.release_buffers()
         self._select_profile(shape[0])
+        self.io.release_buffers()
         if not self.context.set_input_shape(self.inputs[0], shape):
             raise UsageError(f"{self.engine_path}: input shape {shape} is not accepted by the engine")
         self.buffers: dict[str, Buffer] = {}

@@ -7,6 +7,7 @@ FP32; the cast to FP16 and to channels_last is part of the timed compute, like a
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 from typing import Any
@@ -68,11 +69,12 @@ class TorchRunner(Runner):
 
         if self.threads:
             torch.set_num_threads(self.threads)
-        model = self.source
-        if isinstance(model, str | Path):
+        if isinstance(self.source, str | Path):
             from toolchain.artifacts import load_artifact
 
-            model, _ = load_artifact(model)
+            model, _ = load_artifact(self.source)
+        else:
+            model = copy.deepcopy(self.source)  # casts and moves below must not touch the caller's module
         model = model.eval().to(self.device)
         if self.precision == "fp16":
             model = model.half()
@@ -80,6 +82,7 @@ class TorchRunner(Runner):
             model = model.to(memory_format=torch.channels_last)
         self.model = model
         if self.device.startswith("cuda"):
+            torch.backends.cudnn.benchmark = True  # fastest convolution algorithms for the fixed shapes, as engines do
             self.stream = torch.cuda.Stream(self.device)
             self.events = [torch.cuda.Event(enable_timing=True) for _ in range(4)]
 
@@ -98,6 +101,7 @@ class TorchRunner(Runner):
         self.host_in = torch.empty(shape, dtype=torch.float32, pin_memory=True)
         self.dev_in = torch.zeros(shape, dtype=torch.float32, device=self.device)
         self.graph: Any = None
+        self.stream.wait_stream(torch.cuda.current_stream(self.device))  # dev_in was zeroed on the default stream
         with torch.inference_mode(), torch.cuda.stream(self.stream):
             for _ in range(3):  # cuDNN autotuning and allocator warm-up happen outside the capture
                 out = self._compute(self.dev_in)

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from deploy.trt.host import Host
 from toolchain.errors import UsageError
@@ -37,7 +36,6 @@ class Sidecar:
     timing_cache: str
     created: str
     format: str = FORMAT
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @staticmethod
     def path_for(engine_path: str | Path) -> Path:
@@ -59,7 +57,7 @@ class Sidecar:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise UsageError(f"{path}: not a cplitool engine sidecar (expected format {FORMAT!r})")
         names = {f.name for f in dataclasses.fields(cls)}
-        missing = sorted(names - set(data) - {"extra", "format"})
+        missing = sorted(names - set(data))
         if missing:
             raise UsageError(f"{path}: engine sidecar lacks {', '.join(missing)}")
         return cls(**{k: v for k, v in data.items() if k in names})

@@ -1,10 +1,10 @@
-"""Runners with known durations on a fake clock, so timing tests are exact and take no time."""
+"""Runners of known duration on a fake clock, so timing tests are exact and take no time."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from deploy.runners.base import Availability, Runner
+from deploy.runners.callable_runner import CallableRunner
 from deploy.runners.device_times import DeviceTimes
 
 
@@ -16,38 +16,23 @@ class FakeClock:
         return self.now
 
 
-class FakeRunner(Runner):
-    """Each inference advances the clock by `ms`; records the order of calls in `log`."""
+def fake_runner(clock: FakeClock, ms: float, name: str = "", log: list[str] | None = None) -> CallableRunner:
+    """Each inference advances the clock by `ms`; the order of calls is appended to `log`."""
 
-    def __init__(self, clock: FakeClock, ms: float, name: str = "", log: list[str] | None = None) -> None:
-        super().__init__()
-        self.clock, self.ms, self.name, self.log = clock, ms, name, log
-
-    @classmethod
-    def availability(cls) -> Availability:
-        return Availability(True)
-
-    def activate(self) -> None:
-        pass
-
-    def deactivate(self) -> None:
-        pass
-
-    def infer(self, x: np.ndarray) -> np.ndarray:
-        self.clock.now += self.ms / 1e3
-        if self.log is not None:
-            self.log.append(self.name)
+    def step(x: np.ndarray) -> np.ndarray:
+        clock.now += ms / 1e3
+        if log is not None:
+            log.append(name)
         return x
 
+    return CallableRunner(step)
 
-class FakeGpuRunner(FakeRunner):
+
+def fake_gpu_runner(clock: FakeClock, times: DeviceTimes) -> CallableRunner:
     """Reports fixed device times, like a GPU runner's infer_timed."""
 
-    times_device = True
+    def step(x: np.ndarray) -> tuple[np.ndarray, DeviceTimes]:
+        clock.now += (times.h2d_ms + times.compute_ms + times.d2h_ms) / 1e3
+        return x, times
 
-    def __init__(self, clock: FakeClock, times: DeviceTimes) -> None:
-        super().__init__(clock, times.h2d_ms + times.compute_ms + times.d2h_ms)
-        self.times = times
-
-    def infer_timed(self, x: np.ndarray) -> tuple[np.ndarray, DeviceTimes]:
-        return self.infer(x), self.times
+    return CallableRunner(step, times_device=True)

@@ -5,12 +5,12 @@ import pytest
 
 from deploy.bench.compare import interleaved
 from deploy.bench.timing import TimingConfig
-from tests.deploy.bench.fakes import FakeClock, FakeRunner
+from tests.deploy.bench.fakes import FakeClock, fake_runner
 
 
 def test_dense_and_pruned_alternate_and_the_ratio_is_per_round() -> None:
     clock, log = FakeClock(), []
-    runners = {"dense": FakeRunner(clock, 2.0, "dense", log), "pruned": FakeRunner(clock, 1.0, "pruned", log)}
+    runners = {"dense": fake_runner(clock, 2.0, "dense", log), "pruned": fake_runner(clock, 1.0, "pruned", log)}
     x = np.zeros((2, 3), dtype=np.float32)
     cfg = TimingConfig(warmup_ms=0.0, min_duration_s=0.0, min_iters=6)  # 2 per round
     result = interleaved(runners, {"dense": x, "pruned": x}, cfg, repeats=3, clock=clock)
@@ -24,7 +24,7 @@ def test_dense_and_pruned_alternate_and_the_ratio_is_per_round() -> None:
 
 def test_duration_and_iteration_minimum_are_split_over_rounds() -> None:
     clock = FakeClock()
-    runners = {"dense": FakeRunner(clock, 1.0), "pruned": FakeRunner(clock, 1.0)}
+    runners = {"dense": fake_runner(clock, 1.0), "pruned": fake_runner(clock, 1.0)}
     x = np.zeros((1,), dtype=np.float32)
     result = interleaved(runners, {"dense": x, "pruned": x}, TimingConfig(0.0, 0.04, 1), repeats=4, clock=clock)
     assert result.measurements["dense"].samples.wall_s == pytest.approx(0.04)

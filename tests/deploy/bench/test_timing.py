@@ -6,14 +6,14 @@ import pytest
 from deploy.bench.stats import summarize
 from deploy.bench.timing import TimingConfig, measurement, run_samples, trace_rows, warnings_for
 from deploy.runners.device_times import DeviceTimes
-from tests.deploy.bench.fakes import FakeClock, FakeGpuRunner, FakeRunner
+from tests.deploy.bench.fakes import FakeClock, fake_gpu_runner, fake_runner
 
 X = np.zeros((4, 1, 8, 8), dtype=np.float32)
 
 
 def test_warmup_is_time_based_and_both_minimums_hold() -> None:
     clock = FakeClock()
-    runner = FakeRunner(clock, ms=2.0)
+    runner = fake_runner(clock, ms=2.0)
     s = run_samples(runner, X, TimingConfig(warmup_ms=10.0, min_duration_s=0.1, min_iters=10), clock)
     assert s.warmup_iters == 5  # 10 ms of 2 ms iterations
     assert s.iterations == 50  # 0.1 s dominates 10 iterations
@@ -26,7 +26,7 @@ def test_warmup_is_time_based_and_both_minimums_hold() -> None:
 
 def test_device_times_are_collected_and_gpu_compute_is_primary() -> None:
     clock = FakeClock()
-    runner = FakeGpuRunner(clock, DeviceTimes(enqueue_ms=0.1, h2d_ms=0.2, compute_ms=1.0, d2h_ms=0.05))
+    runner = fake_gpu_runner(clock, DeviceTimes(enqueue_ms=0.1, h2d_ms=0.2, compute_ms=1.0, d2h_ms=0.05))
     m = measurement(8, run_samples(runner, X, TimingConfig(0.0, 0.0125, 5), clock))
     assert m.primary_metric == "compute"
     assert m.stats["h2d"].median == 0.2 and m.stats["enqueue"].median == 0.1

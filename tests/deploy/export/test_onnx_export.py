@@ -83,3 +83,15 @@ def test_simplify_off_keeps_a_valid_graph(tmp_path: Path) -> None:
     assert not info.simplified
     assert isinstance(onnx.load(str(tmp_path / "q.onnx")), onnx.ModelProto)
     assert np.isfinite(onnx_logits(tmp_path / "q.onnx", np.zeros((2, 1, 8, 8), np.float32), 2)).all()
+
+
+def test_static_batch_export_runs_in_chunks(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = create_model("quick_vgg", 10).eval()
+    export_onnx(model, (1, 8, 8), tmp_path / "static.onnx", dynamic_batch=False)
+    dims = load_checked(tmp_path / "static.onnx").graph.input[0].type.tensor_type.shape.dim
+    assert dims[0].dim_value == 1
+    x = torch.randn(3, 1, 8, 8)
+    with torch.no_grad():
+        ref = model(x).numpy()
+    assert compare(ref, onnx_logits(tmp_path / "static.onnx", x.numpy(), batch=3, threads=1), 1e-4, 1e-4).passed

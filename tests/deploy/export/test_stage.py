@@ -17,7 +17,7 @@ from deploy.export.metadata import read_metadata
 from deploy.export.stage import export_stage
 from tests.conftest import REPO
 from tests.deploy.pruned_run import make_run
-from toolchain.errors import CplitoolError, UsageError
+from toolchain.errors import CplitoolError, MissingDependencyError, UsageError
 from toolchain.recipe import Recipe, load_recipe
 from toolchain.rundir import RunDir
 
@@ -142,6 +142,6 @@ def test_trt_without_tensorrt_stops_at_once(in_tmp: Path, monkeypatch: pytest.Mo
     err = " ".join(capsys.readouterr().err.split())
     assert "tensorrt" in err and "pip install 'cplitool[trt]'" in err
     assert not (run.path / "onnx").exists()  # nothing was exported before the error
-    with pytest.raises(Exception, match="cplitool\\[trt\\]"):
+    with pytest.raises(MissingDependencyError, match=r"cplitool\[trt\]"):
         export_stage(_recipe, run, trt=True)
     assert run.stage("export") is None  # nothing recorded either

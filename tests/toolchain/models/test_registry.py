@@ -27,14 +27,21 @@ def test_every_registered_model_is_covered() -> None:
     assert sorted(SMALL_INPUTS) == list_models()
 
 
+# Over 100 M parameters: initialising them takes longer than every other test here together, so these
+# run on the meta device, where every op still checks and propagates shapes but nothing is computed.
+SHAPE_ONLY = {"vgg16_bn", "c3d"}
+
+
 @pytest.mark.parametrize("name", sorted(SMALL_INPUTS))
 def test_forward_shape(name: str) -> None:
     torch.manual_seed(0)
-    model = create_model(name, num_classes=7).eval()
+    device = torch.device("meta" if name in SHAPE_ONLY else "cpu")
+    with device:
+        model = create_model(name, num_classes=7).eval()
     with torch.no_grad():
-        out = model(torch.randn(2, *SMALL_INPUTS[name]))
+        out = model(torch.randn(2, *SMALL_INPUTS[name], device=device))
     assert out.shape == (2, 7)
-    assert torch.isfinite(out).all()
+    assert name in SHAPE_ONLY or torch.isfinite(out).all()
     assert len(input_shape(name)) == len(SMALL_INPUTS[name])
 
 

@@ -1,0 +1,141 @@
+"""The prune stage end to end on digits: artifact, report, manifest, CLI errors before sampling, and the
+CI smoke version of the ablation (cpli beats random before fine-tuning at 50% MACs)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from typer.testing import CliRunner
+
+from tests.conftest import write_recipe
+from toolchain.artifacts import load_artifact
+from toolchain.cli.app import app
+from toolchain.data import build_split, make_loader
+from toolchain.prune.plan import make_plan
+from toolchain.prune.pruner import prune_model
+from toolchain.recipe import load_recipe
+from toolchain.recipe.sections import PruneSection
+from toolchain.rundir import RunDir
+from toolchain.train.loop import evaluate
+from toolchain.train.stage import train_dense
+
+RECIPE = """
+[run]
+name = "digits"
+dir = "{dir}"
+threads = 1
+[model]
+name = "quick_vgg"
+[data]
+name = "digits"
+batch_size = 64
+eval_batch_size = 512
+[train]
+epochs = 8
+lr = 0.05
+schedule = "onecycle"
+[prune]
+num_images = 400
+batch_size = 200
+"""
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A recipe whose run holds a briefly trained quick_vgg (dense.pt)."""
+    folder = tmp_path_factory.mktemp("digits")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(folder)
+        path = write_recipe(folder, RECIPE.format(dir=folder / "run"))
+        train_dense(load_recipe(path))
+        yield path
+
+
+def test_prune_stage_writes_artifact_report_and_manifest(trained: Path, in_tmp: Path) -> None:
+    result = CliRunner().invoke(app, ["prune", str(trained), "--set", "prune.method='cpli'"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "features.3" in result.output and "keep = output channels kept" in result.output
+    run = RunDir(trained.parent / "run")
+    entry = run.stage("prune")
+    assert entry is not None and entry["status"] == "done"
+    report = json.loads(run.file("prune_report.json").read_text())
+    assert abs(report["macs_keep"] - 0.5) <= 0.01
+    consumers = [r for r in report["layers"] if "err_after" in r]
+    assert consumers and all(r["err_after"] <= r["err_before"] for r in consumers)
+    model, info = load_artifact(run.file("pruned.pt"))
+    assert info.plan["method"] == "cpli" and entry["metrics"]["macs_after"] == report["macs_after"]
+    assert entry["metrics"]["top1_before_finetune"] > 80
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("prune.macs_keep=0.01", "cannot be met"),
+        ("prune.skip=['features.0','features.3','features.7','features.10']", "cannot be met"),
+        ("model.name='vgg16_cifar'", "does not fit the architecture"),
+    ],
+)
+def test_bad_input_fails_before_sampling(
+    trained: Path,
+    in_tmp: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    override: str,
+    message: str,
+) -> None:
+    def no_sampling(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("sampling started")
+
+    monkeypatch.setattr("toolchain.prune.stage.prune_model", no_sampling)
+    dense = trained.parent / "run" / "dense.pt"
+    args = ["prune", str(trained), "--set", override, "--set", f"model.checkpoint='{dense}'"]
+    from toolchain.cli.app import main
+
+    monkeypatch.setattr("sys.argv", ["cplitool", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def _digits(trained: Path) -> tuple[nn.Module, object, object]:
+    recipe = load_recipe(trained)
+    model, _ = load_artifact(trained.parent / "run" / "dense.pt")
+    train = build_split(recipe.data, "train", augment=False, seed=0)
+    train.dataset = train.dataset.subset(list(range(400))) if train.batched else train.dataset  # type: ignore[attr-defined]
+    val = build_split(recipe.data, "val", augment=False, seed=0)
+    return model, make_loader(train, 200, shuffle=False), make_loader(val, 512, shuffle=False)
+
+
+def test_cpli_without_its_terms_is_cp(trained: Path) -> None:
+    dense, loader, _ = _digits(trained)
+    outputs = []
+    for cfg in (
+        PruneSection(method="cp", macs_keep=0.5),
+        PruneSection(method="cpli", macs_keep=0.5, use_classification=False, use_importance=False),
+    ):
+        model = copy.deepcopy(dense)
+        plan = make_plan(model, (1, 8, 8), cfg)
+        pruned = prune_model(model, plan, cfg, list(loader), torch.device("cpu"), seed=0).model  # type: ignore[call-overload]
+        outputs.append(pruned(torch.linspace(-1, 1, 64 * 4).view(4, 1, 8, 8)))
+    assert torch.equal(outputs[0], outputs[1])
+
+
+def test_digits_ablation_smoke_cpli_beats_random(trained: Path) -> None:
+    """CI's version of benchmarks/prune_ablation.py: same stages and widths, accuracy before fine-tuning."""
+    dense, loader, val = _digits(trained)
+    batches = list(loader)  # type: ignore[call-overload]
+    top1 = {}
+    for method in ("cpli", "random"):
+        cfg = PruneSection(method=method, macs_keep=0.5)
+        model = copy.deepcopy(dense)
+        plan = make_plan(model, (1, 8, 8), cfg)
+        pruned = prune_model(model, plan, cfg, batches, torch.device("cpu"), seed=0).model
+        top1[method] = evaluate(pruned, val, torch.device("cpu"))["top1"]  # type: ignore[arg-type]
+    assert top1["cpli"] > top1["random"], top1
