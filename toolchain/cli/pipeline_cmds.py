@@ -96,7 +96,8 @@ def load_for_run(recipe: Path, sets: list[str] | None, smoke: bool) -> Recipe:
         if smoke
         else load(recipe, sets)
     )
-    text = f"# {r.source} with {'--smoke ' if smoke else ''}{' '.join(f'--set {s}' for s in sets or [])}\n{dumps(r.to_dict())}"
+    flags = (["--smoke"] if smoke else []) + [f"--set {s}" for s in sets or []]
+    text = f"# {r.source} with {' '.join(flags)}, resolved\n{dumps(r.to_dict())}"
     pinned = atomic_write(r.run_dir / "recipe.toml", lambda p: p.write_text(text))
     return load_recipe(pinned)
 

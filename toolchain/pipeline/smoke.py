@@ -24,7 +24,10 @@ STEPS = 2  # optimizer steps per epoch
 SMALL_SIDE = 32  # input side for architectures built for 112-224 pixel inputs
 SMALL_CLIP = 4  # frames per clip for video models
 # Architectures whose full size is slow on a CPU even for a few images, and how to shrink them.
-SMALL_MODEL_KWARGS: dict[str, dict[str, Any]] = {"c3d": {"width": 0.125, "fc_width": 64}, "vgg16_cifar": {"width": 0.25}}
+SMALL_MODEL_KWARGS: dict[str, dict[str, Any]] = {
+    "c3d": {"width": 0.125, "fc_width": 64},
+    "vgg16_cifar": {"width": 0.25},
+}
 
 COMMON: dict[str, Any] = {
     "model": {"checkpoint": "", "pretrained": False},

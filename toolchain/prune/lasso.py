@@ -46,21 +46,24 @@ def lasso_gram(
     return beta
 
 
-def select_exact(Q: np.ndarray, q: np.ndarray, keep: int, iters: int = 60) -> tuple[np.ndarray, np.ndarray]:
-    """(beta, kept indices sorted) with exactly `keep` channels: bisection on lam (log scale); if no lam
-    gives exactly `keep` non-zeros, the largest |beta| at the nearest lam with more non-zeros are kept."""
+def select_exact(
+    Q: np.ndarray, q: np.ndarray, keep: int, iters: int = 40, sweeps: int = 300
+) -> tuple[np.ndarray, np.ndarray]:
+    """(beta, kept indices sorted) with exactly `keep` channels: bisection on lam (log scale, warm starts,
+    at most `sweeps` sweeps per lam: only the support's size matters here); if no lam gives exactly
+    `keep` non-zeros, the largest |beta| at the nearest lam with more non-zeros are kept."""
     c = len(q)
     if keep >= c:
-        return lasso_gram(Q, q, 0.0), np.arange(c)
+        return lasso_gram(Q, q, 0.0, max_sweeps=sweeps), np.arange(c)
     hi = float(np.abs(q).max())  # at lam >= max|q| every coefficient is zero
     if hi == 0.0:
         return np.zeros(c), np.arange(keep)
     lo = hi * 1e-9
-    beta_lo = lasso_gram(Q, q, lo)
+    beta_lo = lasso_gram(Q, q, lo, max_sweeps=sweeps)
     beta = beta_lo
     for _ in range(iters):
         mid = float(np.sqrt(lo * hi))
-        beta = lasso_gram(Q, q, mid, beta)
+        beta = lasso_gram(Q, q, mid, beta, max_sweeps=sweeps)
         count = int(np.count_nonzero(beta))
         if count == keep:
             beta_lo = beta

@@ -81,8 +81,8 @@ def importance(
 ) -> torch.Tensor:
     """s over the consumer's outputs: 1 where the next stage (selected ahead on the original network, s = 1)
     keeps a channel, eps where it drops it; optionally times the next BatchNorm's squared scale."""
-    consumer = model.get_submodule(stage.consumer)
-    n = consumer.weight.shape[0]  # type: ignore[union-attr,index]
+    consumer: Any = model.get_submodule(stage.consumer)
+    n = consumer.weight.shape[0]
     s = torch.ones(n, dtype=torch.float64)
     if not terms.importance or nxt is None:
         return s
@@ -92,8 +92,8 @@ def importance(
     s.fill_(cfg.eps)
     s[torch.as_tensor(kept)] = 1.0
     if cfg.fold_bn and nxt.norm:
-        bn = model.get_submodule(nxt.norm)
-        scale = bn.weight.detach().double().cpu() / (bn.running_var.detach().double().cpu() + bn.eps).sqrt()  # type: ignore[union-attr,operator]
+        bn: Any = model.get_submodule(nxt.norm)
+        scale = bn.weight.detach().double().cpu() / (bn.running_var.detach().double().cpu() + bn.eps).sqrt()
         s = s * scale**2
     return s
 
@@ -136,7 +136,9 @@ def prune_model(
             report.gram_s = grams.seconds
             report.rows = grams.rows
             start = time.perf_counter()
-            s = importance(model, stage, by_producer.get(stage.consumer), capture.lookahead, cfg, terms)
+            nxt = by_producer.get(stage.consumer)
+            s = importance(model, stage, nxt, capture.lookahead, cfg, terms)
+            capture.lookahead.pop(nxt.consumer if nxt else "", None)  # used once: free its Gram sums
             gamma_rel = cfg.gamma_rel * terms.classification
             solution = solve_stage(grams, weight_2d(consumer), stage.channels, s, gamma_rel, stage.keep, cfg.ridge)
             remove_channels(dg, producer, solution.keep)

@@ -11,6 +11,7 @@ import contextlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -29,8 +30,8 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def conv_out_size(conv: nn.Module, spatial: tuple[int, ...]) -> list[int]:
-    k, s, p, d = conv.kernel_size, conv.stride, conv.padding, conv.dilation  # type: ignore[attr-defined]
+def conv_out_size(conv: Any, spatial: tuple[int, ...]) -> list[int]:
+    k, s, p, d = conv.kernel_size, conv.stride, conv.padding, conv.dilation
     return [(n + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i, n in enumerate(spatial)]
 
 
@@ -41,12 +42,12 @@ def sample_positions(batch: int, out_size: list[int], positions: int, gen: torch
     return torch.stack([img, *coords], 1)
 
 
-def gather_patches(x: torch.Tensor, conv: nn.Module, pos: torch.Tensor) -> torch.Tensor:
+def gather_patches(x: torch.Tensor, conv: Any, pos: torch.Tensor) -> torch.Tensor:
     """The conv's input patch behind each sampled output position: (rows, C*k), ordered like weight.flatten(1)."""
     if getattr(conv, "padding_mode", "zeros") != "zeros":
-        raise ValueError(f"padding_mode {conv.padding_mode!r} is not supported")  # type: ignore[attr-defined]
+        raise ValueError(f"padding_mode {conv.padding_mode!r} is not supported")
     dims = x.dim() - 2
-    k, s, p, d = conv.kernel_size, conv.stride, conv.padding, conv.dilation  # type: ignore[attr-defined]
+    k, s, p, d = conv.kernel_size, conv.stride, conv.padding, conv.dilation
     pads = [v for i in reversed(range(dims)) for v in (p[i], p[i])]
     xp = F.pad(x, pads).movedim(1, -1)  # (B, *spatial, C)
     rows = pos.shape[0]
@@ -81,13 +82,13 @@ class GramSums:
 
     @classmethod
     def empty(cls, ck: int, c: int, n: int, grads: bool, device: torch.device) -> GramSums:
-        z = dict(dtype=torch.float64, device=device)
+        f64 = torch.float64
         return cls(
-            torch.zeros(ck, ck, **z),  # type: ignore[arg-type]
-            torch.zeros(ck, n, **z),  # type: ignore[arg-type]
-            torch.zeros(n, **z),  # type: ignore[arg-type]
-            torch.zeros(c, c, **z) if grads else None,  # type: ignore[arg-type]
-            torch.zeros(c, **z) if grads else None,  # type: ignore[arg-type]
+            torch.zeros(ck, ck, dtype=f64, device=device),
+            torch.zeros(ck, n, dtype=f64, device=device),
+            torch.zeros(n, dtype=f64, device=device),
+            torch.zeros(c, c, dtype=f64, device=device) if grads else None,
+            torch.zeros(c, dtype=f64, device=device) if grads else None,
         )
 
     def add(self, X: torch.Tensor, Y: torch.Tensor, G: torch.Tensor | None, W: torch.Tensor) -> None:
@@ -111,12 +112,12 @@ class GramSums:
         self.seconds += time.perf_counter() - start
 
 
-def weight_2d(conv: nn.Module) -> torch.Tensor:
-    w = conv.weight.detach()  # type: ignore[union-attr,operator]
+def weight_2d(conv: Any) -> torch.Tensor:
+    w = conv.weight.detach()
     return w.reshape(w.shape[0], -1)
 
 
-def output_rows(conv: nn.Module, y: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+def output_rows(conv: Any, y: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     """Sampled output rows without the bias: what the input channels' weights reconstruct."""
     rows = gather_rows(y, pos)
     bias = getattr(conv, "bias", None)
@@ -154,13 +155,13 @@ def capture_original(
     """One pass of the ORIGINAL network: sampled Y (and dCE/dY when `grads`) at every consumer conv, and the
     full Gram sums of the consumers named in `lookahead` (for the next-stage look-ahead)."""
     model.eval().to(device)
-    convs = {s.consumer: model.get_submodule(s.consumer) for s in stages}
+    convs: dict[str, Any] = {s.consumer: model.get_submodule(s.consumer) for s in stages}
     gen = torch.Generator().manual_seed(seed)
     targets = {name: Targets() for name in convs}
     grams: dict[str, GramSums] = {}
     batch: dict[str, dict[str, torch.Tensor]] = {}
 
-    def pre_hook(name: str):  # type: ignore[no-untyped-def]
+    def pre_hook(name: str):
         def hook(conv: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
             x = inputs[0]
             pos = sample_positions(x.shape[0], conv_out_size(conv, tuple(x.shape[2:])), positions, gen)
@@ -170,7 +171,7 @@ def capture_original(
 
         return hook
 
-    def fwd_hook(name: str):  # type: ignore[no-untyped-def]
+    def fwd_hook(name: str):
         def hook(conv: nn.Module, _inputs: tuple[torch.Tensor, ...], y: torch.Tensor) -> torch.Tensor | None:
             pos = batch[name]["pos"]
             batch[name]["Y"] = output_rows(conv, y.detach(), pos)
@@ -209,7 +210,7 @@ def capture_original(
                     if name in lookahead:
                         w = weight_2d(convs[name])
                         if name not in grams:
-                            c = convs[name].in_channels  # type: ignore[union-attr]
+                            c = convs[name].in_channels
                             grams[name] = GramSums.empty(w.shape[1], c, w.shape[0], grads, device)
                         grams[name].add(b["X"], b["Y"], b.get("G"), w)
                 bar.advance(task)
@@ -232,9 +233,9 @@ def stage_grams(
 ) -> tuple[GramSums, float]:
     """Gram sums of one stage: X from the network pruned so far (forward stops at the consumer), Y and G
     from the original network. Returns the sums and the forward time."""
-    conv = model.get_submodule(consumer)
+    conv: Any = model.get_submodule(consumer)
     w = weight_2d(conv)
-    grams = GramSums.empty(w.shape[1], conv.in_channels, w.shape[0], grads, device)  # type: ignore[arg-type]
+    grams = GramSums.empty(w.shape[1], conv.in_channels, w.shape[0], grads, device)
     box: dict[str, torch.Tensor] = {}
 
     def hook(_conv: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:

@@ -70,6 +70,7 @@ def test_prune_stage_writes_artifact_report_and_manifest(trained: Path, in_tmp: 
     assert consumers and all(r["err_after"] <= r["err_before"] for r in consumers)
     model, info = load_artifact(run.file("pruned.pt"))
     assert info.plan["method"] == "cpli" and entry["metrics"]["macs_after"] == report["macs_after"]
+    assert sum(p.numel() for p in model.parameters()) == report["params_after"] < report["params_before"]
     assert entry["metrics"]["top1_before_finetune"] > 80
 
 

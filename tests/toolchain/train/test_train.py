@@ -136,3 +136,24 @@ def test_quickstart_reaches_95_percent(in_tmp: Path, cli) -> None:
     evaluated = cli("eval", REPO / "recipes" / "quickstart.toml", "--json")
     assert evaluated.code == 0
     assert '"top1"' in evaluated.out
+
+
+def test_zero_epochs_reports_the_model_as_it_came(tmp_path: Path) -> None:
+    from toolchain.data import build_split
+    from toolchain.models import create_model
+    from toolchain.recipe.sections import DataSection, FinetuneSection
+    from toolchain.train.fit import fit
+
+    data = DataSection(name="digits", batch_size=64)
+    result = fit(
+        create_model("quick_vgg"),
+        FinetuneSection(epochs=0),
+        data,
+        build_split(data, "train", True),
+        build_split(data, "val", False),
+        torch.device("cpu"),
+        tmp_path / "state.pt",
+        "key",
+    )
+    assert result.history == [] and result.best["epoch"] == 0 and result.best["samples"] == 360
+    assert not (tmp_path / "state.pt").exists()
