@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.toolchain.finetune.stand_in_prune import digits_recipe, pruned_run
+from tests.toolchain.finetune.digits_run import digits_recipe, pruned_run
 from toolchain.artifacts import load_artifact
 from toolchain.distributed import distributed_session
 from toolchain.errors import UsageError

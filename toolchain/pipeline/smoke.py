@@ -36,8 +36,19 @@ COMMON: dict[str, Any] = {
     "train": {"epochs": 1, "max_steps": STEPS, "lr": 0.01, "warmup_epochs": 0.0},
     "finetune": {"epochs": 1, "max_steps": STEPS, "lr": 0.001, "warmup_epochs": 0.0},
     "prune": {"num_images": IMAGES, "batch_size": 16},
-    # Parity checks stay; the int8 accuracy gate does not: on 64 images one image is 1.6 points of top-1.
-    "export": {"parity_images": 16, "calib_images": 16, "int8_max_drop": 100.0},
+    # Parity checks stay, at tolerances for barely trained weights: two SGD steps leave logits with a wide
+    # range (deep nets such as ResNet-50 differ by ~2e-4 in FP32 and ~0.1 in FP16 on a few of them), which
+    # the defaults, meant for trained models, reject. tests/deploy/export checks the default tolerances on
+    # a trained model. The int8 accuracy gate is off: on 64 images one image is 1.6 points of top-1.
+    "export": {
+        "parity_images": 16,
+        "calib_images": 16,
+        "int8_max_drop": 100.0,
+        "atol_fp32": 1e-3,
+        "rtol_fp32": 1e-3,
+        "atol_fp16": 0.25,
+        "rtol_fp16": 0.25,
+    },
     "bench": {"batches": [1, 8], "warmup_ms": 10.0, "min_duration_s": 0.05, "min_iters": 2, "repeats": 1},
 }
 

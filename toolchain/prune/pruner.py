@@ -1,7 +1,8 @@
 """The layer-by-layer loop shared by every method: same stages, same widths, same surgery.
 
 cpli/cp: one pass of the original network captures sampled outputs (and loss gradients for cpli);
-then, shallow to deep, each stage streams the network-pruned-so-far's input patches into Gram sums,
+then, shallow to deep, each stage streams the network-pruned-so-far's input patches into Gram sums
+(chains advance kept activations one segment per stage, see chain.py; other graphs re-run the prefix),
 selects channels by the (augmented) LASSO, removes them and refits the consumer's weights.
 l1/random: the same stages and widths, channels chosen without data, weights left as they are.
 """
@@ -18,9 +19,10 @@ import torch
 from torch import nn
 
 from toolchain.progress import console
+from toolchain.prune.chain import ChainInputs
 from toolchain.prune.criteria import l1_keep, random_keep
 from toolchain.prune.plan import PrunePlan, Stage, graph
-from toolchain.prune.sampling import GramSums, capture_original, stage_grams, weight_2d
+from toolchain.prune.sampling import GramSums, capture_original, prefix_inputs, stage_grams, weight_2d
 from toolchain.prune.solver import select, solve_stage
 from toolchain.prune.surgery import remove_channels, set_weight
 from toolchain.recipe.sections import PruneSection
@@ -106,7 +108,7 @@ def prune_model(
     terms = Terms.of(cfg)
     dg = graph(model, plan.input_shape)
     by_producer = {s.producer: s for s in plan.stages}
-    capture = None
+    capture, chain = None, None
     if terms.sampled:
         ahead = {by_producer[s.consumer].consumer for s in plan.stages if s.consumer in by_producer}
         capture = capture_original(
@@ -118,7 +120,11 @@ def prune_model(
             grads=terms.classification,
             lookahead=ahead if terms.importance else set(),
             device=device,
+            lookahead_fraction=cfg.lookahead_rows_fraction,
         )
+        start = time.perf_counter()
+        chain = ChainInputs.create(model, plan.stages, plan.input_shape, loader, cfg.num_images, device)
+        capture.seconds += time.perf_counter() - start
     gen = torch.Generator().manual_seed(seed)
     reports = []
     for i, stage in enumerate(plan.stages):
@@ -132,7 +138,8 @@ def prune_model(
             report.solve_s = time.perf_counter() - start
         else:
             targets = capture.targets.pop(stage.consumer)
-            grams, report.capture_s = stage_grams(model, stage.consumer, loader, targets, terms.classification, device)
+            inputs = chain.inputs(stage) if chain else prefix_inputs(model, stage.consumer, loader, device)
+            grams, report.capture_s = stage_grams(model, stage.consumer, inputs, targets, terms.classification, device)
             report.gram_s = grams.seconds
             report.rows = grams.rows
             start = time.perf_counter()

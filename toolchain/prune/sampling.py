@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +67,22 @@ def gather_rows(y: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     return y.movedim(1, -1)[tuple(pos.t())]
 
 
+STRIP = 512  # columns per strip of the symmetric Gram product
+BLOCK_ROWS = 4096  # rows per Gram product: large matmuls, one float64 accumulation per block
+
+
+def symmetric_gram(X: torch.Tensor) -> torch.Tensor:
+    """X^T X in float64, computing only the upper strips (about half the multiply-adds) and mirroring them."""
+    d = X.shape[1]
+    out = torch.empty(d, d, dtype=torch.float64, device=X.device)
+    for a in range(0, d, STRIP):
+        b = min(a + STRIP, d)
+        strip = (X[:, a:b].t() @ X[:, a:]).double()  # rows a:b, columns a:
+        out[a:b, a:] = strip
+        out[b:, a:b] = strip[:, b - a :].t()
+    return out
+
+
 @dataclass
 class GramSums:
     """Streaming sums that are all the stage solver needs; float64 accumulators, float32 products for float32 features."""
@@ -96,7 +112,7 @@ class GramSums:
         start = time.perf_counter()
         dtype = torch.float64 if X.dtype == torch.float64 else torch.float32  # products in the features' precision
         X, Y = X.to(dtype), Y.to(dtype)
-        self.P += (X.t() @ X).double()
+        self.P += symmetric_gram(X)
         self.XtY += (X.t() @ Y).double()
         self.yy += (Y * Y).sum(0).double()
         if G is not None and self.AtA is not None and self.Atb is not None:
@@ -110,6 +126,32 @@ class GramSums:
         self.rows += X.shape[0]
         sync(X.device)
         self.seconds += time.perf_counter() - start
+
+
+class RowBlocks:
+    """Collects per-batch rows and feeds `grams` in blocks of at least BLOCK_ROWS rows; call `flush()` at the end."""
+
+    def __init__(self, grams: GramSums, W: torch.Tensor) -> None:
+        self.grams, self.W = grams, W
+        self.parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
+        self.rows = 0
+
+    def add(self, X: torch.Tensor, Y: torch.Tensor, G: torch.Tensor | None) -> None:
+        self.parts.append((X, Y, G))
+        self.rows += X.shape[0]
+        if self.rows >= BLOCK_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.parts:
+            return
+        start = time.perf_counter()
+        Xs, Ys, Gs = zip(*self.parts, strict=True)
+        X, Y = torch.cat(Xs), torch.cat(Ys)
+        G = None if Gs[0] is None else torch.cat(Gs)  # type: ignore[arg-type]
+        self.parts, self.rows = [], 0
+        self.grams.seconds += time.perf_counter() - start
+        self.grams.add(X, Y, G, self.W)
 
 
 def weight_2d(conv: Any) -> torch.Tensor:
@@ -151,14 +193,18 @@ def capture_original(
     grads: bool,
     lookahead: set[str],
     device: torch.device,
+    lookahead_fraction: float = 1.0,
 ) -> Capture:
     """One pass of the ORIGINAL network: sampled Y (and dCE/dY when `grads`) at every consumer conv, and the
-    full Gram sums of the consumers named in `lookahead` (for the next-stage look-ahead)."""
+    Gram sums of the consumers named in `lookahead` (for the next-stage look-ahead) over a seeded
+    `lookahead_fraction` of the sampled rows (the look-ahead only ranks channels; 1.0 uses every row)."""
     model.eval().to(device)
     convs: dict[str, Any] = {s.consumer: model.get_submodule(s.consumer) for s in stages}
     gen = torch.Generator().manual_seed(seed)
+    subsample = torch.Generator().manual_seed(seed + 1)  # its own stream: the sampled positions do not change
     targets = {name: Targets() for name in convs}
     grams: dict[str, GramSums] = {}
+    blocks: dict[str, RowBlocks] = {}
     batch: dict[str, dict[str, torch.Tensor]] = {}
 
     def pre_hook(name: str):
@@ -167,7 +213,12 @@ def capture_original(
             pos = sample_positions(x.shape[0], conv_out_size(conv, tuple(x.shape[2:])), positions, gen)
             batch[name] = {"pos": pos}
             if name in lookahead:
-                batch[name]["X"] = gather_patches(x.detach(), conv, pos)
+                rows = pos.shape[0]
+                sel = torch.arange(rows)
+                if lookahead_fraction < 1.0:
+                    sel = torch.randperm(rows, generator=subsample)[: max(1, round(lookahead_fraction * rows))]
+                batch[name]["sel"] = sel
+                batch[name]["X"] = gather_patches(x.detach(), conv, pos[sel])
 
         return hook
 
@@ -208,12 +259,16 @@ def capture_original(
                     if grads:
                         t.G.append(b["G"])
                     if name in lookahead:
-                        w = weight_2d(convs[name])
                         if name not in grams:
+                            w = weight_2d(convs[name])
                             c = convs[name].in_channels
                             grams[name] = GramSums.empty(w.shape[1], c, w.shape[0], grads, device)
-                        grams[name].add(b["X"], b["Y"], b.get("G"), w)
+                            blocks[name] = RowBlocks(grams[name], w)
+                        sel = b["sel"].to(b["Y"].device)
+                        blocks[name].add(b["X"], b["Y"][sel], b["G"][sel] if grads else None)
                 bar.advance(task)
+            for rb in blocks.values():
+                rb.flush()
     finally:
         for h in handles:
             h.remove()
@@ -223,19 +278,11 @@ def capture_original(
     return Capture(targets, grams, seconds, gram_seconds)
 
 
-def stage_grams(
-    model: nn.Module,
-    consumer: str,
-    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
-    targets: Targets,
-    grads: bool,
-    device: torch.device,
-) -> tuple[GramSums, float]:
-    """Gram sums of one stage: X from the network pruned so far (forward stops at the consumer), Y and G
-    from the original network. Returns the sums and the forward time."""
-    conv: Any = model.get_submodule(consumer)
-    w = weight_2d(conv)
-    grams = GramSums.empty(w.shape[1], conv.in_channels, w.shape[0], grads, device)
+def prefix_inputs(
+    model: nn.Module, consumer: str, loader: Iterable[tuple[torch.Tensor, torch.Tensor]], device: torch.device
+) -> Iterator[torch.Tensor]:
+    """Per batch, the input of `consumer`, running the network from its input (the forward stops there)."""
+    conv = model.get_submodule(consumer)
     box: dict[str, torch.Tensor] = {}
 
     def hook(_conv: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
@@ -244,19 +291,40 @@ def stage_grams(
 
     handle = conv.register_forward_pre_hook(hook)
     model.eval().to(device)
-    seconds = 0.0
     try:
-        with torch.no_grad(), progress_bar(transient=True) as bar:
-            task = bar.add_task(f"capture {consumer}", total=len(loader), unit="batch")  # type: ignore[arg-type]
-            for i, (images, _labels) in enumerate(loader):
-                start = time.perf_counter()
+        with torch.no_grad():
+            for images, _labels in loader:
                 with contextlib.suppress(_Stop):
                     model(images.to(device))
-                X = gather_patches(box["x"], conv, targets.pos[i])
-                sync(device)
-                seconds += time.perf_counter() - start
-                grams.add(X, targets.Y[i], targets.G[i] if grads else None, w)
-                bar.advance(task)
+                yield box.pop("x")
     finally:
         handle.remove()
+
+
+def stage_grams(
+    model: nn.Module,
+    consumer: str,
+    inputs: Iterable[torch.Tensor],
+    targets: Targets,
+    grads: bool,
+    device: torch.device,
+) -> tuple[GramSums, float]:
+    """Gram sums of one stage: X from `inputs` (the consumer's input in the network pruned so far, per
+    batch), Y and G from the original network. Returns the sums and the time spent producing X."""
+    conv: Any = model.get_submodule(consumer)
+    w = weight_2d(conv)
+    grams = GramSums.empty(w.shape[1], conv.in_channels, w.shape[0], grads, device)
+    blocks = RowBlocks(grams, w)
+    seconds = 0.0
+    with progress_bar(transient=True) as bar:
+        task = bar.add_task(f"capture {consumer}", total=len(targets.pos), unit="batch")
+        start = time.perf_counter()
+        for i, x in enumerate(inputs):  # the input time counts from the end of the previous batch
+            X = gather_patches(x, conv, targets.pos[i])
+            sync(device)
+            seconds += time.perf_counter() - start
+            blocks.add(X, targets.Y[i], targets.G[i] if grads else None)
+            bar.advance(task)
+            start = time.perf_counter()
+        blocks.flush()
     return grams, seconds

@@ -116,6 +116,13 @@ class PruneSection:
     gamma_rel: float = opt(1.0, "weight of the classification term relative to reconstruction", min=0.0)
     eps: float = opt(0.1, "importance of features the next stage removes", min=0.0, max=1.0)
     fold_bn: bool = opt(False, "fold the next BatchNorm's squared scale into the importance")
+    lookahead_rows_fraction: float = opt(
+        0.25,
+        "seeded fraction of sampled rows for the look-ahead's Gram (it only ranks the next stage's channels; "
+        "speed/accuracy trade-off, 1.0 uses every row)",
+        min_exclusive=0.0,
+        max=1.0,
+    )
     ridge: float = opt(1e-4, "relative ridge of the least-squares weight fit", min=0.0)
 
 

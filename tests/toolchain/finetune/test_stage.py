@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.toolchain.finetune.stand_in_prune import digits_recipe, pruned_run
+from tests.toolchain.finetune.digits_run import digits_recipe, pruned_run
 from toolchain.artifacts import load_artifact
 from toolchain.errors import CplitoolError, UsageError
 from toolchain.finetune.stage import STATE_FILE, finetune_key, finetune_stage
@@ -28,9 +28,9 @@ def test_finetune_recovers_accuracy_and_keeps_the_plan(in_tmp: Path) -> None:
 
     model, info = load_artifact(run.file("finetuned.pt"))
     _, pruned_info = load_artifact(run.file("pruned.pt"))
-    assert info.plan == pruned_info.plan and info.plan["widths"] == [16, 16, 32, 32, 64]
-    assert model.features[0].out_channels == 16
-    assert metrics["best"]["top1"] > before  # fine-tuning the stand-in (first half of each layer) helps
+    assert info.plan == pruned_info.plan and info.plan["method"] == "l1"
+    assert model.features[0].out_channels == info.plan["stages"][0]["keep"] < 32
+    assert metrics["best"]["top1"] > before  # fine-tuning the l1-pruned model helps
     assert evaluate_model(recipe, "finetuned")["top1"] == pytest.approx(metrics["best"]["top1"])
     entry = run.stage("finetune")
     assert entry is not None and entry["status"] == "done" and entry["processes"] == 1

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.toolchain.finetune.stand_in_prune import ENTRY, digits_recipe
+from tests.toolchain.finetune.digits_run import digits_recipe
 from toolchain.cli.pipeline_cmds import STAGES
 from toolchain.errors import CplitoolError, UsageError
 from toolchain.io import sha256_file
@@ -18,8 +18,8 @@ from toolchain.pipeline.runner import Outcome, StageSpec, run_pipeline
 from toolchain.recipe import Recipe, load_recipe
 from toolchain.rundir import RunDir
 
-# train, prune (the stand-in: no dependency on the pruning code), finetune.
-CHAIN = tuple(replace(s, entry=ENTRY) if s.name == "prune" else s for s in STAGES[:3])
+# train, prune (l1: the real stage, data-free and fast), finetune.
+CHAIN = STAGES[:3]
 FAST = {"train": {"epochs": 1, "max_steps": 5}, "finetune": {"epochs": 2, "max_steps": 3}, "data": {"val_subset": 100}}
 ARTIFACTS = ("dense.pt", "pruned.pt", "finetuned.pt")
 
