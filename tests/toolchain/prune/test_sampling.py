@@ -1,4 +1,5 @@
-"""Sampled patches times the flattened kernel reproduce the conv's output at the sampled positions."""
+"""Sampled patches reproduce the conv's outputs; blocked and symmetric Gram sums equal direct ones; the
+look-ahead subsample takes its fraction of rows without moving the sampled positions."""
 
 from __future__ import annotations
 
@@ -6,7 +7,19 @@ import pytest
 import torch
 from torch import nn
 
-from toolchain.prune.sampling import conv_out_size, gather_patches, gather_rows, sample_positions
+from toolchain.models import create_model
+from toolchain.prune import sampling
+from toolchain.prune.plan import make_plan
+from toolchain.prune.sampling import (
+    GramSums,
+    RowBlocks,
+    capture_original,
+    conv_out_size,
+    gather_patches,
+    gather_rows,
+    sample_positions,
+)
+from toolchain.recipe.sections import PruneSection
 
 
 @pytest.mark.parametrize(
@@ -38,3 +51,38 @@ def test_positions_are_seeded() -> None:
     c = sample_positions(4, [8, 8], 10, torch.Generator().manual_seed(4))
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert a.shape == (40, 3) and int(a[:, 1:].max()) < 8
+
+
+def test_symmetric_gram_and_row_blocks_equal_direct_sums(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sampling, "STRIP", 5)  # several strips, the last one partial
+    monkeypatch.setattr(sampling, "BLOCK_ROWS", 50)
+    g = torch.Generator().manual_seed(0)
+    X, W = torch.randn(130, 12, generator=g), torch.randn(4, 12, generator=g)
+    Y, G = X @ W.t(), torch.randn(130, 4, generator=g)
+    torch.testing.assert_close(sampling.symmetric_gram(X), (X.t() @ X).double(), rtol=1e-5, atol=1e-4)
+    direct = GramSums.empty(12, 3, 4, True, torch.device("cpu"))
+    direct.add(X, Y, G, W)
+    blocked = GramSums.empty(12, 3, 4, True, torch.device("cpu"))
+    rb = RowBlocks(blocked, W)
+    for part in torch.arange(130).chunk(7):
+        rb.add(X[part], Y[part], G[part])
+    rb.flush()
+    assert blocked.rows == direct.rows == 130
+    for name in ("P", "XtY", "yy", "AtA", "Atb"):
+        torch.testing.assert_close(getattr(blocked, name), getattr(direct, name), rtol=1e-5, atol=1e-4)
+
+
+def test_lookahead_subsample_keeps_positions_and_takes_the_fraction() -> None:
+    torch.manual_seed(0)
+    model = create_model("quick_vgg", 10).eval()
+    stages = make_plan(model, (1, 8, 8), PruneSection()).stages
+    g = torch.Generator().manual_seed(0)
+    loader = [(torch.randn(20, 1, 8, 8, generator=g), torch.randint(0, 10, (20,), generator=g)) for _ in range(2)]
+    ahead = {stages[1].consumer}
+    kw = {"positions": 10, "seed": 0, "grads": True, "lookahead": ahead, "device": torch.device("cpu")}
+    full = capture_original(model, stages, loader, **kw)  # type: ignore[arg-type]
+    part = capture_original(model, stages, loader, lookahead_fraction=0.25, **kw)  # type: ignore[arg-type]
+    assert full.lookahead[stages[1].consumer].rows == 400
+    assert part.lookahead[stages[1].consumer].rows == 100
+    for name, t in full.targets.items():
+        assert all(torch.equal(a, b) for a, b in zip(t.pos, part.targets[name].pos, strict=True))
