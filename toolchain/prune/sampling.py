@@ -1,8 +1,9 @@
 """Feature capture for layer-by-layer pruning: sampled input patches X, outputs Y and loss gradients G.
 
 Hooks pick `positions` random output positions per image (seeded) and keep only those rows. Rows are
-streamed into Gram sums batch by batch (P = X^T X, X^T Y, the classification term's A^T A), so memory
-is bounded by the Gram sizes plus the sampled Y/G rows, never whole activation maps of many layers.
+streamed into Gram sums in blocks of at least BLOCK_ROWS rows (P = X^T X, X^T Y, the classification
+term's A^T A), so memory is bounded by the Gram sizes, one block of rows per sum being built and the
+sampled Y/G rows, never whole activation maps of many layers.
 """
 
 from __future__ import annotations
