@@ -58,3 +58,21 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+DIGITS_HEAD = """
+[run]
+name = "{name}"
+threads = 1{run_extra}
+[model]
+name = "quick_vgg"
+[data]
+name = "digits"
+batch_size = 64
+eval_batch_size = 512
+"""
+
+
+def digits_recipe_text(name: str, stages: str, run_extra: str = "") -> str:
+    """A quick_vgg-on-digits recipe (one thread, offline) followed by the stage tables a test needs."""
+    return DIGITS_HEAD.format(name=name, run_extra=f"\n{run_extra}" if run_extra else "") + stages

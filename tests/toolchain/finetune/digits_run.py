@@ -6,18 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import digits_recipe_text
 from toolchain.recipe import Recipe
 
-DIGITS_RECIPE = """
-[run]
-name = "ft"
-threads = 1
-[model]
-name = "quick_vgg"
-[data]
-name = "digits"
-batch_size = 64
-eval_batch_size = 512
+STAGES = """
 [train]
 epochs = 2
 lr = 0.05
@@ -35,7 +27,7 @@ max_steps = 8
 def digits_recipe(folder: Path) -> Path:
     """A quick_vgg-on-digits recipe (dense training ~2 s, fine-tuning ~1 s per epoch on one core)."""
     path = folder / "ft.toml"
-    path.write_text(DIGITS_RECIPE)
+    path.write_text(digits_recipe_text("ft", STAGES))
     return path
 
 

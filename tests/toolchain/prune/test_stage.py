@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
-from tests.conftest import write_recipe
+from tests.conftest import digits_recipe_text, write_recipe
 from toolchain.artifacts import load_artifact
 from toolchain.cli.app import app
 from toolchain.data import build_split, make_loader
@@ -25,17 +25,7 @@ from toolchain.rundir import RunDir
 from toolchain.train.loop import evaluate
 from toolchain.train.stage import train_dense
 
-RECIPE = """
-[run]
-name = "digits"
-dir = "{dir}"
-threads = 1
-[model]
-name = "quick_vgg"
-[data]
-name = "digits"
-batch_size = 64
-eval_batch_size = 512
+STAGES = """
 [train]
 epochs = 8
 lr = 0.05
@@ -52,7 +42,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     folder = tmp_path_factory.mktemp("digits")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(folder)
-        path = write_recipe(folder, RECIPE.format(dir=folder / "run"))
+        path = write_recipe(folder, digits_recipe_text("digits", STAGES, run_extra=f'dir = "{folder / "run"}"'))
         train_dense(load_recipe(path))
         yield path
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import REPO, write_recipe
+from tests.conftest import REPO, digits_recipe_text, write_recipe
 from toolchain.artifacts import load_artifact
 from toolchain.errors import UsageError
 from toolchain.recipe import load_recipe
@@ -16,15 +16,7 @@ from toolchain.train import fit as fit_module
 from toolchain.train.optim import lr_factor
 from toolchain.train.stage import evaluate_model, train_dense
 
-SMALL = """
-[run]
-name = "{name}"
-threads = 1
-[model]
-name = "quick_vgg"
-[data]
-name = "digits"
-batch_size = 64
+STAGES = """
 [train]
 epochs = 2
 lr = 0.05
@@ -33,7 +25,7 @@ max_steps = 6
 
 
 def small_recipe(folder: Path, name: str = "small"):  # type: ignore[no-untyped-def]
-    return load_recipe(write_recipe(folder, SMALL.format(name=name), f"{name}.toml"))
+    return load_recipe(write_recipe(folder, digits_recipe_text(name, STAGES), f"{name}.toml"))
 
 
 def test_train_dense_writes_artifact_and_manifest(in_tmp: Path) -> None:
@@ -110,7 +102,7 @@ def test_up_to_date_dense_model_is_not_trained_again(in_tmp: Path, monkeypatch) 
 
 def test_batch_larger_than_the_training_set(in_tmp: Path) -> None:
     recipe = load_recipe(
-        write_recipe(in_tmp, SMALL.format(name="big"), "big.toml"),
+        write_recipe(in_tmp, digits_recipe_text("big", STAGES), "big.toml"),
         {"data": {"train_subset": 10}},
     )
     with pytest.raises(UsageError, match=r"data.batch_size: 64 is larger than the training set"):
