@@ -4,6 +4,10 @@ Symmetric INT8 for activations and weights (zero points 0) and per-channel weigh
 TensorRT builds INT8 engines from in a strongly typed network, and one ONNX Runtime runs on the CPU,
 so the INT8 model's accuracy is measured on the same file TensorRT would consume. Activation ranges
 come from min/max calibration on training images the recipe chooses (export.calib_images).
+
+Biases stay floating point (QuantizeBias off): onnxruntime would otherwise store them as INT32 behind a
+DequantizeLinear, which TensorRT's ONNX parser rejects (only activation types may feed that layer), and
+TensorRT fuses the float bias into the INT8 convolution anyway.
 """
 
 from __future__ import annotations
@@ -18,7 +22,10 @@ from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, Q
 
 from deploy.export.checks import check_model, load_onnx
 from deploy.export.onnx_export import INPUT
+from toolchain.errors import CplitoolError
 from toolchain.io import atomic_path
+
+QUANT_OPTIONS = {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False}
 
 
 class BatchReader(CalibrationDataReader):
@@ -55,10 +62,27 @@ def quantize_int8(src: str | Path, dst: str | Path, calibration: Iterable[np.nda
                 activation_type=QuantType.QInt8,
                 weight_type=QuantType.QInt8,
                 calibrate_method=CalibrationMethod.MinMax,
-                extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
+                extra_options=QUANT_OPTIONS,
             )
         finally:
             root.setLevel(level)
         checked = check_model(load_onnx(tmp), dst)
+        bad = int32_dequantize_inputs(checked)
+        if bad:
+            raise CplitoolError(f"{dst}: DequantizeLinear of INT32 tensors {bad[:3]}; TensorRT cannot build it")
         onnx.save(checked, str(tmp))
     return reader.images
+
+
+def int32_dequantize_inputs(model: onnx.ModelProto) -> list[str]:
+    """Names of INT32 tensors that feed a DequantizeLinear: what TensorRT's parser refuses in an INT8 graph."""
+    graph = model.graph
+    types = {t.name: t.data_type for t in graph.initializer}
+    for info in [*graph.value_info, *graph.input, *graph.output]:
+        types.setdefault(info.name, info.type.tensor_type.elem_type)
+    for node in graph.node:  # Constant nodes hold tensors too
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].t.data_type:
+            types[node.output[0]] = node.attribute[0].t.data_type
+    return [
+        n.input[0] for n in graph.node if n.op_type == "DequantizeLinear" and types.get(n.input[0]) == onnx.TensorProto.INT32
+    ]

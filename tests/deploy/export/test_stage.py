@@ -14,6 +14,7 @@ import pytest
 from onnx import numpy_helper
 
 from deploy.export.metadata import read_metadata
+from deploy.export.quantize import int32_dequantize_inputs
 from deploy.export.stage import export_stage
 from tests.conftest import REPO
 from tests.deploy.pruned_run import make_run
@@ -83,8 +84,9 @@ def test_fp32_fp16_int8_on_digits(trained: Path, in_tmp: Path) -> None:
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     inits = {t.name: numpy_helper.to_array(t) for t in g8.initializer}
     zero_points = [inits[n.input[2]] for n in g8.node if n.op_type == "DequantizeLinear" and len(n.input) > 2]
-    assert zero_points and all(np.all(z == 0) for z in zero_points)  # symmetric: int8 tensors, int32 biases
+    assert zero_points and all(np.all(z == 0) for z in zero_points)  # symmetric; biases stay float (no INT32 DQ)
     assert any(z.dtype == np.int8 for z in zero_points)
+    assert int32_dequantize_inputs(onnx.load(str(run.path / int8["path"]))) == []
     scales = [inits[n.input[1]] for n in g8.node if n.op_type == "DequantizeLinear" and n.input[0] in inits]
     assert any(s.size > 1 for s in scales)  # per-channel weight scales
     meta = read_metadata(run.path / int8["path"])
