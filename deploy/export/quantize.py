@@ -84,5 +84,7 @@ def int32_dequantize_inputs(model: onnx.ModelProto) -> list[str]:
         if node.op_type == "Constant" and node.attribute and node.attribute[0].t.data_type:
             types[node.output[0]] = node.attribute[0].t.data_type
     return [
-        n.input[0] for n in graph.node if n.op_type == "DequantizeLinear" and types.get(n.input[0]) == onnx.TensorProto.INT32
+        n.input[0]
+        for n in graph.node
+        if n.op_type == "DequantizeLinear" and types.get(n.input[0]) == onnx.TensorProto.INT32
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 import numpy as np
 
@@ -40,6 +41,10 @@ class Runner(ABC):
 
     @abstractmethod
     def deactivate(self) -> None: ...
+
+    def details(self) -> dict[str, Any]:
+        """What bench.json should record about how this runner ran (I/O library, providers in use, ...)."""
+        return {}
 
     def __enter__(self) -> Runner:
         self.activate()

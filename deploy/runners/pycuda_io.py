@@ -1,109 +1,127 @@
-"""pycuda plumbing for engine runners: page-locked host buffers, device allocations, one stream and the
-four CUDA events that split an inference into H2D copy, compute and D2H copy.
+"""pycuda behind DeviceIO, with one retained primary context per process.
 
-Kept apart from TensorRT so a GPU host with pycuda but no TensorRT can still exercise it (gpu_check).
+The primary context is the one the CUDA runtime (TensorRT, PyTorch) uses, so engines and buffers share
+it. It is retained and pushed when the first pycuda I/O opens and popped when the last one closes, so
+dense and pruned runners never stack two pushes, and their buffers are freed while it is current (pycuda
+skips, with only a warning, a free whose context is not). It is never detached while in use: pycuda's
+detach of a context that is not current pushes it first and leaves that push behind.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
-from deploy.runners.device_times import DeviceTimes
+from deploy.runners.base import Availability
+from deploy.runners.device_io import TRT_EXTRA, Buffer, DeviceIO
 from toolchain.errors import CplitoolError, MissingDependencyError
-
-TRT_EXTRA = "pip install 'cplitool[trt]' on a GPU host (TensorRT and pycuda wheels come from NVIDIA's index)"
 
 
 def import_pycuda() -> Any:
-    """pycuda.driver, or a clear error naming the missing library and the extra that installs it."""
+    """pycuda.driver, or a clear error naming the missing library and what installs it."""
     try:
         import pycuda.driver as cuda
     except ImportError as e:
-        raise MissingDependencyError(f"pycuda is not installed ({e}): {TRT_EXTRA}") from None
+        raise MissingDependencyError(
+            f"pycuda is not installed ({e}): pip install 'cplitool[pycuda]' (builds from source, needs a CUDA "
+            f"toolkit), or use cuda-python instead: {TRT_EXTRA}"
+        ) from None
     return cuda
 
 
-@dataclass
-class Buffer:
-    """A page-locked host array and the device allocation of the same size."""
+class SharedContext:
+    """The process's one pycuda context: retained once, pushed while any pycuda I/O is open."""
 
-    host: np.ndarray
-    device: Any
-
-    @property
-    def address(self) -> int:
-        return int(self.device)
-
-
-class CudaIO:
-    """Owns a retained primary context on one device, a stream, timing events and buffers."""
-
-    def __init__(self, device_index: int = 0) -> None:
-        self.device_index = device_index
-        self.buffers: list[Buffer] = []
+    def __init__(self) -> None:
         self.context: Any = None
+        self.device_index: int | None = None
+        self.users = 0
 
-    def open(self) -> None:
-        cuda = import_pycuda()
+    def acquire(self, cuda: Any, device_index: int) -> None:
+        if self.users and device_index != self.device_index:
+            raise CplitoolError(
+                f"CUDA device {device_index} requested while device {self.device_index} is in use: one per process"
+            )
+        if self.users == 0:
+            if self.context is None or device_index != self.device_index:
+                cuda.init()
+                count = cuda.Device.count()
+                if count <= device_index:
+                    raise CplitoolError(f"CUDA device {device_index} not found ({count} visible)")
+                self.context = cuda.Device(device_index).retain_primary_context()
+                self.device_index = device_index
+            self.context.push()
+        self.users += 1
+
+    def release(self) -> None:
+        self.users -= 1
+        if self.users == 0:
+            self.context.pop()
+
+
+SHARED = SharedContext()
+
+
+class PycudaIO(DeviceIO):
+    name = "pycuda"
+
+    @classmethod
+    def availability(cls, device_index: int = 0) -> Availability:
+        try:
+            cuda = import_pycuda()
+        except MissingDependencyError as e:
+            return Availability(False, str(e))
         try:
             cuda.init()
-            if cuda.Device.count() <= self.device_index:
-                raise CplitoolError(f"CUDA device {self.device_index} not found ({cuda.Device.count()} visible)")
-            self.context = cuda.Device(self.device_index).retain_primary_context()
+            count = cuda.Device.count()
+        except cuda.Error as e:
+            return Availability(False, f"the CUDA driver is unusable from pycuda: {e}")
+        return Availability(count > device_index, "" if count > device_index else "no CUDA device visible to pycuda")
+
+    def _open(self) -> None:
+        cuda = import_pycuda()
+        try:
+            SHARED.acquire(cuda, self.device_index)
         except cuda.Error as e:
             raise CplitoolError(f"CUDA driver error while opening device {self.device_index}: {e}") from None
-        self.context.push()
         self.cuda = cuda
         self.stream = cuda.Stream()
         self.events = [cuda.Event() for _ in range(4)]
 
-    def buffer(self, shape: tuple[int, ...], dtype: Any) -> Buffer:
-        host = self.cuda.pagelocked_empty(shape, dtype)
-        buf = Buffer(host, self.cuda.mem_alloc(max(host.nbytes, 1)))
-        self.buffers.append(buf)
-        return buf
-
-    def run(
-        self, inputs: list[tuple[Buffer, np.ndarray]], launch: Callable[[int], None], outputs: list[Buffer]
-    ) -> DeviceTimes:
-        """Copy inputs in, launch(stream handle), copy outputs back; event-timed, then synchronised."""
-        cuda, s = self.cuda, self.stream
-        for buf, array in inputs:
-            buf.host[...] = array
-        e0, e1, e2, e3 = self.events
-        t0 = time.perf_counter()
-        e0.record(s)
-        for buf, _ in inputs:
-            cuda.memcpy_htod_async(buf.device, buf.host, s)
-        e1.record(s)
-        launch(s.handle)
-        e2.record(s)
-        for buf in outputs:
-            cuda.memcpy_dtoh_async(buf.host, buf.device, s)
-        e3.record(s)
-        enqueue_ms = (time.perf_counter() - t0) * 1e3
-        e3.synchronize()
-        return DeviceTimes(enqueue_ms, e0.time_till(e1), e1.time_till(e2), e2.time_till(e3))
-
-    def copy_device(self, dst: Buffer, src: Buffer) -> None:
-        """Device-to-device copy on the stream: the stand-in 'compute' when checking the plumbing itself."""
-        self.cuda.memcpy_dtod_async(dst.device, src.device, src.host.nbytes, self.stream)
-
-    def release_buffers(self) -> None:
-        for buf in self.buffers:
-            buf.device.free()
-        self.buffers.clear()
-
-    def close(self) -> None:
-        if self.context is None:
-            return
+    def _close(self) -> None:
         self.stream.synchronize()
-        self.release_buffers()
-        self.context.pop()
-        self.context.detach()
-        self.context = None
+        self.stream, self.events = None, []  # destroyed now, while the context is still current
+        SHARED.release()
+
+    def _alloc(self, shape: tuple[int, ...], dtype: Any) -> Buffer:
+        host = self.cuda.pagelocked_empty(shape, dtype)
+        device = self.cuda.mem_alloc(max(host.nbytes, 1))
+        return Buffer(host, int(device), device)
+
+    def _free(self, buf: Buffer) -> None:
+        buf.handle.free()
+        buf.host.base.free()
+
+    @property
+    def stream_handle(self) -> int:
+        return int(self.stream.handle)
+
+    def synchronize(self) -> None:
+        self.stream.synchronize()
+
+    def _record(self, event: int) -> None:
+        self.events[event].record(self.stream)
+
+    def _h2d(self, buf: Buffer) -> None:
+        self.cuda.memcpy_htod_async(buf.handle, buf.host, self.stream)
+
+    def _d2h(self, buf: Buffer) -> None:
+        self.cuda.memcpy_dtoh_async(buf.host, buf.handle, self.stream)
+
+    def _d2d(self, dst: Buffer, src: Buffer) -> None:
+        self.cuda.memcpy_dtod_async(dst.handle, src.handle, src.host.nbytes, self.stream)
+
+    def _wait(self, event: int) -> None:
+        self.events[event].synchronize()
+
+    def _elapsed(self, start: int, end: int) -> float:
+        return float(self.events[start].time_till(self.events[end]))

@@ -1,4 +1,5 @@
-"""TensorRT engine runner: the engine from deploy.trt.engine.load_engine, pycuda buffers, stream and events.
+"""TensorRT engine runner: the engine from deploy.trt.engine.load_engine; buffers, stream and events from
+the first CUDA I/O library that works here (pycuda, cuda-python or torch: deploy.runners.device_io).
 
 Uses the TensorRT 10 name-based I/O API: set_input_shape, set_tensor_address, execute_async_v3. With
 several optimization profiles the first one whose batch range holds the input's batch is selected.
@@ -11,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from deploy.runners.base import Availability, Runner
+from deploy.runners.device_io import TRT_EXTRA, Buffer, DeviceIO, choose_io, io_availability
 from deploy.runners.device_times import DeviceTimes
-from deploy.runners.pycuda_io import TRT_EXTRA, Buffer, CudaIO
 from toolchain.errors import CplitoolError, MissingDependencyError, UsageError
 
 
@@ -24,7 +25,7 @@ class TensorRTRunner(Runner):
     def __init__(self, engine_path: str | Path, device_index: int = 0) -> None:
         super().__init__()
         self.engine_path, self.device_index = Path(engine_path), device_index
-        self.io = CudaIO(device_index)
+        self.io: DeviceIO | None = None
         self._shape: tuple[int, ...] | None = None
 
     @classmethod
@@ -33,16 +34,16 @@ class TensorRTRunner(Runner):
             import tensorrt
         except ImportError:
             return Availability(False, f"tensorrt is not installed: {TRT_EXTRA}")
-        try:
-            import pycuda.driver as cuda
-        except ImportError:
-            return Availability(False, f"pycuda is not installed (tensorrt {tensorrt.__version__} is): {TRT_EXTRA}")
-        try:
-            cuda.init()
-            count = cuda.Device.count()
-        except cuda.Error as e:
-            return Availability(False, f"the CUDA driver is unusable: {e}")
-        return Availability(True) if count else Availability(False, "no CUDA device visible to pycuda")
+        checks = io_availability()
+        if any(c.ok for c in checks.values()):
+            return Availability(True)
+        reasons = "; ".join(f"{name}: {c.reason}" for name, c in checks.items())
+        return Availability(False, f"tensorrt {tensorrt.__version__} is installed but no CUDA I/O works ({reasons})")
+
+    @property
+    def io_name(self) -> str:
+        """Which library moved the data ('pycuda', 'cuda-python' or 'torch'), once active."""
+        return self.io.name if self.io else ""
 
     @property
     def input_dtype(self) -> type:
@@ -55,11 +56,12 @@ class TensorRTRunner(Runner):
         import tensorrt as trt
 
         self.trt = trt
+        self.io = choose_io(self.device_index)
         self.io.open()
         try:
             self._open_engine()
         except BaseException:
-            self.io.close()
+            self.deactivate()
             raise
 
     def _open_engine(self) -> None:
@@ -83,23 +85,25 @@ class TensorRTRunner(Runner):
         for p in range(self.engine.num_optimization_profiles):
             low, _, high = self.engine.get_tensor_profile_shape(name, p)
             if low[0] <= batch <= high[0]:
-                self.context.set_optimization_profile_async(p, self.io.stream.handle)
+                if not self.context.set_optimization_profile_async(p, self.io_ready.stream_handle):
+                    raise CplitoolError(f"{self.engine_path}: TensorRT refused optimization profile {p}")
                 return
         raise UsageError(f"{self.engine_path}: batch {batch} is outside every optimization profile of the engine")
 
     def _bind(self, shape: tuple[int, ...]) -> None:
         """Pick the profile, set the input shape, and allocate and register buffers for every I/O tensor."""
         self._shape = None  # a failure below leaves nothing bound, so the next call binds afresh
-        self.io.stream.synchronize()
+        io = self.io_ready
+        io.release_buffers()
         self._select_profile(shape[0])
-        self.io.release_buffers()
         if not self.context.set_input_shape(self.inputs[0], shape):
             raise UsageError(f"{self.engine_path}: input shape {shape} is not accepted by the engine")
         self.buffers: dict[str, Buffer] = {}
         for name in self.inputs + self.outputs:
             dims = tuple(self.context.get_tensor_shape(name))
-            buf = self.io.buffer(dims, self.trt.nptype(self.engine.get_tensor_dtype(name)))
-            self.context.set_tensor_address(name, buf.address)
+            buf = io.buffer(dims, self.trt.nptype(self.engine.get_tensor_dtype(name)))
+            if not self.context.set_tensor_address(name, buf.address):
+                raise CplitoolError(f"{self.engine_path}: TensorRT refused the address of tensor {name!r}")
             self.buffers[name] = buf
         self._shape = shape
 
@@ -111,13 +115,27 @@ class TensorRTRunner(Runner):
         if tuple(x.shape) != self._shape:
             self._bind(tuple(x.shape))
         out = [self.buffers[n] for n in self.outputs]
-        times = self.io.run([(self.buffers[self.inputs[0]], x)], self._launch, out)
+        times = self.io_ready.run([(self.buffers[self.inputs[0]], x)], self._launch, out)
         return out[0].host.copy(), times
 
     def infer(self, x: np.ndarray) -> np.ndarray:
         return self.infer_timed(x)[0]
 
+    @property
+    def io_ready(self) -> DeviceIO:
+        if self.io is None:
+            raise CplitoolError(f"{self.engine_path}: the TensorRT runner is not active")
+        return self.io
+
+    def details(self) -> dict[str, str]:
+        return {"io": self.io_name}
+
     def deactivate(self) -> None:
-        self.context = self.engine = None
-        self._shape = None
-        self.io.close()
+        """Buffers first (the engine may still reference them), then context and engine, then the stream."""
+        if self.io is not None:
+            try:
+                self.io.release_buffers()
+            finally:
+                self.context = self.engine = None
+                self._shape = None
+                self.io.close()

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import ModuleType
 
-from deploy.runners.pycuda_io import TRT_EXTRA, import_pycuda
-from toolchain.errors import MissingDependencyError
+from deploy.runners.device_io import TRT_EXTRA
+from toolchain.errors import CplitoolError, MissingDependencyError
 
 
 def require_tensorrt() -> ModuleType:
@@ -29,20 +29,21 @@ class Host:
 
 
 def gpu_identity(device: int = 0) -> tuple[str, str]:
-    """(name, "major.minor") of CUDA device `device`, via torch or else pycuda."""
+    """(name, "major.minor") of CUDA device `device`, via torch or else cuda-python (both install as wheels)."""
     import torch
 
     if torch.cuda.is_available():
         major, minor = torch.cuda.get_device_capability(device)
         return torch.cuda.get_device_name(device), f"{major}.{minor}"
-    cuda = import_pycuda()
+    from deploy.runners.cudart_io import call, import_cudart
+
+    rt = import_cudart()
     try:
-        cuda.init()
-        dev = cuda.Device(device)
-        major, minor = dev.compute_capability()
-    except cuda.Error as e:
-        raise MissingDependencyError(f"no usable CUDA device (torch sees none; pycuda: {e})") from None
-    return dev.name(), f"{major}.{minor}"
+        props = call(rt, "cudaGetDeviceProperties", rt.cudaGetDeviceProperties(device))
+    except CplitoolError as e:
+        raise MissingDependencyError(f"no usable CUDA device (torch sees none; cuda-python: {e})") from None
+    name = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
+    return name.rstrip("\x00"), f"{props.major}.{props.minor}"
 
 
 def current_host(device: int = 0) -> Host:
