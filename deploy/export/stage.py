@@ -64,6 +64,8 @@ class ExportedFile:
     export: dict[str, Any] = field(default_factory=dict)
     engine: str | None = None
     engine_build_seconds: float | None = None
+    engine_status: str | None = None  # built | failed (with --trt)
+    engine_reason: str | None = None  # why the build failed
 
 
 def check_choices(values: list[str], allowed: tuple[str, ...], what: str) -> list[str]:
@@ -217,12 +219,20 @@ class Exporter:
         )
 
     def build_engine(self, entry: ExportedFile) -> None:
+        """Build the file's engine; a failure (TensorRT's or the GPU's) is recorded on the entry with its
+        reason and the export goes on with the other files."""
         from deploy.trt.build import build_engine
 
         onnx_path = self.run.path / entry.path
         engine = self.run.path / "trt" / f"{entry.model}.{entry.precision}.engine"
         cache = Path(self.recipe.trt.timing_cache) if self.recipe.trt.timing_cache else self.run.path / "trt.cache"
-        sidecar = build_engine(onnx_path, engine, self.recipe.trt, cache, entry.precision)
+        try:
+            sidecar = build_engine(onnx_path, engine, self.recipe.trt, cache, entry.precision)
+        except Exception as e:  # any library's error: this file's engine failed, the others may not
+            entry.engine_status, entry.engine_reason = "failed", f"{type(e).__name__}: {e}".splitlines()[0]
+            console.print(f"  {engine.name}: [red]FAILED[/red] {entry.engine_reason}", highlight=False)
+            return
+        entry.engine_status = "built"
         entry.engine = str(engine.relative_to(self.run.path))
         entry.engine_build_seconds = sidecar.build_seconds
         console.print(
@@ -247,14 +257,19 @@ def export_stage(
     sources = load_sources(recipe, run, chosen_models, explicit=models is not None)
     key = stage_key(recipe, sources, chosen_precisions, trt)
     previous = run.stage("export")
-    if previous and run.up_to_date("export", key):
+    if previous and run.up_to_date("export", key) and not engine_failures(previous):
         console.print(f"export is up to date ({len(previous.get('files', []))} files in {run.path / 'onnx'})")
         return previous
     exporter = Exporter(recipe, run, trt)
     files = [f for src in sources for f in exporter.export(src, chosen_precisions)]
     failed = [f for f in files if f.status != "done"]
     metrics = {
-        f"{f.model}.{f.precision}": {"top1": f.accuracy["top1"], "status": f.status, "images": f.accuracy["images"]}
+        f"{f.model}.{f.precision}": {
+            "top1": f.accuracy["top1"],
+            "status": f.status,
+            "images": f.accuracy["images"],
+            **({"engine": f.engine_status} if f.engine_status else {}),
+        }
         for f in files
     }
     entry = run.record(
@@ -268,4 +283,17 @@ def export_stage(
     if failed:
         lines = "; ".join(f"{f.path}: {f.check}" for f in failed)
         raise CplitoolError(f"export check failed (files kept for inspection, marked failed in the manifest): {lines}")
+    broken = engine_failures(entry)
+    if broken:
+        raise CplitoolError(
+            f"TensorRT engine build failed for {len(broken)} of {len(files)} files (the others were built; "
+            f"reasons in the manifest): {'; '.join(broken)}"
+        )
     return entry
+
+
+def engine_failures(entry: dict[str, Any]) -> list[str]:
+    """'<onnx path>: <reason>' for each file of a recorded export whose engine failed to build."""
+    return [
+        f"{f['path']}: {f.get('engine_reason')}" for f in entry.get("files", []) if f.get("engine_status") == "failed"
+    ]

@@ -10,12 +10,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from deploy.trt.host import current_host, require_tensorrt
 from deploy.trt.profiles import Profile, profiles_from_section
 from deploy.trt.sidecar import Sidecar
 from toolchain.errors import CplitoolError, MissingDependencyError
 from toolchain.io import atomic_write, sha256_file
+from toolchain.progress import console
 from toolchain.recipe.sections import TrtSection
 
 
@@ -28,6 +30,21 @@ def network_flags(trt: ModuleType) -> int:
         )
     flag = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
     return 0 if major >= 11 or flag is None else 1 << int(flag)
+
+
+def attach_timing_cache(config: Any, path: Path) -> None:
+    """Give the build the timing cache at `path`; one from another GPU or TensorRT version is refused by
+    TensorRT (set_timing_cache returns False), so warn and start a fresh one, which the build then saves."""
+    saved = path.read_bytes() if path.is_file() else b""
+    if config.set_timing_cache(config.create_timing_cache(saved), ignore_mismatch=False):
+        return
+    console.print(
+        f"[yellow]warning[/yellow]: {path}: timing cache from another GPU or TensorRT version; "
+        "building with a fresh cache (it replaces this file)",
+        highlight=False,
+    )
+    if not config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False):
+        raise CplitoolError(f"{path}: TensorRT refused even an empty timing cache")
 
 
 def build_engine(
@@ -60,8 +77,7 @@ def build_engine(
             config.add_optimization_profile(p)
     else:
         profiles = [Profile(int(inp.shape[0]), int(inp.shape[0]), int(inp.shape[0]))]
-    cache = config.create_timing_cache(timing_cache.read_bytes() if timing_cache.is_file() else b"")
-    config.set_timing_cache(cache, ignore_mismatch=False)
+    attach_timing_cache(config, timing_cache)
     start = time.perf_counter()
     serialized = builder.build_serialized_network(network, config)
     seconds = time.perf_counter() - start

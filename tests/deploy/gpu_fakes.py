@@ -15,6 +15,7 @@ never pops it (the stray push).
 
 from __future__ import annotations
 
+import importlib.machinery
 import sys
 import types
 from typing import Any
@@ -229,6 +230,15 @@ def fake_cudart(gpu: FakeGPU, device_count: int = 1) -> types.ModuleType:
     def cudaSetDevice(device: int) -> tuple[Any]:
         return (ok,)
 
+    class cudaDeviceProp:
+        __slots__ = ("major", "minor", "name")
+
+        def __init__(self) -> None:
+            self.name, self.major, self.minor = b"NVIDIA H200", 9, 0
+
+    def cudaGetDeviceProperties(device: int) -> tuple[Any, cudaDeviceProp]:
+        return ok, cudaDeviceProp()
+
     def cudaStreamCreate() -> tuple[Any, int]:
         gpu.streams += 1
         return ok, 11
@@ -299,6 +309,7 @@ def fake_tensorrt(gpu: FakeGPU, version: str = "10.9.0", gpu_tag: bytes = b"H200
     """A tensorrt module: a builder that 'builds' from an ONNX file, and engines whose network doubles the
     first ten input values of each sample (read and written through `gpu`'s memory)."""
     trt = types.ModuleType("tensorrt")
+    trt.__spec__ = importlib.machinery.ModuleSpec("tensorrt", None)  # importlib.util.find_spec works on it
     trt.__version__ = version  # type: ignore[attr-defined]
     log: list[str] = []
     trt.log = log  # type: ignore[attr-defined]  # what the fake was asked to do, for assertions

@@ -147,3 +147,33 @@ def test_trt_without_tensorrt_stops_at_once(in_tmp: Path, monkeypatch: pytest.Mo
     with pytest.raises(MissingDependencyError, match=r"cplitool\[trt\]"):
         export_stage(_recipe, run, trt=True)
     assert run.stage("export") is None  # nothing recorded either
+
+
+def test_an_engine_that_fails_to_build_is_recorded_and_the_others_are_built(
+    in_tmp: Path, gpu: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the fake TensorRT: the FP16 builds raise a GPU error; the FP32 engines are still built, every
+    failure is in the manifest with its reason, and the command fails saying so."""
+    import deploy.trt.build as build
+    from deploy.bench.stage import exported_files
+    from tests.deploy.gpu_fakes import fake_tensorrt
+
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(gpu))
+    real = build.build_engine
+
+    def flaky(onnx_path: Path, *args: Any) -> Any:
+        if ".fp16." in str(onnx_path):
+            raise RuntimeError("Cuda Runtime Error: out of memory\nsecond line")
+        return real(onnx_path, *args)
+
+    monkeypatch.setattr(build, "build_engine", flaky)
+    recipe, run = make_run(in_tmp)
+    with pytest.raises(CplitoolError, match=r"engine build failed for 2 of 4 files.*fp16\.onnx: RuntimeError: Cuda"):
+        export_stage(recipe, run, precisions=["fp32", "fp16"], trt=True)
+    entry = run.stage("export")
+    assert entry["status"] == "done"  # the ONNX files themselves passed their checks
+    status = {(f["model"], f["precision"]): (f["engine_status"], f["engine_reason"]) for f in entry["files"]}
+    assert status[("dense", "fp32")] == ("built", None) and status[("pruned", "fp32")] == ("built", None)
+    assert status[("dense", "fp16")] == ("failed", "RuntimeError: Cuda Runtime Error: out of memory")
+    engines = [f["path"] for f in exported_files(run) if f["path"].endswith(".engine")]
+    assert sorted(Path(p).name for p in engines) == ["dense.fp32.engine", "pruned.fp32.engine"]
