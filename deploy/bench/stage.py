@@ -21,13 +21,13 @@ from deploy.bench.compare import Comparison, interleaved
 from deploy.bench.env import device_label, environment
 from deploy.bench.timing import TimingConfig, trace_rows
 from deploy.runners.base import Runner
-from deploy.runners.onnxruntime_runner import OnnxRuntimeRunner
+from deploy.runners.onnxruntime_runner import OnnxRuntimeRunner, gpu_variant
 from deploy.runners.tensorrt_runner import TensorRTRunner
-from deploy.runners.torch_runner import TorchRunner
+from deploy.runners.torch_runner import TorchRunner, precision_label
 from toolchain.artifacts import resolve_model
 from toolchain.counting import count_model
 from toolchain.data.registry import recipe_input_shape
-from toolchain.errors import CplitoolError, UsageError
+from toolchain.errors import CplitoolError, MissingDependencyError, UsageError
 from toolchain.io import write_json
 from toolchain.progress import console, progress_bar
 from toolchain.recipe import Recipe
@@ -94,6 +94,7 @@ class Planner:
         self.recipe, self.run, self.threads = recipe, run, threads
         self.targets: list[Target] = []
         self.skips: list[Skip] = []
+        self.failures: list[dict[str, Any]] = []
         self.files = exported_files(run)
 
     def torch(self, models: dict[str, Any], sources: dict[str, str]) -> None:
@@ -110,7 +111,8 @@ class Planner:
             for graphs in [False, True] if cfg.cuda_graphs else [False]:
                 variant = "cudagraph" if graphs else "eager"
                 make = maker("cuda", precision, graphs)
-                self.targets.append(Target("torch", "cuda", precision, variant, sources, make))
+                label = precision_label("cuda", precision)  # fp32 on Ampere and newer runs as TF32
+                self.targets.append(Target("torch", "cuda", label, variant, sources, make))
 
     def _onnx_pairs(self, backend: str, device: str, engines: bool) -> dict[str, dict[str, str]]:
         found = pairs(self.files, engines)
@@ -143,7 +145,7 @@ class Planner:
                 def make(m: str, files: dict[str, str] = files, provider: str = provider) -> Runner:
                     return OnnxRuntimeRunner(files[m], provider, self.threads)
 
-                self.targets.append(Target("onnxruntime", device, precision, provider, files, make))
+                self.targets.append(Target("onnxruntime", device, precision, gpu_variant(provider), files, make))
 
     def tensorrt(self) -> None:
         check = TensorRTRunner.availability()
@@ -163,19 +165,30 @@ def pruned_name(run: RunDir) -> str:
     return "finetuned" if run.artifact("finetune") is not None else "pruned"
 
 
-def measure_target(target: Target, batch: int, shape: tuple[int, ...], cfg: TimingConfig, repeats: int) -> Comparison:
+def measure_target(
+    target: Target, batch: int, shape: tuple[int, ...], cfg: TimingConfig, repeats: int
+) -> tuple[Comparison, dict[str, Any]]:
+    """The interleaved comparison, and what the runners report about how they ran (I/O library, providers)."""
     x = np.random.default_rng(batch).standard_normal((batch, *shape), dtype=np.float32)
     with contextlib.ExitStack() as stack:
         runners = {m: stack.enter_context(target.make(m)) for m in MODELS}
         inputs = {m: x.astype(getattr(r, "input_dtype", np.float32), copy=False) for m, r in runners.items()}
-        return interleaved(runners, inputs, cfg, repeats)
+        result = interleaved(runners, inputs, cfg, repeats)
+        return result, runners["dense"].details()
+
+
+def failure_reason(e: BaseException) -> str:
+    """One line: a CplitoolError's own message, else the exception's type and first line."""
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return text if isinstance(e, CplitoolError) else f"{type(e).__name__}: {text}"
 
 
 def run_targets(
     plan: Planner, batches: list[int], shape: tuple[int, ...], timing: TimingConfig, repeats: int, macs_ratio: float
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """Measure every target at every batch: bench.json's measurement and comparison rows, and the traces.
-    A target that fails to run (a CplitoolError: missing library, unloadable file) becomes a skip."""
+    A target whose library turns out missing is a skip; any other error (TensorRT's, CUDA's, a bad file) is
+    recorded in plan.failures with its reason and the other targets still run."""
     measurements: list[dict[str, Any]] = []
     comparisons: list[dict[str, Any]] = []
     traces: list[dict[str, Any]] = []
@@ -194,12 +207,17 @@ def run_targets(
                     "threads": plan.threads if target.device == "cpu" else None,
                 }
                 try:
-                    result = measure_target(target, batch, shape, timing, repeats)
-                except CplitoolError as e:
+                    result, runtime = measure_target(target, batch, shape, timing, repeats)
+                except MissingDependencyError as e:
                     plan.skips.append(Skip(target.backend, target.device, f"{target.precision} batch {batch}: {e}"))
                     bar.advance(task)
                     continue
-                measurements += result.measurement_rows(key, target.sources)
+                except Exception as e:  # one target's failure (CUDA, TensorRT, OOM) never loses the run
+                    plan.failures.append({**key, "status": "failed", "reason": failure_reason(e)})
+                    bar.advance(task)
+                    continue
+                rows = result.measurement_rows(key, target.sources)
+                measurements += [{**row, "runtime": runtime} for row in rows] if runtime else rows
                 comparisons.append(result.comparison_row(key, macs_ratio))
                 if timing.trace:
                     traces += [{**key, "model": m, "trace": trace_rows(result.measurements[m].samples)} for m in MODELS]
@@ -251,6 +269,12 @@ def bench_stage(
     )
     for s in plan.skips:
         console.print(f"bench: skipped {s.backend} ({s.device}): {s.reason}", highlight=False, markup=False)
+    for f in plan.failures:
+        console.print(
+            f"bench: FAILED {f['backend']} {f['precision']} {f['variant']} b{f['batch']}: {f['reason']}",
+            highlight=False,
+            markup=False,
+        )
 
     doc = {
         "schema": SCHEMA,
@@ -273,6 +297,7 @@ def bench_stage(
         "measurements": measurements,
         "comparisons": comparisons,
         "skipped": [s.to_dict() for s in plan.skips],
+        "failed": plan.failures,
     }
     path = write_json(run.file("bench.json"), doc)
     if trace:
@@ -281,5 +306,10 @@ def bench_stage(
         f"{c['backend']}/{c['device']}/{c['precision']}/{c['variant']}/b{c['batch']}": round(c["ratio"]["median"], 4)
         for c in comparisons
     }
-    run.record("bench", path, recipe.section_hash("model", "bench"), {"pruned_over_dense": metrics})
+    run.record(
+        "bench",
+        path,
+        recipe.section_hash("model", "bench"),
+        {"pruned_over_dense": metrics, "failed": len(plan.failures)},
+    )
     return doc

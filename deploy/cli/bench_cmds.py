@@ -64,12 +64,16 @@ def bench(
     doc = bench_stage(run.recipe(), run, batch, backend, threads, trace or None, repeats, duration)
     if as_json:
         print_json(doc)
+        if doc.get("failed"):
+            raise typer.Exit(1)
         return
     out.print(bench_table(doc))
     for m in doc["measurements"]:
         for w in m["warnings"]:
             out.print(f"[yellow]warning[/yellow] {m['backend']} {m['precision']} b{m['batch']} {m['model']}: {w}")
     out.print(f"results: {run.file('bench.json')}", highlight=False)
+    if doc.get("failed"):
+        raise CplitoolError(f"{len(doc['failed'])} bench target(s) failed (reasons in {run.file('bench.json')})")
 
 
 def regress(

@@ -99,7 +99,8 @@ class PycudaIO(DeviceIO):
 
     def _free(self, buf: Buffer) -> None:
         buf.handle.free()
-        buf.host.base.free()
+        allocation: Any = buf.host.base  # pycuda's page-locked host allocation behind the array
+        allocation.free()
 
     @property
     def stream_handle(self) -> int:

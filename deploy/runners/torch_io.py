@@ -30,7 +30,7 @@ class TorchIO(DeviceIO):
 
         self.torch = torch
         self.device = torch.device("cuda", self.device_index)
-        self.stream = torch.cuda.Stream(self.device)
+        self.stream: Any = torch.cuda.Stream(self.device)
         self.events = [torch.cuda.Event(enable_timing=True) for _ in range(4)]
 
     def _close(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,21 @@ from deploy.runners.device_times import DeviceTimes
 from toolchain.errors import MissingDependencyError, UsageError
 
 PRECISIONS = ("fp32", "fp16")
+
+
+def precision_label(device: str, precision: str) -> str:
+    """What the compute really is: 'tf32' for fp32 on a GPU of compute capability 8.0 or newer where torch
+    lets convolutions or matmuls use TF32 (cuDNN convolutions do by default), else `precision`."""
+    if precision != "fp32" or not device.startswith("cuda"):
+        return precision
+    import torch
+
+    if not torch.cuda.is_available() or torch.cuda.get_device_capability(device)[0] < 8:
+        return precision
+    with warnings.catch_warnings():  # newer torch steers towards fp32_precision; the flags still tell
+        warnings.simplefilter("ignore")
+        tf32 = bool(torch.backends.cudnn.allow_tf32 or torch.backends.cuda.matmul.allow_tf32)
+    return "tf32" if tf32 else precision
 
 
 class TorchRunner(Runner):

@@ -3,6 +3,8 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -58,3 +60,94 @@ def test_bench_cli_prints_a_table(in_tmp: Path, cli) -> None:  # type: ignore[no
     assert result.code == 0, result.err
     assert "onnxruntime" in result.out and "dense vs pruned" in result.out
     assert json.loads((in_tmp / "runs/benchtest/bench.json").read_text())["settings"]["batches"] == [3]
+
+
+def test_a_target_that_fails_is_recorded_and_the_others_still_run(in_tmp: Path, cli, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Catches an error that is not cplitool's own (a CUDA error, say) ending the command with no bench.json."""
+    from deploy.runners.onnxruntime_runner import OnnxRuntimeRunner
+
+    def broken(self: OnnxRuntimeRunner) -> None:
+        raise RuntimeError("CUDA error: an illegal memory access was encountered\nmore detail")
+
+    monkeypatch.setattr(OnnxRuntimeRunner, "activate", broken)
+    make_run(in_tmp, onnx=True)
+    result = cli("bench", "runs/benchtest", "--backend", "torch", "--backend", "onnxruntime")
+    assert result.code == 1 and "1 bench target(s) failed" in " ".join(result.out.split() + result.err.split())
+    doc = json.loads((in_tmp / "runs/benchtest/bench.json").read_text())
+    (failure,) = doc["failed"]
+    assert failure["backend"] == "onnxruntime" and failure["status"] == "failed" and failure["batch"] == 2
+    assert failure["reason"] == "RuntimeError: CUDA error: an illegal memory access was encountered"
+    assert [c["backend"] for c in doc["comparisons"]] == ["torch"]  # the torch target still ran
+    assert "dense vs pruned" in result.out  # and its table was printed
+
+
+def test_tensorrt_engines_run_through_cuda_python_and_bench_json_says_so(
+    in_tmp: Path, gpu: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole TensorRT bench path on fakes (no pycuda, cuda-python present): engines from the export
+    manifest, device-timed rows, the I/O library recorded, everything freed."""
+    import torch
+
+    from deploy.trt.sidecar import Sidecar
+    from tests.deploy.gpu_fakes import fake_tensorrt, install_pycuda
+
+    install_pycuda(monkeypatch, None)
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(gpu, version="10.9.0"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    recipe, run = make_run(in_tmp)
+    files = []
+    for model in ("dense", "pruned"):
+        engine = run.file(f"trt/{model}.fp16.engine")
+        engine.parent.mkdir(exist_ok=True)
+        engine.write_bytes(b"engine:input")
+        Sidecar(
+            engine.name,
+            "x.onnx",
+            "0" * 64,
+            "fp16",
+            "input",
+            [1, 8, 8],
+            [{"min": 1, "opt": 1, "max": 8}],
+            "10.9.0",
+            "NVIDIA H200",
+            "9.0",
+            1.0,
+            3,
+            256,
+            "trt.cache",
+            "now",
+        ).write(engine)
+        files.append(
+            {
+                "model": model,
+                "precision": "fp16",
+                "path": f"onnx/{model}.fp16.onnx",
+                "status": "done",
+                "engine": str(engine.relative_to(run.path)),
+            }
+        )
+    run.record("export", None, "test", {}, files=files)
+    doc = bench_stage(recipe, run, backends=["tensorrt"], batches=[2])
+    assert doc["failed"] == [] and [c["backend"] for c in doc["comparisons"]] == ["tensorrt"]
+    rows = [m for m in doc["measurements"] if m["backend"] == "tensorrt"]
+    assert {m["runtime"]["io"] for m in rows} == {"cuda-python"}
+    assert all(m["primary_metric"] == "compute" and m["compute_ms"]["median"] == 0.25 for m in rows)
+    assert gpu.clean(), gpu.problems
+
+
+def test_fp32_on_an_ampere_or_newer_gpu_is_labelled_tf32(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from deploy.runners.torch_runner import precision_label
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    assert precision_label("cuda", "fp32") == "tf32"
+    assert precision_label("cuda", "fp16") == "fp16" and precision_label("cpu", "fp32") == "fp32"
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda, "matmul", SimpleNamespace(allow_tf32=False))
+    assert precision_label("cuda", "fp32") == "fp32"  # TF32 switched off: really fp32
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
+    assert precision_label("cuda", "fp32") == "fp32"  # Turing has no TF32
