@@ -2,15 +2,19 @@
 
 1. runs the GPU-marked tests (pytest -m gpu);
 2. benches dense vs pruned vgg16_cifar and resnet56 (random weights, synthetic inputs: latency only) with
-   the torch CUDA runner at batch 1, 64 and 256, FP32 and FP16, eager and CUDA graphs, interleaved;
-3. where a pycuda source archive (pycuda-*.tar.gz) lies beside this script, builds it there (offline:
-   put the archives of its dependencies beside it too) and exercises the pycuda buffer, stream and
-   event code of deploy/runners/pycuda_io.py;
+   the torch CUDA runner at batch 1, 64 and 256, FP32 (labelled tf32 where torch lets cuDNN use TF32)
+   and FP16, eager and CUDA graphs, interleaved;
+3. round-trips data through each CUDA I/O library the TensorRT runner can use (torch, cuda-python,
+   pycuda: deploy/runners/device_io.py) and times the copies; where a pycuda source archive
+   (pycuda-*.tar.gz) lies beside this script, builds it first (offline: put the archives of its
+   dependencies beside it too);
 4. writes benchmarks/results/gpu_check_<host>.json and .md.
 
-`--dry-run` runs the same code path on the CPU with tiny settings and the small siblings quick_vgg and
-resnet20 (what the fast test does); what needs a GPU (FP16, CUDA graphs, the pycuda build) is then
-recorded as skipped with the reason.
+Every step, and every benchmark configuration, catches its own failure and records
+{"status": "failed", "reason": ...}; the JSON is always written and the exit code is 1 when anything
+failed. `--dry-run` runs the same code path on the CPU with tiny settings and the small siblings
+quick_vgg and resnet20 (what the fast test does); what needs a GPU is then recorded as skipped with
+the reason.
 
     make gpu-check            # python3 benchmarks/gpu_check.py (the .venv's python when present)
     python3 benchmarks/gpu_check.py --dry-run --out /tmp/gpu-check
@@ -41,10 +45,12 @@ import torch  # noqa: E402
 from deploy.bench.compare import interleaved  # noqa: E402
 from deploy.bench.env import device_label, environment  # noqa: E402
 from deploy.bench.timing import TimingConfig  # noqa: E402
-from deploy.runners.torch_runner import TorchRunner  # noqa: E402
+from deploy.runners.torch_runner import TorchRunner, precision_label  # noqa: E402
 from toolchain.models import input_shape  # noqa: E402
 
 VARIANTS = (("fp32", False), ("fp32", True), ("fp16", False), ("fp16", True))
+PYCUDA_TARGET = HERE / ".pycuda-build"
+IO_LIBRARIES = ("torch", "cuda-python", "pycuda")
 
 
 @dataclass(frozen=True)
@@ -99,20 +105,32 @@ def run_gpu_tests(s: Settings, budget: Budget) -> dict[str, Any]:
     }
 
 
-def bench_models(
-    s: Settings, budget: Budget
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, str]]]:
+def reason(e: BaseException) -> str:
+    """One line: the exception's type and the first line of its message."""
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}"
+
+
+@dataclass
+class BenchResult:
+    measurements: list[dict[str, Any]]
+    comparisons: list[dict[str, Any]]
+    skipped: list[dict[str, str]]
+    failed: list[dict[str, Any]]
+
+
+def bench_models(s: Settings, budget: Budget) -> BenchResult:
+    """Every (arch, precision, variant, batch); one that fails is recorded as failed and the rest still run."""
     from pruned_models import pruned_pair
 
-    measurements: list[dict[str, Any]] = []
-    comparisons: list[dict[str, Any]] = []
-    skipped: list[dict[str, str]] = []
+    out = BenchResult([], [], [], [])
+    measurements, comparisons, skipped = out.measurements, out.comparisons, out.skipped
     label = device_label(s.device)
     for arch in s.archs:
         try:
             pair = pruned_pair(arch, 0.5)
-        except RuntimeError as e:
-            skipped.append({"arch": arch, "reason": str(e)})
+        except Exception as e:
+            out.failed.append({"arch": arch, "status": "failed", "reason": reason(e)})
             continue
         shape = input_shape(arch)
         models = {"dense": pair.dense, "pruned": pair.pruned}
@@ -144,33 +162,35 @@ def bench_models(
                     "arch": arch,
                     "backend": "torch",
                     "device": label,
-                    "precision": precision,
+                    "precision": precision_label(s.device, precision),
                     "variant": variant,
                     "batch": batch,
                 }
                 x = np.random.default_rng(batch).standard_normal((batch, *shape), dtype=np.float32)
-                runners = {m: TorchRunner(models[m], s.device, precision, graphs) for m in models}
                 try:
+                    runners = {m: TorchRunner(models[m], s.device, precision, graphs) for m in models}
                     with runners["dense"], runners["pruned"]:
                         c = interleaved(runners, {"dense": x, "pruned": x}, s.timing, s.repeats)
-                except torch.cuda.OutOfMemoryError as e:
-                    skipped.append({**{k: str(v) for k, v in key.items()}, "reason": f"out of GPU memory: {e}"})
+                except Exception as e:  # out of memory, a CUDA or cuDNN error: this configuration only
+                    out.failed.append({**key, "status": "failed", "reason": reason(e)})
+                    print(f"  {arch} {precision} {variant} b{batch}: FAILED {reason(e)}", flush=True)
                     continue
                 sources = {m: f"{arch} {m} ({pair.how})" for m in models}
                 measurements += c.measurement_rows(key, sources)
                 comparisons.append(c.comparison_row(key, pair.macs_ratio))
                 r = c.ratio.median if c.ratio else float("nan")
                 print(
-                    f"  {arch} {precision} {variant} b{batch}: pruned/dense {r:.3f} (MACs {pair.macs_ratio:.3f})",
+                    f"  {arch} {key['precision']} {variant} b{batch}: pruned/dense {r:.3f} (MACs {pair.macs_ratio:.3f})",
                     flush=True,
                 )
-    return measurements, comparisons, skipped
+    return out
 
 
-PYCUDA_SNIPPET = """
-import json, numpy as np
-from deploy.runners.pycuda_io import CudaIO
-io = CudaIO(); io.open()
+IO_SNIPPET = """
+import json, sys, numpy as np
+from deploy.runners.device_io import io_classes
+cls = {c.name: c for c in io_classes()}[sys.argv[1]]
+io = cls(); io.open()
 try:
     x = np.random.default_rng(0).standard_normal((64, 3, 32, 32), dtype=np.float32)
     src, dst = io.buffer(x.shape, np.float32), io.buffer(x.shape, np.float32)
@@ -182,7 +202,8 @@ finally:
 """
 
 
-def check_pycuda(s: Settings, budget: Budget) -> dict[str, Any]:
+def build_pycuda(s: Settings, budget: Budget) -> dict[str, Any]:
+    """Build pycuda from a source archive beside this script, into .pycuda-build (offline)."""
     archives = sorted(HERE.glob("pycuda-*.tar.gz"))
     if not archives:
         return {
@@ -191,44 +212,47 @@ def check_pycuda(s: Settings, budget: Budget) -> dict[str, Any]:
         }
     archive = archives[-1]
     if s.device == "cpu":
-        return {
-            "status": "skipped",
-            "reason": f"dry run on the CPU: would build {archive.name} (needs CUDA headers and a GPU)",
-        }
-    target = HERE / ".pycuda-build"
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "install",
-        "--no-index",
-        "--no-build-isolation",
-        "--find-links",
-        str(HERE),
-        "--target",
-        str(target),
-        str(archive),
-    ]
+        return {"status": "skipped", "reason": f"dry run on the CPU: would build {archive.name} (needs CUDA headers)"}
+    cmd = [sys.executable, "-m", "pip", "install", "--no-index", "--no-build-isolation", "--find-links", str(HERE)]
+    cmd += ["--target", str(PYCUDA_TARGET), str(archive)]
     try:
         build = subprocess.run(cmd, capture_output=True, text=True, timeout=max(30.0, budget.left() - 60))
     except subprocess.TimeoutExpired:
         return {"status": "failed", "archive": archive.name, "reason": "build timed out"}
     if build.returncode != 0:
-        return {
-            "status": "failed",
-            "archive": archive.name,
-            "command": " ".join(cmd),
-            "tail": (build.stdout + build.stderr).strip().splitlines()[-15:],
-        }
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), str(REPO)])}
+        tail = (build.stdout + build.stderr).strip().splitlines()[-15:]
+        return {"status": "failed", "archive": archive.name, "reason": tail[-1] if tail else "", "tail": tail}
+    return {"status": "ok", "archive": archive.name}
+
+
+def check_io(s: Settings, name: str) -> dict[str, Any]:
+    """Round-trip 64 CIFAR images through one CUDA I/O library in a child process (a crash stays there)."""
+    if s.device == "cpu":
+        return {"status": "skipped", "reason": "dry run on the CPU: no CUDA device"}
+    path = os.pathsep.join(str(p) for p in (PYCUDA_TARGET, REPO) if p.exists())
+    env = {**os.environ, "PYTHONPATH": path}
+    from deploy.runners.device_io import io_classes
+
+    check = {c.name: c for c in io_classes()}[name].availability()
+    if not check.ok and not (name == "pycuda" and PYCUDA_TARGET.exists()):  # or just built there
+        return {"status": "skipped", "reason": check.reason}
     proc = subprocess.run(
-        [sys.executable, "-c", PYCUDA_SNIPPET], capture_output=True, text=True, env=env, timeout=120, cwd=REPO
+        [sys.executable, "-c", IO_SNIPPET, name], capture_output=True, text=True, env=env, timeout=120, cwd=REPO
     )
     if proc.returncode != 0:
-        return {"status": "failed", "archive": archive.name, "tail": proc.stderr.strip().splitlines()[-15:]}
+        tail = proc.stderr.strip().splitlines()[-15:]
+        return {"status": "failed", "reason": tail[-1] if tail else f"exit {proc.returncode}", "tail": tail}
     times = json.loads(proc.stdout.strip().splitlines()[-1])
-    medians = {k: float(np.median(v)) for k, v in times.items()}
-    return {"status": "ok", "archive": archive.name, "median_ms": medians, "round_trip": "equal"}
+    return {"status": "ok", "median_ms": {k: float(np.median(v)) for k, v in times.items()}, "round_trip": "equal"}
+
+
+def guarded(what: str, fn: Any, *args: Any) -> dict[str, Any]:
+    """fn(*args), or {"status": "failed", "reason": ...} when it raises: one step never ends the check."""
+    try:
+        return fn(*args)
+    except Exception as e:
+        print(f"  {what}: FAILED {reason(e)}", flush=True)
+        return {"status": "failed", "reason": reason(e)}
 
 
 def markdown(doc: dict[str, Any]) -> str:
@@ -253,7 +277,9 @@ def markdown(doc: dict[str, Any]) -> str:
         lines.append(
             f"| {c['arch']} | {c['precision']} | {c['variant']} | {c['batch']} | {r['median']:.3f} | {r['min']:.3f}-{r['max']:.3f} | {c['macs_ratio']:.3f} |"
         )
-    lines += ["", f"pycuda: {json.dumps(doc['pycuda'])}", ""]
+    lines += ["", f"pycuda build: {json.dumps(doc['pycuda_build'])}", ""]
+    lines += [f"- CUDA I/O {name}: {json.dumps(r)}" for name, r in doc["io"].items()]
+    lines += [f"- failed: {json.dumps(f)}" for f in doc["failed"]]
     lines += [f"- skipped: {json.dumps(s)}" for s in doc["skipped"]]
     return "\n".join(lines) + "\n"
 
@@ -272,36 +298,64 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     start = time.monotonic()
     budget = Budget(s.budget_s)
-    print("gpu_check: GPU-marked tests ...", flush=True)
-    tests = run_gpu_tests(s, budget)
-    print(f"  {tests['status']}: {tests.get('summary', tests.get('reason', ''))}", flush=True)
-    print("gpu_check: dense vs pruned with the torch CUDA runner ...", flush=True)
-    measurements, comparisons, skipped = bench_models(s, budget)
-    print("gpu_check: pycuda ...", flush=True)
-    pycuda = check_pycuda(s, budget)
-    print(f"  {pycuda['status']}: {pycuda.get('reason', pycuda.get('median_ms', ''))}", flush=True)
-    doc = {
-        "schema": "cplitool-gpu-check/1",
+    doc: dict[str, Any] = {
+        "schema": "cplitool-gpu-check/2",
         "dry_run": args.dry_run,
         "command": " ".join([Path(sys.executable).name, *sys.argv])
         if argv is None
         else f"gpu_check.py {' '.join(argv)}",
-        "seconds": time.monotonic() - start,
         "settings": {"batches": s.batches, "timing": vars(s.timing), "repeats": s.repeats},
-        "environment": environment(torch.get_num_threads()),
-        "tests": tests,
-        "measurements": measurements,
-        "comparisons": comparisons,
-        "skipped": skipped,
-        "pycuda": pycuda,
+        "tests": {"status": "not run"},
+        "measurements": [],
+        "comparisons": [],
+        "skipped": [],
+        "failed": [],
+        "pycuda_build": {"status": "not run"},
+        "io": {},
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = "gpu_check_dryrun" if args.dry_run else f"gpu_check_{platform.node() or 'host'}"
-    (args.out / f"{stem}.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
-    (args.out / f"{stem}.md").write_text(markdown(doc))
-    print(f"gpu_check: {doc['seconds']:.0f} s -> {args.out / stem}.json", flush=True)
-    failed = tests["status"] == "failed" or pycuda["status"] == "failed"
-    return 1 if failed else 0
+    try:
+        doc["environment"] = guarded("environment", environment, torch.get_num_threads())
+        print("gpu_check: GPU-marked tests ...", flush=True)
+        doc["tests"] = guarded("tests", run_gpu_tests, s, budget)
+        print(f"  {doc['tests']['status']}: {doc['tests'].get('summary', doc['tests'].get('reason', ''))}", flush=True)
+        print("gpu_check: dense vs pruned with the torch CUDA runner ...", flush=True)
+        bench = bench_models(s, budget)
+        doc.update(measurements=bench.measurements, comparisons=bench.comparisons)
+        doc.update(skipped=bench.skipped, failed=bench.failed)
+        print("gpu_check: CUDA I/O libraries ...", flush=True)
+        doc["pycuda_build"] = guarded("pycuda build", build_pycuda, s, budget)
+        for name in IO_LIBRARIES:
+            doc["io"][name] = guarded(f"io {name}", check_io, s, name)
+            print(f"  {name}: {doc['io'][name]['status']} {doc['io'][name].get('reason', '')}", flush=True)
+    except Exception as e:  # a step's own guard failed: still write what there is
+        doc["failed"].append({"step": "gpu_check", "status": "failed", "reason": reason(e)})
+    finally:
+        doc["seconds"] = time.monotonic() - start
+        failures = failed_steps(doc)
+        doc["status"] = "failed" if failures else "ok"
+        args.out.mkdir(parents=True, exist_ok=True)
+        stem = "gpu_check_dryrun" if args.dry_run else f"gpu_check_{platform.node() or 'host'}"
+        (args.out / f"{stem}.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
+        (args.out / f"{stem}.md").write_text(guarded_markdown(doc))
+        print(f"gpu_check: {doc['seconds']:.0f} s, {doc['status']} -> {args.out / stem}.json", flush=True)
+    for f in failures:
+        print(f"gpu_check: failed: {f}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def failed_steps(doc: dict[str, Any]) -> list[str]:
+    """One line per failed step or configuration."""
+    steps = {"tests": doc["tests"], "environment": doc.get("environment", {}), "pycuda build": doc["pycuda_build"]}
+    steps.update({f"io {k}": v for k, v in doc["io"].items()})
+    lines = [f"{k}: {v.get('reason', '')}" for k, v in steps.items() if v.get("status") == "failed"]
+    return lines + [json.dumps(f) for f in doc["failed"]]
+
+
+def guarded_markdown(doc: dict[str, Any]) -> str:
+    try:
+        return markdown(doc)
+    except Exception as e:  # the JSON is the record; a Markdown problem must not hide it
+        return f"# GPU check\n\nMarkdown summary failed ({reason(e)}); see the JSON.\n"
 
 
 if __name__ == "__main__":
