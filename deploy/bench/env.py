@@ -51,19 +51,27 @@ def gpu_info() -> dict[str, Any]:
             }
     except ImportError:
         return info
-    if info and shutil.which("nvidia-smi"):
-        try:
-            out = subprocess.run(
-                ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                capture_output=True,
-                text=True,
-                timeout=10,
-                check=True,
-            )
-            info["driver"] = out.stdout.strip().splitlines()[0]
-        except (OSError, subprocess.SubprocessError, IndexError):
-            pass
+    drivers = nvidia_smi("driver_version") if info else []
+    if drivers:
+        info["driver"] = drivers[0][0]
     return info
+
+
+def nvidia_smi(fields: str) -> list[list[str]]:
+    """One row per GPU of `nvidia-smi --query-gpu=<fields>`, or [] where it is missing or fails."""
+    if not shutil.which("nvidia-smi"):
+        return []
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [[v.strip() for v in line.split(",")] for line in out.stdout.strip().splitlines() if line.strip()]
 
 
 def environment(threads: int | None = None) -> dict[str, Any]:

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "toolchain.cli.pipeline_cmds",
     "deploy.cli.bench_cmds",
     "deploy.cli.export_cmds",
+    "deploy.cli.doctor_cmds",
 )
 
 app = typer.Typer(
