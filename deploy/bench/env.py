@@ -10,7 +10,17 @@ import time
 from importlib import metadata
 from typing import Any
 
-LIBRARIES = ("cplitool", "torch", "onnxruntime", "onnxruntime-gpu", "tensorrt", "pycuda", "numpy")
+LIBRARIES = (
+    "cplitool",
+    "torch",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "tensorrt",
+    "cuda-python",
+    "cuda-bindings",
+    "pycuda",
+    "numpy",
+)
 
 
 def cpu_model() -> str:
