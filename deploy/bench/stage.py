@@ -24,6 +24,7 @@ from deploy.runners.base import Runner
 from deploy.runners.onnxruntime_runner import OnnxRuntimeRunner, gpu_variant
 from deploy.runners.tensorrt_runner import TensorRTRunner
 from deploy.runners.torch_runner import TorchRunner, precision_label
+from deploy.trt.sidecar import engine_precision_label
 from toolchain.artifacts import resolve_model
 from toolchain.counting import count_model
 from toolchain.data.registry import recipe_input_shape
@@ -157,7 +158,8 @@ class Planner:
             def make(m: str, files: dict[str, str] = files) -> Runner:
                 return TensorRTRunner(files[m])
 
-            self.targets.append(Target("tensorrt", "cuda", precision, "engine", files, make))
+            label = engine_precision_label(files["dense"], precision)  # fp32 engines on Ampere+ may use TF32
+            self.targets.append(Target("tensorrt", "cuda", label, "engine", files, make))
 
 
 def pruned_name(run: RunDir) -> str:

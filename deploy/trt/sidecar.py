@@ -62,6 +62,12 @@ class Sidecar:
             raise UsageError(f"{path}: engine sidecar lacks {', '.join(missing)}")
         return cls(**{k: v for k, v in data.items() if k in names})
 
+    def precision_label(self) -> str:
+        """'tf32' for an fp32 engine built for compute capability 8.0 or newer: TensorRT's TF32 builder flag is
+        on by default (build.py leaves it), so its FP32 convolutions and matmuls may run in TF32."""
+        major = self.compute_capability.split(".")[0]
+        return "tf32" if self.precision == "fp32" and major.isdigit() and int(major) >= 8 else self.precision
+
     def check_host(self, host: Host, where: str | Path) -> None:
         """Raise a UsageError when this host's TensorRT version or GPU architecture differs from the build's."""
         problems = []
@@ -77,3 +83,12 @@ class Sidecar:
                 f"{where}: engine was built for {' and '.join(problems)}; engines are not portable across "
                 "TensorRT versions or GPU architectures: rebuild it here with `cplitool export --trt`"
             )
+
+
+def engine_precision_label(engine_path: str | Path, precision: str) -> str:
+    """The bench label of an engine: its sidecar's precision_label, or `precision` when the sidecar is
+    unreadable (the runner then fails on it with the reason)."""
+    try:
+        return Sidecar.read(engine_path).precision_label()
+    except UsageError:
+        return precision

@@ -136,3 +136,16 @@ def test_strongly_typed_flag_on_tensorrt_10_and_11(version: str, expected: int) 
 def test_tensorrt_9_is_refused() -> None:
     with pytest.raises(MissingDependencyError, match="TensorRT >= 10"):
         network_flags(SimpleNamespace(__version__="9.3.0", NetworkDefinitionCreationFlag=SimpleNamespace()))
+
+
+def test_fp32_engines_for_ampere_and_newer_are_labelled_tf32(tmp_path: Path) -> None:
+    """TensorRT's TF32 flag is on by default, so an fp32 engine for compute capability >= 8.0 is a tf32 row."""
+    from deploy.trt.sidecar import engine_precision_label
+
+    assert sidecar(precision="fp32").precision_label() == "tf32"  # built for 8.0
+    assert sidecar(precision="fp32", compute_capability="7.5").precision_label() == "fp32"
+    assert sidecar(precision="fp16").precision_label() == "fp16"
+    engine = tmp_path / "dense.fp32.engine"
+    sidecar(precision="fp32", compute_capability="9.0").write(engine)
+    assert engine_precision_label(engine, "fp32") == "tf32"
+    assert engine_precision_label(tmp_path / "none.engine", "fp32") == "fp32"  # no sidecar: the runner will say
