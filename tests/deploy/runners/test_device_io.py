@@ -92,3 +92,27 @@ def test_fake_cuda_python_names_exist_in_the_real_bindings() -> None:
     for enum_name in ("cudaError_t", "cudaMemcpyKind"):
         members = [m.name for m in getattr(fake, enum_name)]
         assert [m for m in members if not hasattr(getattr(real, enum_name), m)] == []
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["torch", "cuda-python", "pycuda"])
+def test_real_round_trip_on_the_gpu(name: str) -> None:
+    """On a GPU host: each CUDA I/O library that works there moves data to the device and back unchanged,
+    with positive event times, and frees what it allocated."""
+    from deploy.runners.device_io import io_classes
+
+    cls = {c.name: c for c in io_classes()}[name]
+    check = cls.availability()
+    if not check.ok:
+        pytest.skip(check.reason)
+    io = cls()
+    io.open()
+    try:
+        x = np.random.default_rng(0).standard_normal((64, 3, 32, 32), dtype=np.float32)
+        src, dst = io.buffer(x.shape, np.float32), io.buffer(x.shape, np.float32)
+        times = io.run([(src, x)], lambda handle: io.copy_device(dst, src), [dst])
+        assert np.array_equal(dst.host, x)
+        assert times.h2d_ms > 0 and times.compute_ms > 0 and times.d2h_ms > 0
+    finally:
+        io.close()
+    assert io.buffers == []

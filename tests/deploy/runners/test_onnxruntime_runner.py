@@ -135,3 +135,20 @@ def test_gpu_rows_say_host_latency_when_nothing_can_time_the_device(monkeypatch:
     install_pycuda(monkeypatch, None)
     install_cudart(monkeypatch, None)
     assert gpu_variant("cuda") == "cuda-host-latency" and gpu_variant("cpu") == "cpu"
+
+
+@pytest.mark.gpu
+def test_cuda_provider_with_io_binding_matches_the_cpu(model: Path) -> None:
+    """On a GPU host with onnxruntime-gpu: the CUDA row is device-timed, really on CUDA, and agrees with the CPU."""
+    check = OnnxRuntimeRunner.availability("cuda")
+    if not check.ok:
+        pytest.skip(check.reason)
+    x = np.random.default_rng(0).standard_normal((16, 1, 8, 8), dtype=np.float32)
+    with OnnxRuntimeRunner(model, "cpu") as cpu, OnnxRuntimeRunner(model, "cuda") as gpu:
+        want = cpu.infer(x)
+        got = gpu.infer(x)
+        assert gpu.details()["providers"][0] == "CUDAExecutionProvider"
+        if gpu.times_device:
+            _, times = gpu.infer_timed(x)
+            assert times.compute_ms > 0
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 
 import numpy as np
 import pytest
 
 import deploy.trt.engine as engine_module
-from deploy.runners.pycuda_io import PycudaIO, import_pycuda
+from deploy.runners.pycuda_io import import_pycuda
 from deploy.runners.tensorrt_runner import TensorRTRunner
 from tests.deploy.gpu_fakes import FakeGPU, fake_tensorrt, install_cudart, install_pycuda
 from toolchain.errors import MissingDependencyError, UsageError
@@ -29,21 +28,6 @@ def test_pycuda_missing_names_its_own_extra_and_the_wheel_alternative(monkeypatc
     monkeypatch.setitem(sys.modules, "pycuda.driver", None)
     with pytest.raises(MissingDependencyError, match=r"pycuda is not installed.*cplitool\[pycuda\].*cuda-python"):
         import_pycuda()
-
-
-@pytest.mark.gpu
-@pytest.mark.skipif(importlib.util.find_spec("pycuda") is None, reason="pycuda is not installed")
-def test_pycuda_buffers_stream_and_events_round_trip() -> None:
-    io = PycudaIO()
-    io.open()
-    try:
-        x = np.arange(4 * 3 * 32 * 32, dtype=np.float32).reshape(4, 3, 32, 32)
-        src, dst = io.buffer(x.shape, np.float32), io.buffer(x.shape, np.float32)
-        times = io.run([(src, x)], lambda handle: io.copy_device(dst, src), [dst])
-        assert np.array_equal(dst.host, x)
-        assert times.h2d_ms > 0 and times.compute_ms > 0 and times.d2h_ms > 0
-    finally:
-        io.close()
 
 
 @pytest.mark.parametrize("io_name", ["pycuda", "cuda-python"])
