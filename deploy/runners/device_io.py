@@ -147,16 +147,24 @@ def io_classes() -> list[type[DeviceIO]]:
     return [PycudaIO, CudartIO, TorchIO]
 
 
+def checked(cls: type[DeviceIO], device_index: int) -> Availability:
+    """cls.availability, where a library that fails in an unforeseen way is 'not available, because ...'."""
+    try:
+        return cls.availability(device_index)
+    except Exception as e:
+        return Availability(False, f"{type(e).__name__}: {e}")
+
+
 def io_availability(device_index: int = 0) -> dict[str, Availability]:
     """Each I/O library's availability, by name (for `cplitool doctor` and skip reasons)."""
-    return {cls.name: cls.availability(device_index) for cls in io_classes()}
+    return {cls.name: checked(cls, device_index) for cls in io_classes()}
 
 
 def choose_io(device_index: int = 0) -> DeviceIO:
     """The first I/O library that works here, or a MissingDependencyError naming why each one does not."""
     reasons = []
     for cls in io_classes():
-        check = cls.availability(device_index)
+        check = checked(cls, device_index)
         if check.ok:
             return cls(device_index)
         reasons.append(f"{cls.name}: {check.reason}")
