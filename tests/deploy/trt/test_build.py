@@ -72,3 +72,15 @@ def test_parser_rejection_names_the_file_and_the_errors(trt, tmp_path: Path) -> 
     onnx.save(helper.make_model(helper.make_graph([node], "g", [x], [y], [bias, scale])), str(path))
     with pytest.raises(CplitoolError, match=r"bad\.int8\.onnx: TensorRT's ONNX parser rejected.*only activation types"):
         build_engine(path, tmp_path / "bad.engine", TrtSection(), tmp_path / "c", "int8")
+
+
+def test_the_fake_refuses_names_tensorrt_10_does_not_have(trt) -> None:  # type: ignore[no-untyped-def]
+    """TensorRT 8 spellings removed in 10 fail on the fake as on the real library, so build.py cannot use them."""
+    builder = trt.Builder(trt.Logger(trt.Logger.WARNING))
+    config = builder.create_builder_config()
+    with pytest.raises(AttributeError):
+        config.max_workspace_size = 1 << 30  # TensorRT 8; 10 has set_memory_pool_limit
+    with pytest.raises(AttributeError):
+        builder.build_engine(builder.create_network(0), config)  # removed in 10: build_serialized_network
+    with pytest.raises(AttributeError):
+        trt.Runtime(trt.Logger()).deserialize_cuda_engine(b"engine:input").get_binding_shape(0)  # removed in 10
