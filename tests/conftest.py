@@ -3,8 +3,9 @@ the real CLI entry point run in-process."""
 
 from __future__ import annotations
 
+import importlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,52 @@ def cifar_root() -> Path:
     if not CIFAR_JPEG.is_dir():
         pytest.skip(f"CIFAR-10 JPEG folder not found at {CIFAR_JPEG} (see ../shared/data/README.md)")
     return CIFAR_JPEG
+
+
+# A user's own network as a module file would hold it: conv-bn-relu twice (one prunable pair), global pooling
+# and a linear classifier, for the digits data (1x8x8). `tiny_factory` takes no num_classes.
+TINY_NET = """
+import torch
+from torch import nn
+
+
+class TinyNet(nn.Module):
+    def __init__(self, num_classes: int = 10, width: int = 16, in_channels: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, width, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.fc = nn.Linear(width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.bn1(self.conv1(x)))
+        x = torch.relu(self.bn2(self.conv2(x)))
+        return self.fc(x.mean((2, 3)))
+
+
+def tiny_factory(width: int = 8) -> nn.Module:
+    return TinyNet(num_classes=3, width=width)
+"""
+
+
+@pytest.fixture
+def user_module(tmp_path: Path) -> Iterator[Callable[..., Path]]:
+    """`user_module(name, text=TINY_NET, folder=tmp_path)` writes a module file; it is forgotten from
+    sys.modules afterwards, so modules of one name written by two tests never meet."""
+    names: list[str] = []
+
+    def write(name: str, text: str = TINY_NET, folder: Path = tmp_path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{name}.py"
+        path.write_text(text)
+        names.append(name)
+        importlib.invalidate_caches()
+        return path
+
+    yield write
+    for name in names:
+        sys.modules.pop(name, None)
 
 
 def write_recipe(folder: Path, text: str, name: str = "r.toml") -> Path:

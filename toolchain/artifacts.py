@@ -1,7 +1,8 @@
 """Self-describing model artifacts: architecture, its arguments, the pruning plan and the weights in one file.
 
 An artifact loads with weights-only deserialization and without the dense checkpoint: the architecture
-is rebuilt from the registry, then every conv/BN/linear whose saved shape differs is resized to it.
+is rebuilt from its source (a registered name, or an import path that the recipe in hand also names),
+then every conv/BN/linear whose saved shape differs is resized to it.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from toolchain.checkpoints import CheckpointOptions, load_checkpoint, load_into
 from toolchain.errors import UsageError
 from toolchain.io import atomic_write, safe_load
-from toolchain.models import create_model
+from toolchain.models.source import ModelSource, is_import_path
 from toolchain.recipe import Recipe
 from toolchain.rundir import RunDir
 
@@ -28,11 +30,12 @@ _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 class ModelInfo:
     """What an artifact says about its model, apart from the weights."""
 
-    arch: str
+    arch: str  # registered name or import path "package.module:callable"
     num_classes: int
     kwargs: dict[str, Any] = field(default_factory=dict)
     plan: dict[str, Any] = field(default_factory=dict)  # pruning plan: widths per layer, method, targets
     metrics: dict[str, Any] = field(default_factory=dict)
+    input_shape: list[int] = field(default_factory=list)  # one sample, as the recipe gave or the registry knows
 
 
 def save_artifact(path: str | Path, model: nn.Module, info: ModelInfo) -> Path:
@@ -44,6 +47,7 @@ def save_artifact(path: str | Path, model: nn.Module, info: ModelInfo) -> Path:
         "kwargs": info.kwargs,
         "plan": info.plan,
         "metrics": info.metrics,
+        "input_shape": info.input_shape,
         "state_dict": state,
     }
     return atomic_write(path, lambda p: torch.save(payload, p))
@@ -55,14 +59,16 @@ def _resized(m: Any, weight: torch.Tensor) -> nn.Module | None:
         return None
     if isinstance(m, _CONVS):
         conv: Any = type(m)  # Conv1d/2d/3d share this signature; their stubs differ in tuple lengths
+        depthwise = m.groups > 1 and m.groups == m.in_channels == m.out_channels
+        groups = weight.shape[0] if depthwise else m.groups  # a pruned depthwise conv stays depthwise
         return conv(
-            weight.shape[1] * m.groups,
+            weight.shape[1] * groups,
             weight.shape[0],
             m.kernel_size,
             m.stride,
             m.padding,
             m.dilation,
-            m.groups,
+            groups,
             m.bias is not None,
             m.padding_mode,
         )
@@ -85,60 +91,63 @@ def fit_to_state_dict(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Mo
     return model
 
 
-def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str | Path) -> None:
-    """load_state_dict with a usage error that names the file and the first mismatches."""
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        lines = [ln.strip() for ln in str(e).splitlines()[1:4]]
-        raise UsageError(f"{source}: checkpoint does not fit the architecture: {' '.join(lines)}") from None
+def load_artifact(path: str | Path, trusted: ModelSource | None = None) -> tuple[nn.Module, ModelInfo]:
+    """Rebuild the model saved by save_artifact, in eval mode on the CPU (`trusted`: see `artifact_source`)."""
+    return artifact_from_payload(safe_load(path), path, trusted)
 
 
-def load_artifact(path: str | Path) -> tuple[nn.Module, ModelInfo]:
-    """Rebuild the model saved by save_artifact, in eval mode on the CPU."""
-    return artifact_from_payload(safe_load(path), path)
+def artifact_source(info: ModelInfo, path: str | Path, trusted: ModelSource | None) -> ModelSource:
+    """The source to rebuild an artifact from. An import path is imported only when `trusted` (the recipe's
+    source) names the same one: the file alone never chooses which code runs."""
+    if is_import_path(info.arch) and (trusted is None or trusted.name != info.arch):
+        named = f"the recipe's model.name is {trusted.name!r}" if trusted else "no recipe names it"
+        raise UsageError(
+            f"{path}: built from the import path {info.arch!r} but {named}; cplitool imports only code a recipe "
+            f"names: load it through a recipe with model.name = {info.arch!r}"
+        )
+    root = trusted.root if trusted else ""
+    return ModelSource(info.arch, info.num_classes, dict(info.kwargs), tuple(info.input_shape), root)
 
 
-def artifact_from_payload(payload: dict[str, Any], path: str | Path) -> tuple[nn.Module, ModelInfo]:
+def artifact_from_payload(
+    payload: dict[str, Any], path: str | Path, trusted: ModelSource | None = None
+) -> tuple[nn.Module, ModelInfo]:
     if payload.get("format") != FORMAT:
         raise UsageError(
             f"{path}: not a cplitool artifact (expected format {FORMAT!r}); a plain state_dict loads as "
             "model.checkpoint or through --artifact PATH with the recipe's architecture"
         )
-    info = ModelInfo(payload["arch"], payload["num_classes"], payload["kwargs"], payload["plan"], payload["metrics"])
-    model = fit_to_state_dict(create_model(info.arch, info.num_classes, **info.kwargs), payload["state_dict"])
-    load_state(model, payload["state_dict"], path)
+    info = ModelInfo(
+        payload["arch"],
+        payload["num_classes"],
+        payload["kwargs"],
+        payload["plan"],
+        payload["metrics"],
+        list(payload.get("input_shape", [])),  # artifacts before import paths lack it
+    )
+    model = fit_to_state_dict(artifact_source(info, path, trusted).build(), payload["state_dict"])
+    load_into(model, payload["state_dict"], path, info.arch)
     return model.eval(), info
 
 
-def extract_state_dict(obj: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """Accept a plain state_dict, a training checkpoint ({'model'|'state_dict': ...}) or an artifact."""
-    for key in ("state_dict", "model"):
-        if isinstance(obj.get(key), dict):
-            obj = obj[key]
-            break
-    state = {k.removeprefix("module."): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-    return state
+def checkpoint_options(recipe: Recipe) -> CheckpointOptions:
+    return CheckpointOptions(recipe.model.checkpoint_key, dict(recipe.model.key_map))
 
 
-def load_dense(arch: str, num_classes: int, kwargs: dict[str, Any], checkpoint: str | Path) -> nn.Module:
-    """Build `arch` and load a user checkpoint into it (read-only: the file is never modified)."""
-    return dense_from_payload(arch, num_classes, kwargs, safe_load(checkpoint), checkpoint)
+def load_dense(source: ModelSource, checkpoint: str | Path, options: CheckpointOptions | None = None) -> nn.Module:
+    """Build the source's model and load a user checkpoint into it (read-only: the file is never modified)."""
+    return dense_from_payload(source, safe_load(checkpoint), checkpoint, options or CheckpointOptions())
 
 
 def dense_from_payload(
-    arch: str, num_classes: int, kwargs: dict[str, Any], payload: dict[str, Any], checkpoint: str | Path
+    source: ModelSource, payload: dict[str, Any], checkpoint: str | Path, options: CheckpointOptions
 ) -> nn.Module:
-    model = create_model(arch, num_classes, **kwargs)
-    state = extract_state_dict(payload)
-    if not state:
-        raise UsageError(f"{checkpoint}: no tensors found (expected a state_dict)")
-    load_state(model, state, checkpoint)
-    return model.eval()
+    return load_checkpoint(source.build(), payload, checkpoint, source.name, options).eval()
 
 
 def model_info_from_recipe(recipe: Recipe) -> ModelInfo:
-    return ModelInfo(recipe.model.name, recipe.model.num_classes, dict(recipe.model.kwargs))
+    source = ModelSource.of(recipe)
+    return ModelInfo(source.name, source.num_classes, dict(source.kwargs), input_shape=list(source.shape()))
 
 
 def resolve_model(recipe: Recipe, run: RunDir, which: str) -> tuple[nn.Module, ModelInfo, Path]:
@@ -149,8 +158,9 @@ def resolve_model(recipe: Recipe, run: RunDir, which: str) -> tuple[nn.Module, M
         "pruned": ("prune", "cplitool prune"),
         "finetuned": ("finetune", "cplitool finetune"),
     }
+    source = ModelSource.of(recipe)
     if which == "dense" and recipe.model.checkpoint:
-        model = load_dense(recipe.model.name, recipe.model.num_classes, recipe.model.kwargs, recipe.model.checkpoint)
+        model = load_dense(source, recipe.model.checkpoint, checkpoint_options(recipe))
         return model, model_info_from_recipe(recipe), Path(recipe.model.checkpoint)
     if which in makers:
         stage, command = makers[which]
@@ -163,9 +173,9 @@ def resolve_model(recipe: Recipe, run: RunDir, which: str) -> tuple[nn.Module, M
             raise UsageError(f"--artifact {which}: expected dense, pruned, finetuned or a file path")
         payload = safe_load(path)
         if payload.get("format") != FORMAT:  # a plain state_dict: the recipe says which architecture
-            model = dense_from_payload(recipe.model.name, recipe.model.num_classes, recipe.model.kwargs, payload, path)
+            model = dense_from_payload(source, payload, path, checkpoint_options(recipe))
             return model, model_info_from_recipe(recipe), path
-        model, info = artifact_from_payload(payload, path)
+        model, info = artifact_from_payload(payload, path, source)
         return model, info, path
-    model, info = load_artifact(path)
+    model, info = load_artifact(path, source)
     return model, info, path

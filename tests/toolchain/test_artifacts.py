@@ -12,6 +12,7 @@ from tests.conftest import write_recipe
 from toolchain.artifacts import ModelInfo, load_artifact, load_dense, resolve_model, save_artifact
 from toolchain.errors import UsageError
 from toolchain.models import create_model
+from toolchain.models.source import ModelSource
 from toolchain.recipe import load_recipe
 from toolchain.rundir import RunDir
 
@@ -62,10 +63,10 @@ def test_non_artifact_is_refused(tmp_path: Path) -> None:
 def test_checkpoint_that_does_not_fit_the_architecture(tmp_path: Path) -> None:
     torch.save(create_model("quick_vgg").state_dict(), tmp_path / "vgg.pt")
     with pytest.raises(UsageError, match=r"vgg.pt: checkpoint does not fit the architecture"):
-        load_dense("resnet20", 10, {}, tmp_path / "vgg.pt")
+        load_dense(ModelSource("resnet20"), tmp_path / "vgg.pt")
     torch.save({"epoch": 3}, tmp_path / "empty.pt")
     with pytest.raises(UsageError, match=r"no tensors found"):
-        load_dense("quick_vgg", 10, {}, tmp_path / "empty.pt")
+        load_dense(ModelSource("quick_vgg"), tmp_path / "empty.pt")
 
 
 def test_dense_checkpoint_formats_load_read_only(tmp_path: Path) -> None:
@@ -82,7 +83,7 @@ def test_dense_checkpoint_formats_load_read_only(tmp_path: Path) -> None:
     for name, write in files.items():
         write(tmp_path / name)
         before = (tmp_path / name).read_bytes()
-        loaded = load_dense("quick_vgg", 10, {}, tmp_path / name)
+        loaded = load_dense(ModelSource("quick_vgg"), tmp_path / name)
         with torch.no_grad():
             assert torch.equal(loaded(x), model(x)), name
         assert (tmp_path / name).read_bytes() == before  # never modified
@@ -104,3 +105,76 @@ def test_resolve_model(in_tmp: Path) -> None:
     _, info, where = resolve_model(recipe, run, str(in_tmp / "plain.pt"))  # a state_dict: the recipe's architecture
     assert where == in_tmp / "plain.pt" and info.arch == "quick_vgg"
     assert resolve_model(recipe, run, str(path))[2] == path  # an artifact by path
+
+
+def test_import_path_model_round_trips_dense_and_pruned(tmp_path: Path, user_module) -> None:
+    """A user's module rebuilt from the artifact alone (its source recorded), dense and at its pruned widths,
+    pruned by the existing prune code; breaking the recorded source or the resize fails the equality."""
+    from toolchain.prune.plan import make_plan
+    from toolchain.prune.pruner import prune_model
+    from toolchain.recipe.sections import PruneSection
+
+    user_module("tinynets_art", folder=tmp_path / "nets")
+    source = ModelSource("tinynets_art:TinyNet", 4, {"width": 16}, (1, 8, 8), root=str(tmp_path / "nets"))
+    torch.manual_seed(0)
+    dense = source.build().eval()
+    info = ModelInfo(source.name, 4, {"width": 16}, input_shape=[1, 8, 8])
+    save_artifact(tmp_path / "dense.pt", dense, info)
+    loaded, got = load_artifact(tmp_path / "dense.pt", source)
+    assert (got.arch, got.kwargs, got.input_shape) == ("tinynets_art:TinyNet", {"width": 16}, [1, 8, 8])
+    x = torch.randn(3, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), dense(x))
+    cfg = PruneSection(method="l1", macs_keep=0.5, round_to=1)
+    plan = make_plan(dense, (1, 8, 8), cfg)
+    pruned = prune_model(dense, plan, cfg, [], torch.device("cpu"), 0).model.eval()
+    assert pruned.conv1.out_channels < 16
+    save_artifact(tmp_path / "pruned.pt", pruned, ModelInfo(source.name, 4, {"width": 16}, plan.to_dict()))
+    reloaded, _ = load_artifact(tmp_path / "pruned.pt", source)
+    assert reloaded.conv1.out_channels == reloaded.conv2.in_channels == pruned.conv1.out_channels
+    with torch.no_grad():
+        assert torch.equal(reloaded(x), pruned(x))
+
+
+def test_an_artifact_never_chooses_the_code_that_runs(tmp_path: Path, user_module) -> None:
+    """An import path recorded in a file is imported only when the recipe in hand names the same one."""
+    user_module("tinynets_trust")
+    source = ModelSource("tinynets_trust:TinyNet", 10, {}, (1, 8, 8), root=str(tmp_path))
+    save_artifact(tmp_path / "a.pt", source.build(), ModelInfo(source.name, 10))
+    with pytest.raises(
+        UsageError, match=r"a.pt: built from the import path 'tinynets_trust:TinyNet' but no recipe names"
+    ):
+        load_artifact(tmp_path / "a.pt")
+    with pytest.raises(
+        UsageError, match=r"but the recipe's model.name is 'quick_vgg'.*model.name = 'tinynets_trust:TinyNet'"
+    ):
+        load_artifact(tmp_path / "a.pt", ModelSource("quick_vgg"))
+    assert load_artifact(tmp_path / "a.pt", source)[1].arch == source.name
+
+
+def test_a_pruned_depthwise_conv_reloads_depthwise(tmp_path: Path) -> None:
+    """MobileNet-style: pruning a depthwise conv's channels also lowers its groups; a rebuild that kept the
+    old groups would not load."""
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 16, 1),
+        torch.nn.BatchNorm2d(16),
+        torch.nn.Conv2d(16, 16, 3, padding=1, groups=16),
+        torch.nn.Conv2d(16, 8, 1),
+    ).eval()
+    graph = tp.DependencyGraph().build_dependency(model, example_inputs=torch.randn(1, 3, 8, 8))
+    graph.get_pruning_group(model[0], tp.prune_conv_out_channels, idxs=list(range(6))).prune()
+    assert (model[2].groups, model[2].out_channels) == (10, 10)
+    fresh = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 16, 1),
+        torch.nn.BatchNorm2d(16),
+        torch.nn.Conv2d(16, 16, 3, padding=1, groups=16),
+        torch.nn.Conv2d(16, 8, 1),
+    )
+    from toolchain.artifacts import fit_to_state_dict
+
+    rebuilt = fit_to_state_dict(fresh, model.state_dict())
+    rebuilt.load_state_dict(model.state_dict())
+    x = torch.randn(2, 3, 8, 8)
+    assert rebuilt[2].groups == 10
+    with torch.no_grad():
+        assert torch.equal(rebuilt.eval()(x), model(x))

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO, write_recipe
 
 TINY = '[run]\nthreads = 1\n[model]\nname = "quick_vgg"\n[train]\nepochs = 1\nmax_steps = 3\n'
@@ -86,3 +88,62 @@ def test_console_script_runs_as_a_process(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "runs").exists()
     assert REPO.is_dir()
+
+
+USER_RECIPE = """
+[run]
+threads = 1
+[model]
+name = "usernet_cli:TinyNet"
+input_shape = [1, 8, 8]
+kwargs = { width = 16 }
+checkpoint = "weights/tiny.pth"
+[data]
+name = "digits"
+eval_batch_size = 512
+[prune]
+method = "l1"
+macs_keep = 0.5
+round_to = 1
+"""
+
+
+def test_a_users_module_and_foreign_checkpoint_through_eval_and_prune(in_tmp: Path, cli, user_module) -> None:
+    """The module sits next to the recipe (not in the working directory) and the checkpoint is a training
+    script's {"state_dict": {"module." + key: ...}}: eval, prune and eval of the pruned artifact need no
+    other input, and eval reports the top-1 of exactly the weights in the file."""
+    import torch
+
+    from toolchain.data import build_split
+    from toolchain.models.source import ModelSource
+    from toolchain.recipe.sections import DataSection
+
+    project = in_tmp / "project"
+    user_module("usernet_cli", folder=project)
+    torch.manual_seed(0)
+    model = ModelSource("usernet_cli:TinyNet", 10, {"width": 16}, root=str(project)).build().eval()
+    (project / "weights").mkdir()
+    checkpoint = project / "weights" / "tiny.pth"
+    torch.save(
+        {"epoch": 7, "best_acc": 12.0, "state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}},
+        checkpoint,
+    )
+    before = checkpoint.read_bytes()
+    recipe = write_recipe(project, USER_RECIPE)
+
+    val = build_split(DataSection(name="digits"), "val", augment=False)
+    x, y = zip(*(val.dataset[i] for i in range(len(val.dataset))), strict=True)
+    with torch.no_grad():
+        expected = 100.0 * (model(torch.stack(x)).argmax(1) == torch.tensor(y)).float().mean().item()
+
+    dense = cli("eval", recipe, "--json")
+    assert dense.code == 0, dense.err
+    assert json.loads(dense.out)["top1"] == pytest.approx(expected, abs=1e-6)
+    pruned = cli("prune", recipe)
+    assert pruned.code == 0, pruned.err
+    again = cli("eval", recipe, "--artifact", "pruned", "--json")
+    assert again.code == 0, again.err
+    info = cli("info", recipe, "--artifact", "pruned", "--json")
+    conv1 = next(layer for layer in json.loads(info.out)["layers"] if layer["name"] == "conv1")
+    assert conv1["out_channels"] == 8  # reloaded at its pruned width
+    assert checkpoint.read_bytes() == before

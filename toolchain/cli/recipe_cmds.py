@@ -52,13 +52,13 @@ def info(
     from toolchain.artifacts import resolve_model
     from toolchain.counting import count_model
     from toolchain.data.registry import recipe_input_shape
-    from toolchain.models import create_model
+    from toolchain.models.source import ModelSource
     from toolchain.rundir import RunDir
 
     r = load(recipe, set_)
     if artifact == "dense" and not r.model.checkpoint:
         with torch.device("meta"):  # counting needs shapes only: no memory, no initialisation
-            model = create_model(r.model.name, r.model.num_classes, **r.model.kwargs)
+            model = ModelSource.of(r).build()
     else:
         model, _, _ = resolve_model(r, RunDir.for_recipe(r), artifact)
     shape = recipe_input_shape(r)
@@ -93,14 +93,17 @@ def info(
 
 
 def models(as_json: JsonOpt = False) -> None:
-    """List the registered architectures with their input shapes."""
+    """List the registered architectures with their input shapes (model.name also takes an import path)."""
     from toolchain.models.registry import get_spec, list_models
 
     specs = [get_spec(n) for n in list_models()]
     if as_json:
         print_json([{"name": s.name, "input_shape": s.input_shape, "description": s.description} for s in specs])
         return
-    table = Table(title="registered models")
+    table = Table(
+        title="registered models",
+        caption="model.name also takes an import path 'package.module:callable' with model.input_shape",
+    )
     for col in ("name", "input", "description"):
         table.add_column(col)
     for s in specs:

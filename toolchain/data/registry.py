@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, SequentialSampler, Subset
 
 from toolchain.errors import UsageError
-from toolchain.models import input_shape
+from toolchain.models.source import ModelSource
 from toolchain.recipe.sections import DataSection, Recipe
 
 
@@ -69,12 +69,12 @@ def build_split(cfg: DataSection, split: str, augment: bool, seed: int = 0) -> D
 
 
 def recipe_input_shape(recipe: Recipe) -> tuple[int, ...]:
-    """One input as the recipe feeds the model, known without loading the data: the model's default
-    shape, with the synthetic shape, data.image_size (or an image folder's stored size) and
+    """One input as the recipe feeds the model, known without loading the data: model.input_shape or the
+    registry's shape, with the synthetic shape, data.image_size (or an image folder's stored size) and
     data.clip_len taking precedence. `cplitool info` counts MACs at this shape."""
     if recipe.data.name == "synthetic":
         return tuple(recipe.data.synthetic_shape)
-    shape = list(input_shape(recipe.model.name, recipe.model.kwargs))
+    shape = list(ModelSource.of(recipe).shape())
     side = recipe.data.image_size
     if not side and recipe.data.name == "imagefolder":
         from toolchain.data.imagefolder import stored_side

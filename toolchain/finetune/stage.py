@@ -18,6 +18,7 @@ from toolchain.data import build_split
 from toolchain.errors import UsageError
 from toolchain.finetune.kd import distillation_loss
 from toolchain.io import sha256_file
+from toolchain.models.source import ModelSource
 from toolchain.progress import console
 from toolchain.recipe import Recipe
 from toolchain.rundir import RunDir
@@ -47,7 +48,7 @@ def finetune_stage(recipe: Recipe, force: bool = False) -> dict[str, Any]:
         console.print(f"fine-tuned model up to date: {run.artifact('finetune')} (use --force to fine-tune again)")
         return dict((run.stage("finetune") or {}).get("metrics", {}))
     device = setup(recipe.run)
-    student, info = load_artifact(pruned_path)
+    student, info = load_artifact(pruned_path, ModelSource.of(recipe))
     cfg = recipe.finetune
     train_data = build_split(recipe.data, "train", augment=True, seed=recipe.run.seed)
     val_data = build_split(recipe.data, "val", augment=False, seed=recipe.run.seed)

@@ -70,4 +70,4 @@ def create_model(name: str, num_classes: int = 10, **kwargs: Any) -> nn.Module:
     try:
         return spec.build(num_classes=num_classes, **kwargs)
     except TypeError as e:
-        raise UsageError(f"model {name!r}: bad model.kwargs {kwargs}: {e}") from None
+        raise UsageError(f"model.kwargs: {kwargs} do not fit {name!r}: {e}") from None

@@ -60,10 +60,12 @@ def raw_tables(path: Path) -> dict[str, Any]:
         raise UsageError(f"{path}: cannot read recipe: {e}") from None
 
 
-def small_shape(model: str, kwargs: dict[str, Any]) -> list[int]:
-    from toolchain.models import input_shape
+def small_shape(model: dict[str, Any], kwargs: dict[str, Any]) -> list[int]:
+    """The recipe's model's input shape, shrunk (`model`: the raw [model] table)."""
+    from toolchain.models.source import ModelSource
 
-    shape = list(input_shape(model, kwargs))
+    name, given = model.get("name", ModelSection.name), tuple(model.get("input_shape", []))
+    shape = list(ModelSource(name, kwargs=kwargs, input_shape=given).shape())
     if len(shape) == 4:
         return [shape[0], SMALL_CLIP, SMALL_SIDE, SMALL_SIDE]
     return [shape[0], min(shape[1], SMALL_SIDE), min(shape[2], SMALL_SIDE)]
@@ -76,7 +78,7 @@ def smoke_overrides(path: Path, real_data: bool) -> dict[str, Any]:
     name = model.get("name", ModelSection.name)
     kwargs = {**model.get("kwargs", {}), **SMALL_MODEL_KWARGS.get(name, {})}
     run_name = raw.get("run", {}).get("name") or path.stem
-    shape = small_shape(name, kwargs)
+    shape = small_shape(model, kwargs)
     data: dict[str, Any]
     if real_data:
         data = {"train_subset": IMAGES, "val_subset": IMAGES}

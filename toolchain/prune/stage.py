@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from toolchain.artifacts import ModelInfo, resolve_model, save_artifact
+from toolchain.artifacts import resolve_model, save_artifact
 from toolchain.counting import ModelCount, count_model
 from toolchain.data import build_split, make_loader
 from toolchain.data.registry import recipe_input_shape
@@ -139,9 +139,7 @@ def prune_stage(recipe: Recipe) -> dict[str, Any]:
     }
     report["metrics"] = metrics
     plan_dict = {**plan.to_dict(), "method": recipe.prune.method, "prune": dataclasses.asdict(recipe.prune)}
-    artifact = save_artifact(
-        run.file("pruned.pt"), pruned, ModelInfo(info.arch, info.num_classes, dict(info.kwargs), plan_dict, metrics)
-    )
+    artifact = save_artifact(run.file("pruned.pt"), pruned, dataclasses.replace(info, plan=plan_dict, metrics=metrics))
     write_json(run.file("prune_report.json"), report)
     run.record("prune", artifact, key, metrics, report="prune_report.json", dense=str(dense_path))
     console.print(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -44,37 +45,84 @@ def parse_assignment(text: str) -> dict[str, Any]:
 
 
 def check_model_args(r: Recipe, errors: list[str]) -> None:
-    """Build the architecture on the meta device (no memory, no arithmetic) to catch bad model.kwargs now."""
+    """Build the architecture on the meta device (no memory, no arithmetic) to catch bad model keys now;
+    an import path's model also runs one meta input, to check model.input_shape and model.num_classes."""
     import inspect
 
     import torch
 
-    from toolchain.models.registry import create_model, get_spec
+    from toolchain.models.registry import get_spec, list_models
+    from toolchain.models.source import ModelSource
 
     p = f"{r.source}: "
-    if r.model.pretrained and "pretrained" not in inspect.signature(get_spec(r.model.name).build).parameters:
-        errors.append(f"{p}model.pretrained: {r.model.name!r} has no pretrained weights (torchvision models only)")
+    m = r.model
+    if m.input_shape and (len(m.input_shape) not in (3, 4) or min(m.input_shape) < 1):
+        errors.append(
+            f"{p}model.input_shape: expected [C, H, W] or [C, T, H, W] of positive sizes, got {m.input_shape}"
+        )
+        return
+    for pattern in m.key_map:
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            errors.append(f"{p}model.key_map: {pattern!r} is not a regular expression ({e})")
+    source = ModelSource.of(r)
+    if not source.imported:
+        if m.name not in list_models():
+            form = "; an import path is written 'package.module:callable'" if "." in m.name else ""
+            errors.append(
+                f"{p}model.name: unknown architecture {m.name!r}{did_you_mean(m.name, list_models())}{form}; "
+                f"registered: {', '.join(list_models())}"
+            )
+            return
+        if m.pretrained and "pretrained" not in inspect.signature(get_spec(m.name).build).parameters:
+            errors.append(f"{p}model.pretrained: {m.name!r} has no pretrained weights (torchvision models only)")
+    elif m.pretrained:
+        errors.append(
+            f"{p}model.pretrained: registered torchvision models only; for an import path pass the constructor's "
+            'own argument in model.kwargs (e.g. weights = "DEFAULT")'
+        )
     try:
+        shape = source.shape()
         with torch.device("meta"):
-            create_model(r.model.name, r.model.num_classes, **r.model.kwargs)
+            model = source.build()
+            if source.imported:
+                check_forward(model, shape, r, errors)
     except UsageError as e:
-        errors.append(f"{p}model.kwargs: {str(e).removeprefix(f'model {r.model.name!r}: ')}")
+        errors.append(f"{p}{e}")
     except (ValueError, RuntimeError) as e:
-        errors.append(f"{p}model.kwargs: {r.model.kwargs} do not build {r.model.name!r}: {e}")
+        errors.append(f"{p}model.kwargs: {m.kwargs} do not build {m.name!r}: {e}")
+
+
+def check_forward(model: Any, shape: tuple[int, ...], r: Recipe, errors: list[str]) -> None:
+    """One meta-device input through an import-path model: it must run and give num_classes logits."""
+    import torch
+
+    from toolchain.models.source import accepts, one_line, resolve
+
+    p, name, classes = f"{r.source}: ", r.model.name, r.model.num_classes
+    try:
+        with torch.no_grad():
+            out = model.eval()(torch.zeros(1, *shape))
+    except Exception as e:  # the user's forward: any failure means the shape or the model is wrong
+        errors.append(f"{p}model.input_shape: {name!r} does not run on one input of shape {list(shape)}: {one_line(e)}")
+        return
+    if not isinstance(out, torch.Tensor) or out.dim() != 2:
+        what = f"shape {list(out.shape)}" if isinstance(out, torch.Tensor) else f"a {type(out).__name__}"
+        errors.append(f"{p}model.name: {name!r} returns {what}, expected logits of shape [batch, classes]")
+    elif out.shape[1] != classes:
+        why = (
+            ""
+            if accepts(resolve(name, str(r.source.parent)), "num_classes")
+            else ("; its constructor takes no num_classes: pass its own argument through model.kwargs")
+        )
+        errors.append(f"{p}model.num_classes: {classes}, but {name!r} outputs {out.shape[1]} classes{why}")
 
 
 def cross_check(r: Recipe, errors: list[str]) -> None:
     """Checks that span keys or touch the file system."""
-    from toolchain.models.registry import list_models
-
     p = f"{r.source}: "
-    if r.model.name not in list_models():
-        errors.append(
-            f"{p}model.name: unknown architecture {r.model.name!r}{did_you_mean(r.model.name, list_models())}; "
-            f"registered: {', '.join(list_models())}"
-        )
-    else:
-        check_model_args(r, errors)
+    check_model_args(r, errors)
     if r.model.checkpoint and not Path(r.model.checkpoint).is_file():
         errors.append(f"{p}model.checkpoint: file not found: {r.model.checkpoint}")
     needs_root = r.data.name in ("imagefolder", "video") or (r.data.name == "cifar10" and not r.data.download)

@@ -35,12 +35,30 @@ class RunSection:
 
 @dataclass
 class ModelSection:
-    """The architecture (from the model registry) and the dense checkpoint to start from."""
+    """The architecture (a registered name or your own code's import path) and the dense checkpoint to start from."""
 
-    name: str = opt("vgg16_cifar", "architecture name from the model registry (`cplitool models`)")
-    num_classes: int = opt(10, "number of output classes", min=2)
+    name: str = opt(
+        "vgg16_cifar",
+        "registered architecture (`cplitool models`) or import path 'package.module:callable', e.g. "
+        "'torchvision.models:mobilenet_v2' or 'mynets:ResNet20' (the recipe's folder and the working directory "
+        "are importable)",
+    )
+    num_classes: int = opt(10, "number of output classes (passed when the constructor takes num_classes)", min=2)
     kwargs: dict[str, Any] = opt({}, "extra keyword arguments for the architecture's constructor")
+    input_shape: list[int] = opt(
+        [], "one input's shape, [C, H, W] or [C, T, H, W]; required for an import path (empty: the registry's)"
+    )
     checkpoint: str = opt("", "dense checkpoint (state_dict .pt/.pth, .safetensors or cplitool artifact)", path=True)
+    checkpoint_key: str = opt(
+        "",
+        "the checkpoint's entry holding the weights (empty: the top level, else the first of state_dict, model, "
+        "model_state_dict, net, model_ema, ema)",
+    )
+    key_map: dict[str, str] = opt(
+        {},
+        "rename the checkpoint's keys: regex = replacement pairs applied in order, before the prefixes module., "
+        "model. and _orig_mod. are stripped where that makes keys match",
+    )
     pretrained: bool = opt(False, "load torchvision's pretrained weights (needs network access once)")
 
 

@@ -9,7 +9,7 @@ from toolchain.artifacts import model_info_from_recipe, resolve_model, save_arti
 from toolchain.data import build_split, make_loader
 from toolchain.data.registry import DataSplit
 from toolchain.errors import UsageError
-from toolchain.models import create_model
+from toolchain.models.source import ModelSource
 from toolchain.progress import console
 from toolchain.recipe import Recipe
 from toolchain.rundir import RunDir
@@ -45,7 +45,7 @@ def train_dense(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     val_data = build_split(recipe.data, "val", augment=False, seed=recipe.run.seed)
     check_classes(recipe, train_data)
     pretrained = {"pretrained": True} if recipe.model.pretrained else {}  # start from torchvision's weights
-    model = create_model(recipe.model.name, recipe.model.num_classes, **recipe.model.kwargs, **pretrained)
+    model = ModelSource.of(recipe).build(**pretrained)
     state_path = run.file("train.state.pt")
     start = time.perf_counter()
     result = fit(model, recipe.train, recipe.data, train_data, val_data, device, state_path, key, recipe.run.seed)

@@ -75,7 +75,7 @@ def test_c3d_uses_conv3d_and_kwargs() -> None:
 def test_unknown_model_and_bad_kwargs_are_usage_errors() -> None:
     with pytest.raises(UsageError, match=r"unknown model 'vgg17'"):
         create_model("vgg17")
-    with pytest.raises(UsageError, match=r"bad model.kwargs"):
+    with pytest.raises(UsageError, match=r"model.kwargs: .* do not fit 'resnet20'"):
         create_model("resnet20", depth=3)
 
 

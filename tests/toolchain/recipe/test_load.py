@@ -63,6 +63,47 @@ BAD_RECIPES = {
     ),
     "empty batch list": ("[bench]\nbatches = []\n", "bench.batches", "non-empty list of positive batch sizes"),
     "layer keep out of range": ("[prune.layer_keep]\nconv1 = 0.0\n", "prune.layer_keep.conv1", "keep ratio in (0, 1]"),
+    "import path without input_shape": (
+        '[model]\nname = "torchvision.models:mobilenet_v2"\n',
+        "model.input_shape",
+        "required for the import-path model 'torchvision.models:mobilenet_v2'",
+    ),
+    "import path to a missing module": (
+        '[model]\nname = "nosuch_module_xyz:Net"\ninput_shape = [3, 32, 32]\n',
+        "model.name",
+        "no module named 'nosuch_module_xyz'",
+    ),
+    "dotted name instead of an import path": (
+        '[model]\nname = "torchvision.models.mobilenet_v2"\n',
+        "model.name",
+        "an import path is written 'package.module:callable'",
+    ),
+    "input_shape of the wrong rank": (
+        "[model]\ninput_shape = [3, 32]\n",
+        "model.input_shape",
+        "expected [C, H, W] or [C, T, H, W] of positive sizes, got [3, 32]",
+    ),
+    "input_shape not a list": (
+        '[model]\ninput_shape = "3x32x32"\n',
+        "model.input_shape",
+        "expected a list of integers",
+    ),
+    "checkpoint_key not a string": (
+        "[model]\ncheckpoint_key = 3\n",
+        "model.checkpoint_key",
+        "expected a string, got 3",
+    ),
+    "key_map not a table of strings": ("[model]\nkey_map = { a = 1 }\n", "model.key_map", "expected a table"),
+    "key_map with a bad regex": (
+        '[model]\nkey_map = { "layer(" = "layers." }\n',
+        "model.key_map",
+        "'layer(' is not a regular expression",
+    ),
+    "pretrained with an import path": (
+        '[model]\nname = "torchvision.models:resnet18"\ninput_shape = [3, 32, 32]\npretrained = true\n',
+        "model.pretrained",
+        "registered torchvision models only",
+    ),
     "invalid TOML": ("[train\nepochs = 3\n", "", "not valid TOML"),
 }
 
@@ -187,3 +228,28 @@ def test_section_hash_changes_with_the_section_only(tmp_path: Path) -> None:
 def test_load_recipe_raises_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=r"train.epochs"):
         load_recipe(write_recipe(tmp_path, "[train]\nepochs = -1\n"))
+
+
+def test_an_import_path_model_is_checked_on_one_meta_input(in_tmp: Path, cli, user_module) -> None:
+    """model.input_shape must run through the user's model and model.num_classes must match its logits."""
+    user_module("tinynets_load", folder=in_tmp)
+    head = '[model]\nname = "tinynets_load:{fn}"\ninput_shape = {shape}\nnum_classes = {n}\n'
+    cases = {
+        ("TinyNet", "[1, 8, 8]", 10): None,
+        (
+            "TinyNet",
+            "[3, 8, 8]",
+            10,
+        ): "model.input_shape: 'tinynets_load:TinyNet' does not run on one input of shape [3, 8, 8]: RuntimeError",
+        ("tiny_factory", "[1, 8, 8]", 10): (
+            "model.num_classes: 10, but 'tinynets_load:tiny_factory' outputs 3 classes; its constructor takes no "
+            "num_classes: pass its own argument through model.kwargs"
+        ),
+    }
+    for (fn, shape, n), message in cases.items():
+        recipe = write_recipe(in_tmp, head.format(fn=fn, shape=shape, n=n))
+        result = cli("check", recipe)
+        if message is None:
+            assert result.code == 0, result.err
+        else:
+            assert result.code == 2 and f"{recipe}: {message}" in result.err, result.err
