@@ -77,8 +77,8 @@ def pick_state(obj: Mapping[str, Any], key: str, source: str | Path) -> dict[str
         if state:
             others = [c for c in candidates if c != k]
             if others:
-                console.print(f"{source}: loading the weights under {k!r} (also present: {', '.join(others)}; "
-                              "model.checkpoint_key chooses)")  # fmt: skip
+                note = f"{source}: loading the weights under {k!r} (also present: {', '.join(others)}; model.checkpoint_key chooses)"
+                console.print(note, markup=False, highlight=False)
             return state
     top = _tensors(obj)  # a plain state_dict (a nested one wins over stray top-level tensors such as best_acc)
     if top:

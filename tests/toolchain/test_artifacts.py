@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -150,6 +151,10 @@ def test_an_artifact_never_chooses_the_code_that_runs(tmp_path: Path, user_modul
     ):
         load_artifact(tmp_path / "a.pt", ModelSource("quick_vgg"))
     assert load_artifact(tmp_path / "a.pt", source)[1].arch == source.name
+    (tmp_path / "tinynets_trust.py").unlink()  # the module moved away since: the message names it
+    sys.modules.pop("tinynets_trust")
+    with pytest.raises(UsageError, match=r"model.name 'tinynets_trust:TinyNet': no module named 'tinynets_trust'"):
+        load_artifact(tmp_path / "a.pt", source)
 
 
 def test_a_pruned_depthwise_conv_reloads_depthwise(tmp_path: Path) -> None:
