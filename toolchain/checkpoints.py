@@ -167,7 +167,7 @@ def hint(
         matched = len(model) - len(missing)
         if matched < len(model) / 2:
             f_root, m_root = _root(unexpected[0]), _root(missing[0])
-            if ":" not in name:
+            if ":" not in name:  # a registered name: the user's own class is the likely fix
                 return (
                     f"the file's keys start with `{f_root}`, the model's with `{m_root}`: is this your own "
                     "architecture? use model.name = 'module:Class'"
@@ -178,10 +178,9 @@ def hint(
             )
         seg = _segment_rename(unexpected, missing)
         if seg:
-            pos, a, b = seg
-            left, right = ("^", ".") if pos == 0 else (r"\.", ".")
-            pattern = f"{left}{re.escape(a)}\\."
-            return f"rename keys with model.key_map = {{ '{pattern}' = '{right if pos else ''}{b}.' }}"
+            pos, old, new = seg
+            rule = f"'^{re.escape(old)}\\.' = '{new}.'" if pos == 0 else f"'\\.{re.escape(old)}\\.' = '.{new}.'"
+            return f"rename keys with model.key_map = {{ {rule} }}"
     if missing and not unexpected:
         return "the file lacks some of the model's weights: a backbone-only checkpoint, or other model.kwargs?"
     return "check model.name and model.kwargs against the code that saved the file, or rename keys with model.key_map"

@@ -161,6 +161,9 @@ def test_hints_for_classes_prefixes_and_renamed_layers() -> None:
     renamed = {k.replace("downsample", "shortcut"): v for k, v in state.items()}
     rename_hint = report_of(user_resnet20(), renamed, "cifar_resnet:ResNet20")
     assert r"hint: rename keys with model.key_map = { '\.shortcut\.' = '.downsample.' }" in rename_hint
+    staged = {k.replace("layer1.", "stage1."): v for k, v in state.items()}
+    first_segment = report_of(user_resnet20(), staged, "cifar_resnet:ResNet20")
+    assert r"hint: rename keys with model.key_map = { '^stage1\.' = 'layer1.' }" in first_segment
     fixed = user_resnet20()  # and the suggested key_map does load it
     load_checkpoint(fixed, renamed, "ckpt.pth", "x", CheckpointOptions(key_map={r"\.shortcut\.": ".downsample."}))
     assert torch.equal(fixed.layer2[0].downsample[0].weight, state["layer2.0.downsample.0.weight"])
