@@ -1,7 +1,7 @@
 """Dense and pruned measured interleaved (A B A B ...) so drift and neighbours' load hit both alike.
 
 The timed duration and the iteration minimum are split over the rounds; each round yields one median per model and one
-pruned/dense ratio. The reported ratio is the median of the per-round ratios, with their spread.
+pruned/dense ratio. The reported ratio is the median of the per-round ratios, with their p10-p90 spread.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from deploy.bench.spread import interval
 from deploy.bench.stats import median, summarize
 from deploy.bench.timing import Measurement, Samples, TimingConfig, measurement, run_samples
 from deploy.runners.base import Runner
@@ -31,9 +32,12 @@ class Ratio:
 
     def to_dict(self) -> dict[str, Any]:
         s = summarize(self.rounds)
+        spread = interval(self.rounds)
         return {
             "metric": self.metric,
             "median": self.median,
+            "p10": spread.low,
+            "p90": spread.high,
             "min": s.min,
             "max": s.max,
             "std": s.std,
@@ -62,15 +66,18 @@ class Comparison:
                     "status": "ok",
                     **stats,
                     "round_medians_ms": self.round_medians[name],
+                    "unstable": not interval(self.round_medians[name], meas.primary.median).stable,
                     **d,
                 }
             )
         return rows
 
     def comparison_row(self, key: dict[str, Any], macs_ratio: float | None) -> dict[str, Any]:
-        """The bench.json 'comparisons' row: pruned/dense ratio with its spread, beside the MACs ratio."""
+        """The bench.json 'comparisons' row: pruned/dense ratio with its spread, beside the MACs ratio;
+        "unstable" when the paired per-round ratios spread beyond deploy.bench.spread.SPREAD_LIMIT."""
         assert self.ratio is not None
-        return {**key, "ratio": self.ratio.to_dict(), "macs_ratio": macs_ratio}
+        flag = not interval(self.ratio.rounds).stable
+        return {**key, "ratio": self.ratio.to_dict(), "macs_ratio": macs_ratio, "unstable": flag}
 
 
 def interleaved(

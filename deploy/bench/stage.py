@@ -19,6 +19,7 @@ import numpy as np
 
 from deploy.bench.compare import Comparison, interleaved
 from deploy.bench.env import device_label, environment
+from deploy.bench.results import merge, read_previous
 from deploy.bench.timing import TimingConfig, trace_rows
 from deploy.runners.base import Runner
 from deploy.runners.onnxruntime_runner import OnnxRuntimeRunner, gpu_variant
@@ -29,7 +30,7 @@ from toolchain.artifacts import resolve_model
 from toolchain.counting import count_model
 from toolchain.data.registry import recipe_input_shape
 from toolchain.errors import CplitoolError, MissingDependencyError, UsageError
-from toolchain.io import write_json
+from toolchain.io import sha256_file, write_json
 from toolchain.progress import console, progress_bar
 from toolchain.recipe import Recipe
 from toolchain.recipe.load import BACKENDS
@@ -227,6 +228,15 @@ def run_targets(
     return measurements, comparisons, traces
 
 
+def write_merged(path: Path, doc: dict[str, Any]) -> dict[str, Any]:
+    """Write `doc` to `path` with the rows of the bench.json there that this bench did not measure again."""
+    merged, kept = merge(read_previous(path), doc)
+    if kept:
+        console.print(f"bench: kept {kept} earlier rows of {path} that this bench did not measure again")
+    write_json(path, merged)
+    return merged
+
+
 def bench_stage(
     recipe: Recipe,
     run: RunDir,
@@ -285,7 +295,10 @@ def bench_stage(
         "recipe": str(recipe.source),
         "model": recipe.model.name,
         "input_shape": list(shape),
-        "models": {m: {"artifact": which[m], "source": str(loaded[m][2]), "macs": macs[m]} for m in MODELS},
+        "models": {
+            m: {"artifact": which[m], "source": str(loaded[m][2]), "sha256": sha256_file(loaded[m][2]), "macs": macs[m]}
+            for m in MODELS
+        },
         "settings": {
             "warmup_ms": timing.warmup_ms,
             "min_duration_s": timing.min_duration_s,
@@ -301,12 +314,13 @@ def bench_stage(
         "skipped": [s.to_dict() for s in plan.skips],
         "failed": plan.failures,
     }
-    path = write_json(run.file("bench.json"), doc)
+    path = run.file("bench.json")
+    doc = write_merged(path, doc)
     if trace:
         write_json(run.file("bench_trace.json"), {"schema": SCHEMA, "traces": traces})
     metrics = {
         f"{c['backend']}/{c['device']}/{c['precision']}/{c['variant']}/b{c['batch']}": round(c["ratio"]["median"], 4)
-        for c in comparisons
+        for c in doc["comparisons"]
     }
     run.record(
         "bench",

@@ -16,30 +16,6 @@ RunArg = Annotated[
 ]
 
 
-def bench_table(doc: dict[str, Any]) -> Table:
-    table = Table(title=f"{doc['model']}: dense vs pruned, median of the primary metric (ms)")
-    for col in ("backend device variant", "precision", "batch", "dense", "pruned", "pruned/dense", "spread"):
-        table.add_column(col, justify="left" if col in ("backend device variant", "precision") else "right")
-    rows = {
-        (m["backend"], m["device"], m["precision"], m["variant"], m["batch"], m["model"]): m
-        for m in doc["measurements"]
-    }
-    for c in doc["comparisons"]:
-        key = (c["backend"], c["device"], c["precision"], c["variant"], c["batch"])
-        med = [rows[(*key, m)][f"{rows[(*key, m)]['primary_metric']}_ms"]["median"] for m in ("dense", "pruned")]
-        r = c["ratio"]
-        table.add_row(
-            f"{c['backend']} {c['device']} {c['variant']}",
-            c["precision"],
-            str(c["batch"]),
-            f"{med[0]:.3f}",
-            f"{med[1]:.3f}",
-            f"{r['median']:.3f}",
-            f"{r['min']:.2f}-{r['max']:.2f}",
-        )
-    return table
-
-
 def bench(
     run_ref: RunArg = None,
     batch: Annotated[list[int] | None, typer.Option("--batch", "-b", help="batch size, repeatable")] = None,
@@ -58,6 +34,7 @@ def bench(
 ) -> None:
     """Time the run's dense and pruned models side by side on every available backend (trtexec-style)."""
     from deploy.bench.stage import bench_stage
+    from deploy.bench.table import bench_table
     from toolchain.rundir import RunDir
 
     run = RunDir.resolve(run_ref)
