@@ -62,4 +62,3 @@ def latency_interval(measurement: dict[str, Any]) -> Interval:
 def ratio_interval(comparison: dict[str, Any]) -> Interval:
     """Spread of a bench.json comparison row's pruned/dense ratio over its paired per-round ratios."""
     return interval([float(v) for v in comparison["ratio"]["rounds"]])
-

@@ -288,7 +288,7 @@ def bench_stage(
             markup=False,
         )
 
-    doc = {
+    doc: dict[str, Any] = {
         "schema": SCHEMA,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "run": str(run.path),

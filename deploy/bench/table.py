@@ -8,9 +8,9 @@ from typing import Any
 
 from rich.table import Table
 
-from deploy.bench.spread import SPREAD_LIMIT, Interval, latency_interval, ratio_interval
 from deploy.bench.results import row_key
-from toolchain.cli.tables import fitted
+from deploy.bench.spread import SPREAD_LIMIT, Interval, latency_interval, ratio_interval
+from toolchain.cli.tables import Fitted, fitted
 
 
 def number(v: float) -> str:
@@ -36,14 +36,18 @@ def grouped(doc: dict[str, Any]) -> dict[tuple[Any, ...], dict[str, dict[str, An
     return groups
 
 
-def bench_table(doc: dict[str, Any]) -> Table:
+def bench_table(doc: dict[str, Any]) -> Fitted:
     """One row per backend/device/precision/variant/batch: every model's latency, then the ratio."""
     models = list(doc.get("models") or {"dense": {}, "pruned": {}})
     ratios = {row_key(c): c for c in doc.get("comparisons", [])}
     rounds = max((len(m.get("round_medians_ms", [])) for m in doc.get("measurements", [])), default=0)
     sources = ", ".join(f"{m}: {v['source']}" for m, v in (doc.get("models") or {}).items() if v.get("source"))
     macs = {m: v.get("macs") for m, v in (doc.get("models") or {}).items()}
-    macs_line = f"; MACs ratio pruned/dense {macs['pruned'] / macs['dense']:.3f}" if macs.get("dense") and macs.get("pruned") else ""
+    macs_line = (
+        f"; MACs ratio pruned/dense {macs['pruned'] / macs['dense']:.3f}"
+        if macs.get("dense") and macs.get("pruned")
+        else ""
+    )
     table = Table(
         title=f"{doc['model']}: {' vs '.join(models)} latency (ms), median of all timed iterations",
         caption=(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from toolchain.cli.common import JsonOpt, out, print_json
+from toolchain.cli.tables import fitted
 from toolchain.errors import CplitoolError
 
 RunArg = Annotated[
@@ -93,7 +94,7 @@ def regress(
                 f"{r.limit:.4f}",
                 verdict,
             )
-        out.print(table)
+        out.print(fitted(table))
         for key in report.missing:
             out.print(f"[yellow]not measured now[/yellow] (in the baseline): {key}", highlight=False)
     if report.regressed:

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from toolchain.cli.common import JsonOpt, SetOpt, load, out, print_json
+from toolchain.cli.tables import fitted
 
 TargetArg = Annotated[
     str | None, typer.Argument(help="recipe, run directory, or nothing for runs/latest", show_default=False)
@@ -58,7 +59,7 @@ def export(
             f"{f['parity']['top1_agreement']:.1f}",
             f["status"] + (" +engine" if f.get("engine") else ""),
         )
-    out.print(table)
+    out.print(fitted(table))
 
 
 def register(app: typer.Typer) -> None:

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from toolchain.cli.common import JsonOpt, RecipeArg, SetOpt, load, out, print_json
+from toolchain.cli.tables import fitted
 
 
 def _num(v: float | None, fmt: str) -> str:
@@ -30,7 +31,7 @@ def layer_table(report: dict[str, Any]) -> Table:
         )
     )
     for col in ("layer", "in", "out", "keep", "MACs (M)", "error", "s"):
-        table.add_column(col, justify="left" if col == "layer" else "right", no_wrap=True)
+        table.add_column(col, justify="left" if col == "layer" else "right")
     for r in report["layers"]:
         seconds = sum(r[k] for k in ("capture_s", "gram_s", "solve_s")) if "solve_s" in r else None
         table.add_row(
@@ -54,7 +55,7 @@ def prune(recipe: RecipeArg, set_: SetOpt = None, as_json: JsonOpt = False) -> N
     if as_json:
         print_json(report)
         return
-    out.print(layer_table(report))
+    out.print(fitted(layer_table(report)))
     out.print(report["meaning"], highlight=False)
     s = report["seconds"]
     m = report["metrics"]

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from toolchain.cli.common import ArtifactOpt, JsonOpt, RecipeArg, SetOpt, load, out, print_json
+from toolchain.cli.tables import fitted
 from toolchain.errors import UsageError
 from toolchain.recipe.dump import dumps
 
@@ -89,7 +90,7 @@ def info(
             f"{x.params / 1e3:,.1f}",
             f"{100 * x.macs / max(counts.macs, 1):.1f}",
         )
-    out.print(table)
+    out.print(fitted(table))
 
 
 def models(as_json: JsonOpt = False) -> None:
@@ -108,7 +109,7 @@ def models(as_json: JsonOpt = False) -> None:
         table.add_column(col)
     for s in specs:
         table.add_row(s.name, "x".join(map(str, s.input_shape)), s.description)
-    out.print(table)
+    out.print(fitted(table))
 
 
 def register(app: typer.Typer) -> None:

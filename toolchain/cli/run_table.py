@@ -1,6 +1,8 @@
 """The table `cplitool run` ends with: dense versus pruned (and fine-tuned) top-1, MACs, parameters and
-ONNX Runtime CPU latency per batch size. Rows come from deploy.report (artifacts counted, accuracies as
-the stages recorded them) and latencies from bench.json; what was not produced reads "n/a" with the reason
+ONNX Runtime CPU latency per batch size, each latency with its p10-p90 over the interleaved rounds, and a
+last row with the pruned/dense latency ratio and its interval beside the MACs ratio ("unstable" where the
+spread is wider than 10%). Rows come from deploy.report (artifacts counted, accuracies as the stages
+recorded them) and latencies from bench.json; what was not produced reads "n/a" with the reason
 underneath, never a guess. A command module, since it reads deploy's results."""
 
 from __future__ import annotations
@@ -16,32 +18,60 @@ LATENCY = {"backend": "onnxruntime", "device": "cpu", "precision": "fp32"}
 
 @dataclass
 class Summary:
-    rows: list[dict[str, Any]]  # model, top1, macs, params, path, latency_ms {batch: median ms}
+    rows: list[dict[str, Any]]  # model, top1, macs, params, path, latency_ms {batch: {median, p10, p90, rounds}}
     batches: list[int]
     notes: list[str] = field(default_factory=list)
+    ratio: dict[str, Any] = field(default_factory=dict)  # model, macs, latency {batch: {median, p10, p90, ...}}
 
 
-def ort_latencies(bench: dict[str, Any] | None) -> dict[tuple[str, int], float]:
-    """(artifact name, batch) -> median latency (ms) of the ONNX Runtime CPU fp32 measurements."""
+def ort_rows(bench: dict[str, Any] | None, key: str) -> list[dict[str, Any]]:
+    """bench.json's ONNX Runtime CPU fp32 rows of `key` (measurements or comparisons) at its latest threads."""
     if not bench:
-        return {}
-    names = {m: v.get("artifact", m) for m, v in bench.get("models", {}).items()}  # "pruned" may be "finetuned"
+        return []
+    threads = bench.get("settings", {}).get("threads")
+    return [
+        r
+        for r in bench.get(key, [])
+        if r.get("status", "ok") == "ok"
+        and all(r.get(k) == v for k, v in LATENCY.items())
+        and r.get("threads") in (threads, None)
+    ]
+
+
+def ort_latencies(bench: dict[str, Any] | None) -> dict[tuple[str, int], dict[str, Any]]:
+    """(artifact name, batch) -> median latency (ms) with its p10-p90 over rounds, ONNX Runtime CPU fp32."""
+    from deploy.bench.spread import latency_interval
+
+    names = {m: v.get("artifact", m) for m, v in (bench or {}).get("models", {}).items()}  # pruned: maybe finetuned
     return {
-        (names.get(m["model"], m["model"]), int(m["batch"])): float(m["latency_ms"]["median"])
-        for m in bench.get("measurements", [])
-        if m.get("status") == "ok" and all(m.get(k) == v for k, v in LATENCY.items())
+        (names.get(m["model"], m["model"]), int(m["batch"])): latency_interval(m).to_dict()
+        for m in ort_rows(bench, "measurements")
     }
+
+
+def ort_ratios(bench: dict[str, Any] | None) -> dict[int, dict[str, Any]]:
+    """batch -> pruned/dense latency ratio with the p10-p90 of its paired per-round ratios."""
+    from deploy.bench.spread import ratio_interval
+
+    return {int(c["batch"]): ratio_interval(c).to_dict() for c in ort_rows(bench, "comparisons")}
 
 
 def summarize(recipe: Recipe, run: RunDir) -> Summary:
     from deploy.report import load_bench, model_rows
 
     rows, _ = model_rows(recipe, run)
-    latency = ort_latencies(load_bench(run))
+    bench = load_bench(run)
+    latency = ort_latencies(bench)
     batches = list(recipe.bench.batches)
     notes = ["pruned: before fine-tuning; finetuned: after distillation fine-tuning"]
     for r in rows:
         r["latency_ms"] = {b: latency[(r["model"], b)] for b in batches if (r["model"], b) in latency}
+    ratio = ratio_row(bench, rows, batches)
+    if ratio:
+        notes.append(
+            "under each latency: p10-p90 of the per-round medians; last row: pruned/dense latency ratio with the "
+            "p10-p90 of its paired per-round ratios; unstable: a spread wider than 10% of its median"
+        )
         if recipe.data.name == "synthetic":
             r["top1"] = None
     if recipe.data.name == "synthetic":
@@ -52,23 +82,50 @@ def summarize(recipe: Recipe, run: RunDir) -> Summary:
         notes.append("latency: measured for the dense model and the latest pruned one (fine-tuned when done)")
     if not any(r["model"] != "dense" for r in rows):
         notes.append("pruned: n/a, the prune stage has not produced a model")
-    return Summary(rows, batches, notes)
+    return Summary(rows, batches, notes, ratio)
+
+
+def ratio_row(bench: dict[str, Any] | None, rows: list[dict[str, Any]], batches: list[int]) -> dict[str, Any]:
+    """The benched pruned model's name, its MACs over the dense MACs, and the latency ratio per batch."""
+    ratios = ort_ratios(bench)
+    if not bench or not ratios:
+        return {}
+    pruned = bench.get("models", {}).get("pruned", {}).get("artifact", "pruned")
+    macs = {r["model"]: r["macs"] for r in rows}
+    share = macs[pruned] / macs["dense"] if macs.get("dense") and pruned in macs else None
+    return {"model": pruned, "macs": share, "latency": {b: ratios[b] for b in batches if b in ratios}}
 
 
 def render(summary: Summary, title: str) -> Any:
     from rich.table import Table
 
+    from deploy.bench.spread import Interval
+    from deploy.bench.table import cell
+    from toolchain.cli.tables import fitted
+
+    def latency(values: dict[int, dict[str, Any]], b: int) -> str:
+        v = values.get(b)
+        return cell(Interval(v["median"], v["p10"], v["p90"], v["rounds"])) if v else "n/a"
+
     table = Table(title=title, caption="\n".join(summary.notes) or None)
     for col in ("model", "top-1 %", "MACs (M)", "params (M)", *(f"ORT CPU b{b} (ms)" for b in summary.batches)):
         table.add_column(col, justify="left" if col == "model" else "right")
-    dense = next((r for r in summary.rows if r["model"] == "dense"), None)
     for r in summary.rows:
-        share = f" ({r['macs'] / dense['macs']:.0%})" if dense and r is not dense and dense["macs"] else ""
         table.add_row(
             r["model"],
             f"{r['top1']:.2f}" if r["top1"] is not None else "n/a",
-            f"{r['macs'] / 1e6:,.2f}{share}",
+            f"{r['macs'] / 1e6:,.2f}",
             f"{r['params'] / 1e6:,.3f}",
-            *(f"{r['latency_ms'][b]:.3f}" if b in r["latency_ms"] else "n/a" for b in summary.batches),
+            *(latency(r["latency_ms"], b) for b in summary.batches),
         )
-    return table
+    macs = summary.ratio.get("macs")
+    if summary.ratio:
+        table.add_section()
+        table.add_row(
+            f"{summary.ratio['model']} / dense",
+            "",
+            f"{macs:.2f}" if macs is not None else "n/a",
+            "",
+            *(latency(summary.ratio["latency"], b) for b in summary.batches),
+        )
+    return fitted(table)

@@ -1,14 +1,69 @@
-"""Tables that fit the terminal, and 80 columns when piped: cells wrap at spaces, and a word still too
-wide folds onto the next line instead of being cut with "…" (a number is never shortened)."""
+"""Tables that fit the terminal, and 80 columns when piped, without cutting a number.
+
+Rich shrinks an over-wide table by narrowing its widest columns first and then cuts words with "…",
+so a wide numeric column loses digits while a wordy header keeps its width. Here each column gets at
+least its longest word (a number is one word), and the room left goes to the columns that want more,
+in proportion to what they lack; headers and text wrap at spaces. A table whose longest words alone
+do not fit folds them onto the next line rather than cutting them.
+"""
 
 from __future__ import annotations
 
-from rich.table import Table
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, RenderableType
+from rich.table import Column, Table
+from rich.text import Text
 
 
-def fitted(table: Table) -> Table:
-    """`table` with every column allowed to wrap and fold; call it on a table just before printing it."""
+def _text(renderable: RenderableType) -> str:
+    return renderable.plain if isinstance(renderable, Text) else str(renderable)
+
+
+def _range(column: Column) -> tuple[int, int]:
+    """(longest word, longest line) over the column's header and cells."""
+    texts = [_text(column.header), *(_text(c) for c in column.cells)]
+    words = [cell_len(w) for t in texts for w in t.split()] or [1]
+    lines = [cell_len(line) for t in texts for line in t.splitlines()] or [1]
+    return max(words), max(lines)
+
+
+def widths(ranges: list[tuple[int, int]], room: int) -> list[int] | None:
+    """Column widths within `room`: every column its longest word, the rest shared in proportion to what
+    each lacks of its longest line; None when the natural widths fit anyway or even the words do not."""
+    lows, highs = [r[0] for r in ranges], [r[1] for r in ranges]
+    if sum(highs) <= room or sum(lows) > room:
+        return None
+    spare, lack = room - sum(lows), [h - lo for lo, h in zip(lows, highs, strict=True)]
+    out = [lo + spare * d // sum(lack) for lo, d in zip(lows, lack, strict=True)]
+    for i in sorted(range(len(out)), key=lambda i: highs[i] - out[i], reverse=True)[: room - sum(out)]:
+        out[i] += 1  # the rounding remainder, to the columns that still lack the most
+    return out
+
+
+@dataclass
+class Fitted:
+    """A table laid out for the width it is rendered at (known only then: terminal, pipe or file)."""
+
+    table: Table
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Table]:
+        table = self.table
+        columns = table.columns
+        padding = sum(table._get_padding_width(i) for i in range(len(columns)))
+        room = options.max_width - table._extra_width - padding
+        sized = widths([_range(c) for c in columns], room)
+        for column, width in zip(columns, sized or [None] * len(columns), strict=True):
+            column.width = width
+        yield table
+
+
+def fitted(table: Table) -> Fitted:
+    """`table`, to be printed without a cut number: every column may wrap at spaces and fold a word that is
+    still too wide; call it on a finished table just before printing it."""
     for column in table.columns:
         column.no_wrap = False
         column.overflow = "fold"
-    return table
+    return Fitted(table)
