@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -15,6 +15,24 @@ from toolchain.errors import CplitoolError
 RunArg = Annotated[
     str | None, typer.Argument(help="recipe, run directory, or nothing for runs/latest", show_default=False)
 ]
+
+
+def show_warnings(measurements: list[dict[str, Any]]) -> None:
+    """bench.json's trtexec warnings; the per-iteration "unstable" ones summed up in one line, since on a CPU a
+    few preempted iterations trip them everywhere while the medians and round spreads in the table hold."""
+    jitter = [m for m in measurements if any(w.startswith("unstable") for w in m["warnings"])]
+    for m in measurements:
+        for w in m["warnings"]:
+            if not w.startswith("unstable"):
+                out.print(f"[yellow]warning[/yellow] {m['backend']} {m['precision']} b{m['batch']} {m['model']}: {w}")
+    if jitter:
+        worst = max(100 * m[f"{m['primary_metric']}_ms"]["cv"] for m in jitter)
+        out.print(
+            f"note: per-iteration times vary by more than trtexec's 1% (coefficient of variation up to {worst:.0f}%) "
+            f"in {len(jitter)} of {len(measurements)} measurements (bench.json warnings); the table's medians "
+            "and round spreads are what to read",
+            highlight=False,
+        )
 
 
 def bench(
@@ -46,9 +64,7 @@ def bench(
             raise typer.Exit(1)
         return
     out.print(bench_table(doc))
-    for m in doc["measurements"]:
-        for w in m["warnings"]:
-            out.print(f"[yellow]warning[/yellow] {m['backend']} {m['precision']} b{m['batch']} {m['model']}: {w}")
+    show_warnings(doc["measurements"])
     out.print(f"results: {run.file('bench.json')}", highlight=False)
     if doc.get("failed"):
         raise CplitoolError(f"{len(doc['failed'])} bench target(s) failed (reasons in {run.file('bench.json')})")
