@@ -11,7 +11,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from deploy.bench.results import row_key
+from deploy.bench.spread import SPREAD_LIMIT, Interval, latency_interval, ratio_interval
 from deploy.bench.stage import pruned_name
+from deploy.bench.table import grouped, number, target_label
 from toolchain.artifacts import resolve_model
 from toolchain.counting import ModelCount, count_model
 from toolchain.data.registry import recipe_input_shape
@@ -88,42 +91,130 @@ def save(fig: Any, path: Path) -> str:
     return path.name
 
 
+STYLE = {  # pruned hollow and larger, so a fine-tuned dot at the same place never hides it
+    "dense": {"marker": "o", "s": 70, "color": "tab:blue"},
+    "pruned": {"marker": "o", "s": 150, "facecolors": "none", "edgecolors": "tab:orange", "linewidths": 2},
+    "finetuned": {"marker": "D", "s": 55, "color": "tab:green"},
+}
+# label offset (points) and alignment: dense right, fine-tuned left, pruned below, so none overlap
+LABEL = {"dense": ((8, 6), "left"), "pruned": ((8, -16), "left"), "finetuned": ((-8, 6), "right")}
+
+
+def top1_limits(values: list[float]) -> tuple[float, float]:
+    """A top-1 axis that holds the points with at least a point of margin and never passes 0 or 100."""
+    lo, hi = min(values), max(values)
+    pad = max(1.0, 0.1 * (hi - lo))
+    return max(0.0, lo - pad), min(100.0, hi + pad)
+
+
+def model_points(ax: Any, points: list[tuple[str, float, float]], xfmt: str) -> None:
+    """Scatter (model, x, top-1) points, each labelled with its name, x and top-1."""
+    for name, x, top1 in points:
+        ax.scatter(x, top1, zorder=3, label=name, **STYLE.get(name, {}))
+        offset, align = LABEL.get(name, ((8, 6), "left"))
+        ax.annotate(
+            f"{name}\n{format(x, xfmt)}, {top1:.2f}%",
+            (x, top1),
+            textcoords="offset points",
+            xytext=offset,
+            ha=align,
+            fontsize=8,
+        )
+
+
 def plot_accuracy(plt: Any, rows: list[dict[str, Any]], ablation: list[dict[str, Any]], path: Path) -> str | None:
-    points = [r for r in rows if r["top1"] is not None]
+    points = [(r["model"], r["macs"] / 1e6, r["top1"]) for r in rows if r["top1"] is not None]
     if not points and not ablation:
         return None
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for r in points:
-        ax.scatter(r["macs"] / 1e6, r["top1"], s=60, label=r["model"], zorder=3)
-    methods = sorted({a["method"] for a in ablation})
-    for method in methods:
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    model_points(ax, points, ".2f")
+    for method in sorted({a["method"] for a in ablation}):
         pts = sorted((a["macs"] / 1e6, a["top1"]) for a in ablation if a["method"] == method)
-        ax.plot(*zip(*pts, strict=True), marker="o", linestyle="--", label=method)
+        ax.plot(*zip(*pts, strict=True), marker=".", linestyle="--", label=method)
+    xs = [p[1] for p in points] + [a["macs"] / 1e6 for a in ablation]
+    ax.set_xlim(0, 1.25 * max(xs))  # from zero, so half the MACs looks like half
+    ax.set_ylim(*top1_limits([p[2] for p in points] + [a["top1"] for a in ablation]))
     ax.set(xlabel="MACs per image (M)", ylabel="top-1 (%)", title="accuracy against MACs")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8, loc="lower right")
     name = save(fig, path)
     plt.close(fig)
     return name
 
 
-def plot_latency(plt: Any, bench: dict[str, Any], path: Path) -> str | None:
-    lines: dict[str, list[tuple[int, float]]] = {}
+def latency_series(bench: dict[str, Any]) -> dict[str, list[tuple[int, Interval]]]:
+    """'backend device precision variant model' -> [(batch, latency interval)], sorted by batch; the model
+    named as benched (the fine-tuned one stands in for "pruned" once fine-tuning is done)."""
+    names = {m: v.get("artifact", m) for m, v in bench.get("models", {}).items()}
+    lines: dict[str, list[tuple[int, Interval]]] = {}
     for m in bench.get("measurements", []):
-        label = f"{m['backend']} {m['device']} {m['precision']} {m['variant']} {m['model']}"
-        lines.setdefault(label, []).append((m["batch"], m[f"{m['primary_metric']}_ms"]["median"]))
+        label = f"{m['backend']} {m['device']} {m['precision']} {m['variant']} {names.get(m['model'], m['model'])}"
+        lines.setdefault(label, []).append((int(m["batch"]), latency_interval(m)))
+    return {k: sorted(v, key=lambda p: p[0]) for k, v in sorted(lines.items())}
+
+
+def plot_latency(plt: Any, bench: dict[str, Any], path: Path) -> str | None:
+    lines = latency_series(bench)
     if not lines:
         return None
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for label, pts in sorted(lines.items()):
-        pts.sort()
-        ax.plot(*zip(*pts, strict=True), marker="o", linestyle="--" if label.endswith("dense") else "-", label=label)
+    for label, pts in lines.items():
+        b = [p[0] for p in pts]
+        med = [p[1].median for p in pts]
+        err = [[p[1].median - p[1].low for p in pts], [p[1].high - p[1].median for p in pts]]
+        style = "--" if label.endswith("dense") else "-"
+        ax.errorbar(b, med, yerr=err, marker="o", linestyle=style, capsize=4, label=label)
     batches = sorted({b for pts in lines.values() for b, _ in pts})
-    ax.set(xscale="log", yscale="log", xlabel="batch", ylabel="median latency (ms)", title="latency against batch")
+    ax.set(xscale="log", yscale="log", xlabel="batch", ylabel="median latency (ms)")
+    ax.set_title("latency against batch (bars: p10-p90 of the per-round medians)", fontsize=10)
     ax.set_xticks(batches, [str(b) for b in batches])
     ax.minorticks_off()
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
+    name = save(fig, path)
+    plt.close(fig)
+    return name
+
+
+def headline_target(bench: dict[str, Any]) -> tuple[Any, ...] | None:
+    """The target the accuracy-latency plot uses: ONNX Runtime CPU FP32 when measured, else the first one."""
+    keys = [row_key(c)[:4] for c in bench.get("comparisons", [])]
+    preferred = [k for k in keys if k[0] == "onnxruntime" and k[1] == "cpu" and k[2] == "fp32"]
+    found = preferred or keys
+    return found[0] if found else None
+
+
+def plot_accuracy_latency(plt: Any, rows: list[dict[str, Any]], bench: dict[str, Any], path: Path) -> str | None:
+    """Top-1 against latency, one panel per batch. The pruned model before fine-tuning has the fine-tuned
+    model's layer shapes, so it is drawn at the latency measured for the benched pruned architecture."""
+    target = headline_target(bench)
+    top1 = {r["model"]: r["top1"] for r in rows if r["top1"] is not None}
+    if target is None or not top1:
+        return None
+    benched = {m: v.get("artifact", m) for m, v in bench.get("models", {}).items()}
+    latency: dict[int, dict[str, Interval]] = {}
+    for m in bench.get("measurements", []):
+        if row_key(m)[:4] == target and m["model"] in benched:
+            per_model = latency.setdefault(int(m["batch"]), {})
+            per_model[benched[m["model"]]] = latency_interval(m)
+            if benched[m["model"]] == "finetuned":
+                per_model["pruned"] = per_model["finetuned"]  # same architecture, same shapes
+    batches = sorted(latency)[:4]
+    fig, axes = plt.subplots(1, len(batches), figsize=(4.2 * len(batches), 4), sharey=True, squeeze=False)
+    for ax, batch in zip(axes[0], batches, strict=True):
+        points = [(m, latency[batch][m].median, t) for m, t in top1.items() if m in latency[batch]]
+        for m, _, t in points:
+            iv = latency[batch][m]
+            ax.errorbar(iv.median, t, xerr=[[iv.median - iv.low], [iv.high - iv.median]], fmt="none", ecolor="grey")
+        model_points(ax, points, ".3g")
+        ax.set_xlim(0, 1.35 * max(latency[batch][m].high for m, _, _ in points))
+        ax.xaxis.set_major_locator(plt.MaxNLocator(5))
+        ax.set(xlabel=f"median latency at batch {batch} (ms)", title=f"batch {batch}")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylim(*top1_limits(list(top1.values())))
+    axes[0][0].set_ylabel("top-1 (%)")
+    axes[0][0].legend(fontsize=8, loc="lower right")
+    fig.suptitle(f"accuracy against latency: {' '.join(map(str, target))} (bars: p10-p90 over rounds)", fontsize=10)
     name = save(fig, path)
     plt.close(fig)
     return name
@@ -147,38 +238,73 @@ def plot_widths(plt: Any, counts: dict[str, ModelCount], pruned: str, path: Path
     return name
 
 
-def markdown(
-    run: RunDir, recipe: Recipe, rows: list[dict[str, Any]], bench: dict[str, Any] | None, images: dict[str, str | None]
-) -> str:
-    lines = [f"# cplitool report: {recipe.run.name}", "", f"Recipe `{recipe.source}`, model `{recipe.model.name}`.", ""]
-    lines += ["## Models", "", "| model | top-1 (%) | MACs (M) | params (M) |", "|---|---:|---:|---:|"]
+def models_table(rows: list[dict[str, Any]]) -> list[str]:
+    lines = ["| model | top-1 (%) | MACs (M) | params (M) |", "|---|---:|---:|---:|"]
     for r in rows:
         top1 = f"{r['top1']:.2f}" if r["top1"] is not None else "not recorded"
         lines.append(f"| {r['model']} | {top1} | {r['macs'] / 1e6:,.2f} | {r['params'] / 1e6:,.3f} |")
+    return lines
+
+
+def spread_text(iv: Interval) -> str:
+    return f"{number(iv.median)} ({number(iv.low)}-{number(iv.high)})" + ("" if iv.stable else " **unstable**")
+
+
+def latency_table(bench: dict[str, Any]) -> list[str]:
+    """Per target and batch: each model's median latency and the ratio, each with its p10-p90 over rounds."""
+    ratios = {row_key(c): c for c in bench.get("comparisons", [])}
+    pruned = bench.get("models", {}).get("pruned", {}).get("artifact", "pruned")  # finetuned when it was benched
+    lines = [
+        f"| target | batch | dense ms (p10-p90) | {pruned} ms (p10-p90) | {pruned}/dense (p10-p90) | MACs ratio |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for key, models in grouped(bench).items():
+        first = next(iter(models.values()))
+        cells = [spread_text(latency_interval(models[m])) if m in models else "n/a" for m in ("dense", "pruned")]
+        c = ratios.get(key)
+        ratio = spread_text(ratio_interval(c)) if c else "n/a"
+        macs = f"{c['macs_ratio']:.3f}" if c and c.get("macs_ratio") else "n/a"
+        lines.append(f"| {target_label(first)} | {first['batch']} | {' | '.join(cells)} | {ratio} | {macs} |")
+    return lines
+
+
+def bench_notes(bench: dict[str, Any]) -> list[str]:
+    rounds = bench.get("settings", {}).get("repeats")
+    lines = [
+        "",
+        f"Latency: the median of every timed iteration; in brackets the p10-p90 of the per-round medians ({rounds} "
+        "interleaved dense/pruned rounds). The ratio is the median of the paired per-round ratios, with their "
+        f"p10-p90. **unstable**: a spread wider than {SPREAD_LIMIT:.0%} of the median.",
+    ]
+    lines += [f"\n- skipped {s['backend']} ({s['device']}): {s['reason']}" for s in bench.get("skipped", [])]
+    env = bench.get("environment", {})
+    lines += ["", f"Measured on {env.get('cpu')} ({env.get('threads')} threads), load {env.get('load_average')}."]
+    return lines
+
+
+def markdown(
+    run: RunDir, recipe: Recipe, rows: list[dict[str, Any]], bench: dict[str, Any] | None, images: dict[str, str | None]
+) -> str:
+    lines = [f"# cplitool report: {recipe.run.name}", "", f"Recipe `{recipe.source}`, model `{recipe.model.name}`."]
+    lines += ["", "## Models", "", *models_table(rows)]
+    no_bench = "no bench results: run `cplitool bench`"
     sections = (
         ("Accuracy against MACs", "accuracy", "no accuracy recorded in this run"),
-        ("Latency against batch", "latency", "no bench results: run `cplitool bench`"),
+        ("Accuracy against latency", "accuracy_latency", "needs recorded accuracy and bench results"),
+        ("Latency against batch", "latency", no_bench),
         ("Per-layer widths", "widths", "needs both the dense and the pruned model: run `cplitool prune`"),
     )
     for title, key, absent in sections:
         lines += ["", f"## {title}", ""]
         lines.append(f"![{title}]({images[key]})" if images[key] else f"_{absent}._")
-    if bench:
-        lines += [
-            "",
-            "| backend | device | precision | variant | batch | pruned/dense | spread |",
-            "|---|---|---|---|---:|---:|---:|",
-        ]
-        for c in bench.get("comparisons", []):
-            r = c["ratio"]
-            lines.append(
-                f"| {c['backend']} | {c['device']} | {c['precision']} | {c['variant']} | {c['batch']} "
-                f"| {r['median']:.3f} | {r['min']:.3f}-{r['max']:.3f} |"
-            )
-        for s in bench.get("skipped", []):
-            lines.append(f"\n- skipped {s['backend']} ({s['device']}): {s['reason']}")
-        env = bench.get("environment", {})
-        lines += ["", f"Measured on {env.get('cpu')} ({env.get('threads')} threads), load {env.get('load_average')}."]
+        if key == "accuracy_latency" and images[key]:
+            lines += [
+                "",
+                "The pruned model before fine-tuning has the fine-tuned model's layer shapes: it is drawn "
+                "at the latency measured for that architecture.",
+            ]
+        if key == "latency" and bench:
+            lines += ["", *latency_table(bench), *bench_notes(bench)]
     return "\n".join(lines) + "\n"
 
 
@@ -193,8 +319,14 @@ def write_report(run: RunDir) -> Path:
     folder = run.file("report")
     rows, counts = model_rows(recipe, run)
     bench = load_bench(run)
+    if not rows and not (bench and bench.get("measurements")):
+        raise UsageError(
+            f"{run.path}: nothing to report: no trained, pruned or fine-tuned model and no bench results; "
+            f"run `cplitool run {recipe.source}` first"
+        )
     images = {
         "accuracy": plot_accuracy(plt, rows, ablation_rows(run), folder / "accuracy_macs.png"),
+        "accuracy_latency": plot_accuracy_latency(plt, rows, bench, folder / "accuracy_latency.png") if bench else None,
         "latency": plot_latency(plt, bench, folder / "latency_batch.png") if bench else None,
         "widths": plot_widths(plt, counts, pruned_name(run), folder / "widths.png"),
     }

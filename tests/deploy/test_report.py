@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+
+import pytest
 
 from deploy.bench.stage import bench_stage
 from deploy.report import write_report
@@ -10,7 +13,7 @@ from tests.deploy.pruned_run import make_run
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def test_report_writes_markdown_and_three_plots(in_tmp: Path) -> None:
+def test_report_writes_markdown_and_four_plots(in_tmp: Path) -> None:
     recipe, run = make_run(in_tmp)
     bench_stage(recipe, run, batches=[1, 2], backends=["torch"])
     (run.path / "ablation.json").write_text(
@@ -19,11 +22,15 @@ def test_report_writes_markdown_and_three_plots(in_tmp: Path) -> None:
     path = write_report(run)
     assert path == run.file("report") / "report.md"
     text = path.read_text()
-    for image in ("accuracy_macs.png", "latency_batch.png", "widths.png"):
+    for image in ("accuracy_macs.png", "accuracy_latency.png", "latency_batch.png", "widths.png"):
         assert f"]({image})" in text
         assert (path.parent / image).read_bytes()[:8] == PNG
     assert "| dense | 90.00 |" in text and "| pruned | 80.00 |" in text  # recorded top-1, not invented
-    assert "| torch | cpu | fp32 | eager | 2 |" in text
+    table = text[text.index("## Latency against batch") :].splitlines()
+    assert "| target | batch | dense ms (p10-p90) | pruned ms (p10-p90) | pruned/dense (p10-p90) |" in table[4]
+    rows = [r for r in table if r.startswith("| torch cpu eager fp32 1 threads |")]
+    assert [r.split(" | ")[1] for r in rows] == ["1", "2"]
+    assert all(re.search(r"\| \d+\.\d+ \(\d+\.\d+-\d+\.\d+\)", r) for r in rows)  # medians with p10-p90
 
 
 def test_report_says_what_is_missing(in_tmp: Path, cli) -> None:  # type: ignore[no-untyped-def]
@@ -33,3 +40,40 @@ def test_report_says_what_is_missing(in_tmp: Path, cli) -> None:  # type: ignore
     text = (in_tmp / "runs/benchtest/report/report.md").read_text()
     assert "no bench results: run `cplitool bench`" in text
     assert not (in_tmp / "runs/benchtest/report/latency_batch.png").exists()
+
+
+def test_report_on_a_run_with_nothing_measured_exits_2(in_tmp: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    _, run = make_run(in_tmp)
+    for name in ("dense.pt", "pruned.pt"):
+        run.file(name).unlink()
+    result = cli("report", "runs/benchtest")
+    assert result.code == 2
+    assert "nothing to report" in result.out + result.err and "cplitool run" in result.out + result.err
+    assert not run.file("report").exists()
+
+
+def test_unstable_rows_say_so(in_tmp: Path) -> None:
+    """A ratio whose paired rounds spread 30% is marked in report.md, a tight one is not."""
+    recipe, run = make_run(in_tmp)
+    bench_stage(recipe, run, batches=[1, 2], backends=["torch"])
+    doc = json.loads(run.file("bench.json").read_text())
+    for c in doc["comparisons"]:
+        c["ratio"]["rounds"] = [0.5, 0.6, 0.65] if c["batch"] == 2 else [0.5, 0.5, 0.5]
+    for m in doc["measurements"]:
+        m["round_medians_ms"] = [m["latency_ms"]["median"]] * 2
+    run.file("bench.json").write_text(json.dumps(doc))
+    text = write_report(run).read_text()
+    marked = [
+        line.split(" | ")[1] for line in text.splitlines() if "**unstable**" in line and line.startswith("| torch")
+    ]
+    assert marked == ["2"]
+    assert "0.600 (0.500-0.650) **unstable**" in text and "0.500 (0.500-0.500) |" in text
+
+
+@pytest.mark.parametrize("values", [[99.72, 99.44], [30.0, 90.0], [0.5, 2.0]])
+def test_top1_axis_holds_the_points_within_0_and_100(values: list[float]) -> None:
+    """Catches the 104% axis: never above 100 or below 0, always with room around the points."""
+    from deploy.report import top1_limits
+
+    lo, hi = top1_limits(values)
+    assert 0.0 <= lo < min(values) and max(values) < hi <= 100.0
