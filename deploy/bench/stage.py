@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -51,6 +51,7 @@ class Target:
     variant: str
     sources: dict[str, str]  # model -> what is run (artifact or file), for the record
     make: Callable[[str], Runner]
+    models: tuple[str, ...] = MODELS  # one model (a file benched alone) has no ratio
 
 
 @dataclass
@@ -174,10 +175,11 @@ def measure_target(
     """The interleaved comparison, and what the runners report about how they ran (I/O library, providers)."""
     x = np.random.default_rng(batch).standard_normal((batch, *shape), dtype=np.float32)
     with contextlib.ExitStack() as stack:
-        runners = {m: stack.enter_context(target.make(m)) for m in MODELS}
+        runners = {m: stack.enter_context(target.make(m)) for m in target.models}
         inputs = {m: x.astype(getattr(r, "input_dtype", np.float32), copy=False) for m, r in runners.items()}
-        result = interleaved(runners, inputs, cfg, repeats)
-        return result, runners["dense"].details()
+        ratio = ("pruned", "dense") if target.models == MODELS else None
+        result = interleaved(runners, inputs, cfg, repeats, ratio=ratio)
+        return result, next(iter(runners.values())).details()
 
 
 def failure_reason(e: BaseException) -> str:
@@ -186,8 +188,22 @@ def failure_reason(e: BaseException) -> str:
     return text if isinstance(e, CplitoolError) else f"{type(e).__name__}: {text}"
 
 
+class Plan(Protocol):
+    """What run_targets needs of a planner: the targets, where skips and failures go, the CPU threads."""
+
+    targets: list[Target]
+    skips: list[Skip]
+    failures: list[dict[str, Any]]
+    threads: int
+
+
 def run_targets(
-    plan: Planner, batches: list[int], shape: tuple[int, ...], timing: TimingConfig, repeats: int, macs_ratio: float
+    plan: Plan,
+    batches: list[int],
+    shape: tuple[int, ...],
+    timing: TimingConfig,
+    repeats: int,
+    macs_ratio: float | None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """Measure every target at every batch: bench.json's measurement and comparison rows, and the traces.
     A target whose library turns out missing is a skip; any other error (TensorRT's, CUDA's, a bad file) is
@@ -221,11 +237,40 @@ def run_targets(
                     continue
                 rows = result.measurement_rows(key, target.sources)
                 measurements += [{**row, "runtime": runtime} for row in rows] if runtime else rows
-                comparisons.append(result.comparison_row(key, macs_ratio))
+                if result.ratio is not None:
+                    comparisons.append(result.comparison_row(key, macs_ratio))
                 if timing.trace:
-                    traces += [{**key, "model": m, "trace": trace_rows(result.measurements[m].samples)} for m in MODELS]
+                    traces += [
+                        {**key, "model": m, "trace": trace_rows(result.measurements[m].samples)} for m in target.models
+                    ]
                 bar.advance(task)
     return measurements, comparisons, traces
+
+
+def report_skips_and_failures(plan: Plan) -> None:
+    for s in plan.skips:
+        console.print(f"bench: skipped {s.backend} ({s.device}): {s.reason}", highlight=False, markup=False)
+    for f in plan.failures:
+        console.print(
+            f"bench: FAILED {f['backend']} {f['precision']} {f['variant']} b{f['batch']}: {f['reason']}",
+            highlight=False,
+            markup=False,
+        )
+
+
+def settings(
+    timing: TimingConfig, repeats: int, threads: int, batches: list[int], backends: list[str]
+) -> dict[str, Any]:
+    """bench.json's record of how this bench was run."""
+    return {
+        "warmup_ms": timing.warmup_ms,
+        "min_duration_s": timing.min_duration_s,
+        "min_iters": timing.min_iters,
+        "repeats": repeats,
+        "threads": threads,
+        "batches": batches,
+        "backends": backends,
+    }
 
 
 def write_merged(path: Path, doc: dict[str, Any]) -> dict[str, Any]:
@@ -279,14 +324,7 @@ def bench_stage(
     measurements, comparisons, traces = run_targets(
         plan, batches, shape, timing, repeats, macs["pruned"] / macs["dense"]
     )
-    for s in plan.skips:
-        console.print(f"bench: skipped {s.backend} ({s.device}): {s.reason}", highlight=False, markup=False)
-    for f in plan.failures:
-        console.print(
-            f"bench: FAILED {f['backend']} {f['precision']} {f['variant']} b{f['batch']}: {f['reason']}",
-            highlight=False,
-            markup=False,
-        )
+    report_skips_and_failures(plan)
 
     doc: dict[str, Any] = {
         "schema": SCHEMA,
@@ -299,15 +337,7 @@ def bench_stage(
             m: {"artifact": which[m], "source": str(loaded[m][2]), "sha256": sha256_file(loaded[m][2]), "macs": macs[m]}
             for m in MODELS
         },
-        "settings": {
-            "warmup_ms": timing.warmup_ms,
-            "min_duration_s": timing.min_duration_s,
-            "min_iters": timing.min_iters,
-            "repeats": repeats,
-            "threads": threads,
-            "batches": batches,
-            "backends": backends,
-        },
+        "settings": settings(timing, repeats, threads, batches, backends),
         "environment": environment(threads),
         "measurements": measurements,
         "comparisons": comparisons,

@@ -8,9 +8,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from deploy.cli.options import ShapeOpt, parse_shape
 from toolchain.cli.common import JsonOpt, out, print_json
 from toolchain.cli.tables import fitted
-from toolchain.errors import CplitoolError
+from toolchain.errors import CplitoolError, UsageError
 
 RunArg = Annotated[
     str | None, typer.Argument(help="recipe, run directory, or nothing for runs/latest", show_default=False)
@@ -35,8 +36,18 @@ def show_warnings(measurements: list[dict[str, Any]]) -> None:
         )
 
 
+FilesOrRunArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="recipe or run directory (nothing: runs/latest); or one or two model files (.onnx, or TensorRT "
+        ".plan/.engine with their sidecar): two are compared as dense (first) and pruned (second)",
+        show_default=False,
+    ),
+]
+
+
 def bench(
-    run_ref: RunArg = None,
+    refs: FilesOrRunArg = None,
     batch: Annotated[list[int] | None, typer.Option("--batch", "-b", help="batch size, repeatable")] = None,
     backend: Annotated[
         list[str] | None, typer.Option(help="torch, onnxruntime or tensorrt, repeatable (default: recipe)")
@@ -49,15 +60,40 @@ def bench(
         float | None, typer.Option(min=0.0, help="minimum timed seconds per model and batch (default: recipe)")
     ] = None,
     trace: Annotated[bool, typer.Option("--trace", help="also write bench_trace.json, one row per iteration")] = False,
+    input_shape: ShapeOpt = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="model files: also write the results to this JSON (merged into it)"),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Time the run's dense and pruned models side by side on every available backend (trtexec-style)."""
-    from deploy.bench.stage import bench_stage
+    """Time the run's dense and pruned models side by side on every available backend (trtexec-style), or
+    model files directly: `cplitool bench dense.onnx pruned.onnx`."""
+    from deploy.bench.files import bench_files, is_model_file
     from deploy.bench.table import bench_table
-    from toolchain.rundir import RunDir
 
-    run = RunDir.resolve(run_ref)
-    doc = bench_stage(run.recipe(), run, batch, backend, threads, trace or None, repeats, duration)
+    refs = refs or []
+    files = [r for r in refs if is_model_file(r)]
+    if files:
+        if len(files) != len(refs) or backend or trace:
+            raise UsageError(
+                "bench: model files take no recipe, run directory, --backend or --trace: ONNX files run on "
+                "ONNX Runtime, engines on TensorRT"
+            )
+        doc = bench_files(files, batch, threads, repeats, duration, parse_shape(input_shape), output)
+        where = output
+    else:
+        if len(refs) > 1 or input_shape or output:
+            raise UsageError(
+                "bench: give one recipe or run directory; --input-shape and --output are for model files "
+                f"(.onnx, .plan, .engine), got {' '.join(refs)}"
+            )
+        from deploy.bench.stage import bench_stage
+        from toolchain.rundir import RunDir
+
+        run = RunDir.resolve(refs[0] if refs else None)
+        doc = bench_stage(run.recipe(), run, batch, backend, threads, trace or None, repeats, duration)
+        where = run.file("bench.json")
     if as_json:
         print_json(doc)
         if doc.get("failed"):
@@ -65,9 +101,11 @@ def bench(
         return
     out.print(bench_table(doc))
     show_warnings(doc["measurements"])
-    out.print(f"results: {run.file('bench.json')}", highlight=False)
+    if where:
+        out.print(f"results: {where}", highlight=False)
     if doc.get("failed"):
-        raise CplitoolError(f"{len(doc['failed'])} bench target(s) failed (reasons in {run.file('bench.json')})")
+        saved = f" and in {where}" if where else ""
+        raise CplitoolError(f"{len(doc['failed'])} bench target(s) failed (reasons above{saved})")
 
 
 def regress(

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from deploy.bench.files import bench_files
+from tests.deploy.pruned_run import make_run
+from toolchain.errors import UsageError
+
+FAST = {"batches": [2], "threads": 1, "repeats": 2, "min_duration_s": 0.02}
+
+
+def onnx_pair(folder: Path) -> tuple[str, str]:
+    _, run = make_run(folder, onnx=True)
+    return str(run.file("dense.fp32.onnx")), str(run.file("pruned.fp32.onnx"))
+
+
+def test_two_onnx_files_are_compared_as_dense_and_pruned(in_tmp: Path) -> None:
+    dense, pruned = onnx_pair(in_tmp)
+    doc = bench_files([dense, pruned], output=in_tmp / "files.json", **FAST)  # type: ignore[arg-type]
+    assert [(m["model"], m["source"]) for m in doc["measurements"]] == [("dense", dense), ("pruned", pruned)]
+    (c,) = doc["comparisons"]
+    assert c["batch"] == 2 and len(c["ratio"]["rounds"]) == 2 and c["ratio"]["median"] > 0
+    assert c["ratio"]["p10"] <= c["ratio"]["median"] <= c["ratio"]["p90"]
+    assert doc["input_shape"] == [1, 8, 8]
+    assert json.loads((in_tmp / "files.json").read_text())["comparisons"] == doc["comparisons"]
+
+
+def test_one_file_is_timed_alone(in_tmp: Path) -> None:
+    dense, _ = onnx_pair(in_tmp)
+    doc = bench_files([dense], **FAST)  # type: ignore[arg-type]
+    assert [m["model"] for m in doc["measurements"]] == ["model"] and doc["comparisons"] == []
+
+
+def test_fixed_batch_and_dynamic_sizes_are_explained(in_tmp: Path) -> None:
+    path = in_tmp / "fixed.onnx"
+    torch.onnx.export(torch.nn.Conv2d(3, 4, 3), (torch.zeros(1, 3, 8, 8),), str(path), dynamo=False)
+    with pytest.raises(UsageError, match="cannot run batch \\[2\\]; it takes batch 1"):
+        bench_files([str(path)], **FAST)  # type: ignore[arg-type]
+    dynamic = in_tmp / "dynamic.onnx"
+    torch.onnx.export(
+        torch.nn.Conv2d(3, 4, 3),
+        (torch.zeros(1, 3, 8, 8),),
+        str(dynamic),
+        input_names=["x"],
+        dynamic_axes={"x": {0: "b", 2: "h", 3: "w"}},
+        dynamo=False,
+    )
+    with pytest.raises(UsageError, match="pass --input-shape"):
+        bench_files([str(dynamic)], **FAST)  # type: ignore[arg-type]
+    doc = bench_files([str(dynamic)], input_shape=(3, 16, 16), **FAST)  # type: ignore[arg-type]
+    assert doc["input_shape"] == [3, 16, 16]
+
+
+def test_bench_cli_on_files_prints_the_ratio(in_tmp: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    dense, pruned = onnx_pair(in_tmp)
+    result = cli("bench", dense, pruned, "--batch", "2", "--repeats", "2", "--duration", "0.02", "--threads", "1")
+    assert result.code == 0, result.err
+    assert "pruned /" in result.out and "dense: " in result.out
+    bad = cli("bench", dense, "recipes/x.toml")
+    assert bad.code == 2 and "model files take no recipe" in bad.out + bad.err
+
+
+def test_engines_need_tensorrt(in_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from deploy.trt.sidecar import Sidecar
+
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # as on this machine
+    engine = in_tmp / "m.plan"
+    engine.write_bytes(b"x")
+    Sidecar(
+        "m.plan",
+        "m.onnx",
+        "0",
+        "fp16",
+        "input",
+        [1, 8, 8],
+        [{"min": 1, "opt": 4, "max": 8}],
+        "10",
+        "GPU",
+        "9.0",
+        1.0,
+        3,
+        64,
+        "",
+        "now",
+    ).write(engine)
+    with pytest.raises(UsageError, match="cannot run batch \\[16\\]"):
+        bench_files([str(engine)], batches=[16])
+    with pytest.raises(UsageError, match="cannot run TensorRT engines here: tensorrt is not installed"):
+        bench_files([str(engine)], **FAST)  # type: ignore[arg-type]
