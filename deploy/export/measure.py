@@ -67,6 +67,18 @@ def infer(runner: OnnxRuntimeRunner, x: np.ndarray) -> np.ndarray:
     return np.concatenate(outs)
 
 
+class OnnxModule(nn.Module):
+    """An ONNX file behind nn.Module's call, so toolchain's own evaluation runs it unchanged: the same
+    loader, metrics and progress as for the PyTorch artifact, hence directly comparable top-1."""
+
+    def __init__(self, runner: OnnxRuntimeRunner) -> None:
+        super().__init__()
+        self.runner = runner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(infer(self.runner, x.detach().cpu().numpy())).to(x.device)
+
+
 def onnx_logits(path: Path, images: np.ndarray, batch: int, threads: int = 0) -> np.ndarray:
     with OnnxRuntimeRunner(path, threads=threads) as runner:
         assert isinstance(runner, OnnxRuntimeRunner)

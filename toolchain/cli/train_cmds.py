@@ -32,10 +32,20 @@ def eval_(
     artifact: ArtifactOpt = "dense",
     as_json: JsonOpt = False,
 ) -> None:
-    """Top-1, top-5 and loss of an artifact on the recipe's validation split."""
+    """Top-1, top-5 and loss of an artifact on the recipe's validation split; --artifact FILE.onnx runs an
+    exported file on ONNX Runtime over the same images, so its top-1 compares with its artifact's."""
     from toolchain.train.stage import evaluate_model
 
-    m = evaluate_model(load(recipe, set_), artifact)
+    r = load(recipe, set_)
+    if artifact.endswith(".onnx"):  # deploy's runner, reached only through the CLI wiring
+        from deploy.export.measure import OnnxModule
+        from deploy.runners.onnxruntime_runner import OnnxRuntimeRunner
+
+        with OnnxRuntimeRunner(artifact, threads=r.run.threads) as runner:
+            assert isinstance(runner, OnnxRuntimeRunner)
+            m = evaluate_model(r, artifact, OnnxModule(runner))
+    else:
+        m = evaluate_model(r, artifact)
     if as_json:
         print_json(m)
     else:

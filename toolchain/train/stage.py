@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
+
+from torch import nn
 
 from toolchain.artifacts import model_info_from_recipe, resolve_model, save_artifact
 from toolchain.data import build_split, make_loader
@@ -62,11 +65,15 @@ def train_dense(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     return metrics
 
 
-def evaluate_model(recipe: Recipe, which: str) -> dict[str, Any]:
-    """Top-1/top-5/loss of `which` (dense, pruned, finetuned or a path) on the validation split."""
+def evaluate_model(recipe: Recipe, which: str, model: nn.Module | None = None) -> dict[str, Any]:
+    """Top-1/top-5/loss of `which` (dense, pruned, finetuned or a path) on the validation split; `model`,
+    when given, is what `which` names already loaded (e.g. an ONNX file behind a module)."""
     run = RunDir.for_recipe(recipe)
     device = setup(recipe.run)
-    model, _info, path = resolve_model(recipe, run, which)
+    if model is None:
+        model, _info, path = resolve_model(recipe, run, which)
+    else:
+        path = Path(which)
     val = build_split(recipe.data, "val", augment=False, seed=recipe.run.seed)
     check_classes(recipe, val)
     loader = make_loader(val, recipe.data.eval_batch_size, shuffle=False, workers=recipe.data.workers)
