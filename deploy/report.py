@@ -2,7 +2,9 @@
 
 Every figure is read from the run directory: artifacts (MACs and per-layer widths counted by
 toolchain.counting), accuracies the stages recorded, bench.json, and any ablation results. What is
-absent is said in the report, never drawn.
+absent is said in the report, never drawn; a run with nothing at all is a usage error. Every latency
+carries its p10-p90 over the interleaved rounds (error bars in the plots, brackets in the tables), and a
+spread wider than deploy.bench.spread.SPREAD_LIMIT is marked unstable.
 """
 
 from __future__ import annotations

@@ -158,7 +158,8 @@ def regress(
 
 
 def report(run_ref: RunArg = None) -> None:
-    """Write <run>/report/report.md with plots: accuracy vs MACs, latency vs batch, per-layer widths."""
+    """Write <run>/report/report.md with plots: accuracy against MACs and against latency, latency against
+    batch with its spread, per-layer widths; exit 2 when the run has nothing to report yet."""
     from deploy.report import write_report
     from toolchain.rundir import RunDir
 
