@@ -9,6 +9,7 @@ into a JSON file.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,8 +170,6 @@ def bench_files(
     output: Path | None = None,
 ) -> dict[str, Any]:
     """Time one model file, or two interleaved as dense and pruned; returns the bench.json-shaped document."""
-    import os
-
     files = model_files(refs, input_shape)
     cfg = BenchSection()
     chosen = check_batches(files, batches)

@@ -4,7 +4,8 @@ Rich shrinks an over-wide table by narrowing its widest columns first and then c
 so a wide numeric column loses digits while a wordy header keeps its width. Here each column gets at
 least its longest word (a number is one word), and the room left goes to the columns that want more,
 in proportion to what they lack; headers and text wrap at spaces. A table whose longest words alone
-do not fit folds them onto the next line rather than cutting them.
+do not fit folds them onto the next line rather than cutting them. (The border and padding widths come
+from two private Table helpers; tests/toolchain/cli/test_tables.py fails if a rich release changes them.)
 """
 
 from __future__ import annotations
