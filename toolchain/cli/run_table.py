@@ -66,14 +66,14 @@ def summarize(recipe: Recipe, run: RunDir) -> Summary:
     notes = ["pruned: before fine-tuning; finetuned: after distillation fine-tuning"]
     for r in rows:
         r["latency_ms"] = {b: latency[(r["model"], b)] for b in batches if (r["model"], b) in latency}
+        if recipe.data.name == "synthetic":
+            r["top1"] = None
     ratio = ratio_row(bench, rows, batches)
     if ratio:
         notes.append(
             "under each latency: p10-p90 of the per-round medians; last row: pruned/dense latency ratio with the "
             "p10-p90 of its paired per-round ratios; unstable: a spread wider than 10% of its median"
         )
-        if recipe.data.name == "synthetic":
-            r["top1"] = None
     if recipe.data.name == "synthetic":
         notes.append("top-1: n/a, the data are synthetic (random labels), so no accuracy is claimed")
     if not latency:
