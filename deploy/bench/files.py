@@ -28,7 +28,7 @@ from deploy.bench.stage import (
 )
 from deploy.bench.timing import TimingConfig
 from deploy.runners.base import Runner
-from deploy.runners.onnxruntime_runner import OnnxRuntimeRunner
+from deploy.runners.onnxruntime_runner import OnnxRuntimeRunner, gpu_variant
 from deploy.runners.tensorrt_runner import TensorRTRunner
 from toolchain.errors import UsageError
 from toolchain.io import sha256_file
@@ -146,7 +146,7 @@ def targets(files: dict[str, ModelFile], threads: int, skips: list[Skip]) -> lis
         def make(m: str, provider: str = provider) -> Runner:
             return OnnxRuntimeRunner(files[m].path, provider, threads)
 
-        found.append(Target("onnxruntime", provider, precision, provider, sources, make, names))
+        found.append(Target("onnxruntime", provider, precision, gpu_variant(provider), sources, make, names))
     if not found:
         raise UsageError(f"bench: ONNX Runtime cannot run here: {skips[0].reason}")
     return found

@@ -24,7 +24,8 @@ from deploy.export.metadata import write_metadata
 from deploy.export.onnx_export import export_onnx
 from deploy.export.parity import ParityReport, compare
 from deploy.export.precision import to_fp16
-from toolchain.artifacts import FORMAT, artifact_from_payload, extract_state_dict, fit_to_state_dict, load_state
+from toolchain.artifacts import FORMAT, artifact_from_payload, fit_to_state_dict
+from toolchain.checkpoints import CheckpointOptions, fit_keys, load_into, pick_state
 from toolchain.counting import count_model
 from toolchain.errors import CplitoolError, UsageError
 from toolchain.io import safe_load, sha256_file
@@ -57,11 +58,9 @@ def load_checkpoint(path: Path, arch: str | None) -> tuple[nn.Module, str]:
         raise UsageError(
             f"{path}: a plain state dict names no architecture: pass --model NAME (`cplitool models` lists them)"
         )
-    state = extract_state_dict(payload)
-    if not state:
-        raise UsageError(f"{path}: no tensors found (expected a cplitool artifact or a state dict)")
-    model = fit_to_state_dict(create_model(arch), state)
-    load_state(model, state, path)
+    model = create_model(arch)
+    state = fit_keys(pick_state(payload, "", path), model, CheckpointOptions())  # nested, prefixed: as for recipes
+    load_into(fit_to_state_dict(model, state), state, path, arch)
     return model.eval(), arch
 
 
