@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from deploy.runners.callable_runner import CallableRunner
@@ -36,3 +38,16 @@ def fake_gpu_runner(clock: FakeClock, times: DeviceTimes) -> CallableRunner:
         return x, times
 
     return CallableRunner(step, times_device=True)
+
+
+def write_engine(path: Path, max_batch: int = 8) -> Path:
+    """An engine file the fake TensorRT (tests.deploy.gpu_fakes) loads, with its sidecar: FP16, input 1x8x8."""
+    from deploy.trt.sidecar import Sidecar
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"engine:input")
+    profiles = [{"min": 1, "opt": 1, "max": max_batch}]
+    sidecar = Sidecar(path.name, "x.onnx", "0" * 64, "fp16", "input", [1, 8, 8], profiles, "10.9.0", "NVIDIA H200",
+                      "9.0", 1.0, 3, 256, "trt.cache", "now")  # fmt: skip
+    sidecar.write(path)
+    return path

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 from deploy.bench.files import bench_files
+from tests.deploy.bench.fakes import write_engine
 from tests.deploy.pruned_run import make_run
 from toolchain.errors import UsageError
 
@@ -65,31 +68,24 @@ def test_bench_cli_on_files_prints_the_ratio(in_tmp: Path, cli) -> None:  # type
 
 
 def test_engines_need_tensorrt(in_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import sys
-
-    from deploy.trt.sidecar import Sidecar
-
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # as on this machine
-    engine = in_tmp / "m.plan"
-    engine.write_bytes(b"x")
-    Sidecar(
-        "m.plan",
-        "m.onnx",
-        "0",
-        "fp16",
-        "input",
-        [1, 8, 8],
-        [{"min": 1, "opt": 4, "max": 8}],
-        "10",
-        "GPU",
-        "9.0",
-        1.0,
-        3,
-        64,
-        "",
-        "now",
-    ).write(engine)
+    engine = write_engine(in_tmp / "m.plan")
     with pytest.raises(UsageError, match="cannot run batch \\[16\\]"):
         bench_files([str(engine)], batches=[16])
     with pytest.raises(UsageError, match="cannot run TensorRT engines here: tensorrt is not installed"):
         bench_files([str(engine)], **FAST)  # type: ignore[arg-type]
+
+
+def test_two_engines_are_compared_on_device_times(in_tmp: Path, gpu: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file path through TensorRT on the fakes of tests.deploy.gpu_fakes: device-timed rows and a ratio."""
+    from tests.deploy.gpu_fakes import fake_tensorrt, install_pycuda
+
+    install_pycuda(monkeypatch, None)
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(gpu, version="10.9.0"))
+    engines = [str(write_engine(in_tmp / f"{m}.plan")) for m in ("dense", "pruned")]
+    doc = bench_files(engines, **FAST)  # type: ignore[arg-type]
+    assert doc["failed"] == [] and [(c["backend"], c["precision"]) for c in doc["comparisons"]] == [
+        ("tensorrt", "fp16")
+    ]
+    assert all(m["primary_metric"] == "compute" for m in doc["measurements"])
+    assert gpu.clean(), gpu.problems

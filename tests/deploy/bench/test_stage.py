@@ -88,7 +88,7 @@ def test_tensorrt_engines_run_through_cuda_python_and_bench_json_says_so(
     manifest, device-timed rows, the I/O library recorded, everything freed."""
     import torch
 
-    from deploy.trt.sidecar import Sidecar
+    from tests.deploy.bench.fakes import write_engine
     from tests.deploy.gpu_fakes import fake_tensorrt, install_pycuda
 
     install_pycuda(monkeypatch, None)
@@ -97,26 +97,7 @@ def test_tensorrt_engines_run_through_cuda_python_and_bench_json_says_so(
     recipe, run = make_run(in_tmp)
     files = []
     for model in ("dense", "pruned"):
-        engine = run.file(f"trt/{model}.fp16.engine")
-        engine.parent.mkdir(exist_ok=True)
-        engine.write_bytes(b"engine:input")
-        Sidecar(
-            engine.name,
-            "x.onnx",
-            "0" * 64,
-            "fp16",
-            "input",
-            [1, 8, 8],
-            [{"min": 1, "opt": 1, "max": 8}],
-            "10.9.0",
-            "NVIDIA H200",
-            "9.0",
-            1.0,
-            3,
-            256,
-            "trt.cache",
-            "now",
-        ).write(engine)
+        engine = write_engine(run.file(f"trt/{model}.fp16.engine"))
         files.append(
             {
                 "model": model,
