@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from toolchain.cli.common import JsonOpt, out, print_json
+from toolchain.cli.common import JsonOpt, NoWaitOpt, out, print_json, wait_for_lock
 from toolchain.errors import CplitoolError
 
 RunArg = Annotated[
@@ -55,11 +55,13 @@ def bench(
     ] = None,
     trace: Annotated[bool, typer.Option("--trace", help="also write bench_trace.json, one row per iteration")] = False,
     as_json: JsonOpt = False,
+    no_wait: NoWaitOpt = False,
 ) -> None:
     """Time the run's dense and pruned models side by side on every available backend (trtexec-style)."""
     from deploy.bench.stage import bench_stage
     from toolchain.rundir import RunDir
 
+    wait_for_lock(no_wait)
     run = RunDir.resolve(run_ref)
     doc = bench_stage(run.recipe(), run, batch, backend, threads, trace or None, repeats, duration)
     if as_json:
@@ -125,11 +127,12 @@ def regress(
         )
 
 
-def report(run_ref: RunArg = None) -> None:
+def report(run_ref: RunArg = None, no_wait: NoWaitOpt = False) -> None:
     """Write <run>/report/report.md with plots: accuracy vs MACs, latency vs batch, per-layer widths."""
     from deploy.report import write_report
     from toolchain.rundir import RunDir
 
+    wait_for_lock(no_wait)
     out.print(f"report: {write_report(RunDir.resolve(run_ref))}", highlight=False)
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from toolchain.cli.common import JsonOpt, SetOpt, load, out, print_json
+from toolchain.cli.common import JsonOpt, NoWaitOpt, SetOpt, load, out, print_json, wait_for_lock
 
 TargetArg = Annotated[
     str | None, typer.Argument(help="recipe, run directory, or nothing for runs/latest", show_default=False)
@@ -27,6 +27,7 @@ def export(
     trt: Annotated[bool, typer.Option("--trt", help="also build TensorRT engines (needs the trt extra)")] = False,
     set_: SetOpt = None,
     as_json: JsonOpt = False,
+    no_wait: NoWaitOpt = False,
 ) -> None:
     """Export, compare with PyTorch on validation images, measure accuracy with ONNX Runtime; exit 1 if a check fails."""
     if trt:
@@ -36,9 +37,10 @@ def export(
     from deploy.export.stage import export_stage
     from toolchain.rundir import RunDir
 
+    wait_for_lock(no_wait)
     if target and target.endswith(".toml"):
         recipe = load(Path(target), set_)
-        run = RunDir.for_recipe(recipe)
+        run = RunDir.open(recipe)
     else:
         run = RunDir.resolve(target)
         recipe = load(run.recipe().source, set_)
