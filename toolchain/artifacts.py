@@ -153,7 +153,8 @@ def build_fitted(source: ModelSource, state: dict[str, torch.Tensor], path: str 
                 )
             trial = fit_to_state_dict(trial, state)
             check_shapes(trial, state, path)
-            trial.eval()(torch.empty(1, *source.shape()))
+            if source.input_shape or not source.imported:  # an import path saved without a shape: no trial input
+                trial.eval()(torch.empty(1, *source.shape()))
     except UsageError as e:
         raise UsageError(f"{path}: {str(e).removeprefix(f'{path}: ')}") from None
     except Exception as e:  # any failure of the trial means the file's shapes do not make this model
