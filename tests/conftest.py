@@ -15,6 +15,15 @@ REPO = Path(__file__).resolve().parents[1]
 CIFAR_JPEG = REPO.parent / "shared" / "data" / "cifar10-jpeg"
 
 
+@pytest.fixture(autouse=True)
+def _release_run_locks() -> Iterator[None]:
+    """Stage functions called directly hold their run's lock as a command would; let it go after each test."""
+    yield
+    from toolchain.rundir import release_all
+
+    release_all()
+
+
 @pytest.fixture
 def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Run the test from an empty directory so runs/ and runs/latest never touch the checkout."""

@@ -14,11 +14,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from toolchain.checkpoints import CheckpointOptions, load_checkpoint, load_into
+from toolchain.checkpoints import CheckpointOptions, load_checkpoint, load_into, tensor_dict
 from toolchain.errors import UsageError
-from toolchain.io import atomic_write, safe_load
+from toolchain.io import safe_load, save_torch
 from toolchain.models.source import ModelSource, is_import_path
 from toolchain.recipe import Recipe
+from toolchain.recipe.load import PARAM_LIMIT
 from toolchain.rundir import RunDir
 
 FORMAT = "cplitool-artifact/1"
@@ -50,7 +51,7 @@ def save_artifact(path: str | Path, model: nn.Module, info: ModelInfo) -> Path:
         "input_shape": info.input_shape,
         "state_dict": state,
     }
-    return atomic_write(path, lambda p: torch.save(payload, p))
+    return save_torch(path, payload)
 
 
 def _resized(m: Any, weight: torch.Tensor) -> nn.Module | None:
@@ -84,6 +85,8 @@ def fit_to_state_dict(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Mo
     for name, m in list(model.named_modules()):
         key = f"{name}.weight" if name else "weight"
         if isinstance(m, (*_CONVS, *_NORMS, nn.Linear)) and key in state:
+            if state[key].dim() != m.weight.dim():
+                raise ValueError(f"{key} has shape {tuple(state[key].shape)}, expected {m.weight.dim()} dimensions")
             new = _resized(m, state[key])
             if new is not None:
                 parent_name, _, child = name.rpartition(".")
@@ -109,6 +112,74 @@ def artifact_source(info: ModelInfo, path: str | Path, trusted: ModelSource | No
     return ModelSource(info.arch, info.num_classes, dict(info.kwargs), tuple(info.input_shape), root)
 
 
+def info_from_payload(payload: dict[str, Any], path: str | Path) -> ModelInfo:
+    """The artifact's header, each field checked for type, so a crafted file cannot reach the model code."""
+    fields = {"arch": str, "num_classes": int, "kwargs": dict, "plan": dict, "metrics": dict, "input_shape": list}
+    for key, tp in fields.items():
+        value = payload.get(key)
+        if value is None and key in ("arch", "num_classes"):
+            raise UsageError(f"{path}: artifact has no {key!r}; it was not written by cplitool")
+        if value is not None and (not isinstance(value, tp) or isinstance(value, bool)):
+            raise UsageError(f"{path}: artifact {key!r} is a {type(value).__name__}, expected {tp.__name__}")
+    if payload["num_classes"] < 1:
+        raise UsageError(f"{path}: artifact num_classes is {payload['num_classes']}, expected a positive count")
+    kwargs = payload.get("kwargs") or {}
+    if any(not isinstance(k, str) for k in kwargs):
+        raise UsageError(f"{path}: artifact kwargs have a non-string key")
+    shape = payload.get("input_shape") or []  # artifacts before import paths lack it
+    if any(not isinstance(n, int) or isinstance(n, bool) or not 0 < n <= 65536 for n in shape):
+        raise UsageError(f"{path}: artifact input_shape {shape!r} is not a list of positive sizes")
+    return ModelInfo(
+        payload["arch"],
+        payload["num_classes"],
+        dict(kwargs),
+        payload.get("plan") or {},
+        payload.get("metrics") or {},
+        list(shape),
+    )
+
+
+def build_fitted(source: ModelSource, state: dict[str, torch.Tensor], path: str | Path) -> nn.Module:
+    """The source's model resized to the saved widths, after a shape-only trial on the meta device
+    (a file whose widths do not chain, or a 1-D conv weight, is refused before any real memory is used)."""
+    try:
+        with torch.device("meta"):
+            trial = source.build()
+            params = sum(p.numel() for p in trial.parameters())
+            if params > PARAM_LIMIT:  # it is built at this size before the saved widths shrink it
+                raise UsageError(
+                    f"artifact num_classes {source.num_classes} and kwargs {source.kwargs} make {params:,} "
+                    "parameters (too large)"
+                )
+            trial = fit_to_state_dict(trial, state)
+            check_shapes(trial, state, path)
+            if source.input_shape or not source.imported:  # an import path saved without a shape: no trial input
+                trial.eval()(torch.empty(1, *source.shape()))
+    except UsageError as e:
+        raise UsageError(f"{path}: {str(e).removeprefix(f'{path}: ')}") from None
+    except Exception as e:  # any failure of the trial means the file's shapes do not make this model
+        raise UsageError(f"{path}: wrong shapes for {source.name!r}: {_line(e)}") from None
+    return fit_to_state_dict(source.build(), state)
+
+
+def check_shapes(model: nn.Module, state: dict[str, torch.Tensor], path: str | Path) -> None:
+    """Every parameter and buffer present with the saved shape: then building the real model takes no
+    more memory than the file's own tensors, whatever its header claims."""
+    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    missing = [k for k in want if k not in state]
+    extra = [k for k in state if k not in want]
+    wrong = [k for k in want if k in state and tuple(state[k].shape) != want[k]]
+    if missing or extra or wrong:
+        parts = [f"missing {missing[:3]}" if missing else "", f"unexpected {extra[:3]}" if extra else ""]
+        parts += [f"{k} is {tuple(state[k].shape)}, expected {want[k]}" for k in wrong[:2]]
+        raise UsageError(f"{path}: checkpoint does not fit the architecture: {'; '.join(p for p in parts if p)}")
+
+
+def _line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0][:200] if text else type(e).__name__
+
+
 def artifact_from_payload(
     payload: dict[str, Any], path: str | Path, trusted: ModelSource | None = None
 ) -> tuple[nn.Module, ModelInfo]:
@@ -117,16 +188,10 @@ def artifact_from_payload(
             f"{path}: not a cplitool artifact (expected format {FORMAT!r}); a plain state_dict loads as "
             "model.checkpoint or through --artifact PATH with the recipe's architecture"
         )
-    info = ModelInfo(
-        payload["arch"],
-        payload["num_classes"],
-        payload["kwargs"],
-        payload["plan"],
-        payload["metrics"],
-        list(payload.get("input_shape", [])),  # artifacts before import paths lack it
-    )
-    model = fit_to_state_dict(artifact_source(info, path, trusted).build(), payload["state_dict"])
-    load_into(model, payload["state_dict"], path, info.arch)
+    info = info_from_payload(payload, path)
+    state = tensor_dict(payload.get("state_dict"), path)
+    model = build_fitted(artifact_source(info, path, trusted), state, path)
+    load_into(model, state, path, info.arch)
     return model.eval(), info
 
 

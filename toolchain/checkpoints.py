@@ -89,6 +89,22 @@ def pick_state(obj: Mapping[str, Any], key: str, source: str | Path) -> dict[str
     )
 
 
+def tensor_dict(obj: Any, path: str | Path, what: str = "state_dict") -> dict[str, torch.Tensor]:
+    """`obj` as {str: Tensor}, or a usage error saying what in the file is not that."""
+    if not isinstance(obj, dict):
+        raise UsageError(f"{path}: {what} is a {type(obj).__name__}, expected a dict of tensors")
+    bad_key = next((k for k in obj if not isinstance(k, str)), None)
+    if bad_key is not None:
+        raise UsageError(f"{path}: {what} has a non-string key {bad_key!r}; expected parameter names")
+    state = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not state:
+        raise UsageError(f"{path}: no tensors found in {what} (expected a state_dict)")
+    odd = next((k for k, v in state.items() if v.is_sparse or v.is_quantized or v.is_complex()), None)
+    if odd is not None:
+        raise UsageError(f"{path}: {what}[{odd!r}] is a {state[odd].layout}/{state[odd].dtype} tensor, expected dense")
+    return state
+
+
 def rename(state: Mapping[str, torch.Tensor], key_map: Mapping[str, str]) -> dict[str, torch.Tensor]:
     """Apply each (regex, replacement) of model.key_map to every key, in order."""
     out = dict(state)
@@ -229,5 +245,5 @@ def load_checkpoint(
     model: nn.Module, payload: Mapping[str, Any], source: str | Path, name: str, options: CheckpointOptions
 ) -> nn.Module:
     """Load a checkpoint's weights (read by `toolchain.io.safe_load`) into `model`, whatever its layout."""
-    state = fit_keys(pick_state(payload, options.key, source), model, options)
+    state = fit_keys(tensor_dict(pick_state(payload, options.key, source), source), model, options)
     return load_into(model, state, source, name)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import _compat_pickle
 import contextlib
+import errno
 import hashlib
+import io
 import json
 import os
 import pickle
+import pickletools
 import re
 import tempfile
 import warnings
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,11 +23,27 @@ import torch
 
 from toolchain.errors import CplitoolError, UsageError
 
+TMP_SUFFIX = ".tmp"  # atomic_path's temporary files: .<name>.<random>.tmp beside the target
+_TORCH_WRITER = ("PytorchStreamWriter", "file write failed", "inline_container")
+
 
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def write_error(path: Path, e: BaseException) -> CplitoolError:
+    """One line naming the file and the reason (full disk, permission, read-only file system)."""
+    if isinstance(e, OSError):
+        reason = e.strerror or str(e)
+    else:  # torch's zip writer reports a full disk as a RuntimeError without an errno
+        reason = f"the writer failed ({_first_line(e)}); is the disk full?"
+    return CplitoolError(f"cannot write {path}: {reason}; earlier files are left as they were")
+
+
+def _is_torch_write_failure(e: BaseException) -> bool:
+    return isinstance(e, RuntimeError) and any(s in str(e) for s in _TORCH_WRITER)
 
 
 @contextlib.contextmanager
@@ -34,10 +55,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
         os.close(fd)
     except OSError as e:
-        raise CplitoolError(f"cannot write in {path.parent}: {e.strerror or e}") from None
+        raise write_error(path, e) from None
     tmp_path = Path(tmp)
     try:
         yield tmp_path
@@ -46,7 +67,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; artifacts get ordinary permissions
         os.replace(tmp_path, path)
     except OSError as e:
-        raise CplitoolError(f"cannot write {path}: {e.strerror or e}; earlier files are left as they were") from None
+        raise write_error(path, e) from None
+    except RuntimeError as e:
+        if _is_torch_write_failure(e):
+            raise write_error(path, e) from None
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)
 
@@ -58,8 +83,36 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
     return Path(path)
 
 
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    return atomic_write(path, lambda p: p.write_bytes(data))
+
+
 def write_json(path: str | Path, data: Any) -> Path:
     return atomic_write(path, lambda p: p.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"))
+
+
+def torch_bytes(obj: Any) -> bytes:
+    """torch.save into memory: the archive's inner folder is then always "archive", not the temporary
+    file's random name, so the same weights and metadata give the same bytes (and sha256) every time."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def save_torch(path: str | Path, obj: Any) -> Path:
+    """torch.save, deterministic and atomic; a full disk is an ordinary OSError naming the file."""
+    return write_bytes(path, torch_bytes(obj))
+
+
+def remove_stale_temps(folder: Path) -> list[Path]:
+    """Delete atomic_path's temporary files a killed process left under `folder` (call with the run's lock)."""
+    removed = []
+    for p in folder.rglob(f".*{TMP_SUFFIX}"):
+        if p.is_file() and not p.is_symlink():
+            with contextlib.suppress(OSError):
+                p.unlink()
+                removed.append(p)
+    return removed
 
 
 def sha256_file(path: str | Path) -> str:
@@ -77,34 +130,124 @@ def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {line[:160]}" if line else type(e).__name__
 
 
+def _pickle_globals(data: bytes) -> list[str]:
+    """The `module.name` callables a pickle would import, read from its opcodes without executing any."""
+    found: list[str] = []
+    strings: list[str] = []  # recent string pushes, for STACK_GLOBAL (protocol 4+)
+    memo: dict[int, str] = {}
+    try:
+        for op, arg, _pos in pickletools.genops(data):
+            if op.name in ("GLOBAL", "INST"):
+                module, _, name = str(arg).partition(" ")
+                found.append(_py3_name(module, name))
+            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                found.append(f"{strings[-2]}.{strings[-1]}")
+            elif isinstance(arg, str) and "UNICODE" in op.name:
+                strings.append(arg)
+            elif op.name == "MEMOIZE" and strings:
+                memo[len(memo)] = strings[-1]
+            elif op.name in ("BINGET", "LONG_BINGET", "GET") and isinstance(arg, int) and arg in memo:
+                strings.append(memo[arg])
+    except Exception:  # a damaged stream: report what was read before the damage
+        pass
+    return found
+
+
+def _py3_name(module: str, name: str) -> str:
+    """Protocol 0-2 pickles name Python 2 modules (__builtin__, commands); say what they import on Python 3."""
+    module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+    return f"{_compat_pickle.IMPORT_MAPPING.get(module, module)}.{name}"
+
+
+def blocked_callables(path: Path) -> list[str]:
+    """The callables in a checkpoint's pickle that torch's weights-only loader does not allow."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                name = next((n for n in z.namelist() if n.endswith("data.pkl")), None)
+                data = z.read(name) if name else b""
+        else:
+            data = path.read_bytes()
+    except (OSError, zipfile.BadZipFile, RuntimeError, ValueError):
+        return []
+    from torch._weights_only_unpickler import _get_allowed_globals
+
+    allowed = set(_get_allowed_globals()) | {
+        f"{getattr(g, '__module__', '')}.{getattr(g, '__qualname__', '')}"
+        for g in torch.serialization.get_safe_globals()
+        if not isinstance(g, tuple)
+    }
+    return [g for g in dict.fromkeys(_pickle_globals(data)) if g not in allowed]
+
+
+def checkpoint_kind(path: Path) -> str:
+    """'zip' (torch.save), 'pickle' (legacy torch.save or pickle.dump), 'empty' or 'unknown', by content."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head:
+        return "empty"
+    if head.startswith(b"PK\x03\x04"):
+        return "zip"
+    if head[0] == 0x80 and len(head) > 1 and head[1] <= pickle.HIGHEST_PROTOCOL:  # PROTO opcode
+        return "pickle"
+    return "unknown"
+
+
+def _refusal(path: Path, e: BaseException) -> UsageError:
+    blocked = blocked_callables(path)
+    found = re.search(r"GLOBAL ([\w.]+)", str(e))
+    what = ", ".join(blocked[:3]) or (found.group(1) if found else _first_line(e))
+    return UsageError(
+        f"{path}: refused: loading it would run code from the file (it calls {what}); nothing in it was "
+        "executed. Save a plain state_dict (torch.save(model.state_dict(), ...)) or a .safetensors file."
+    )
+
+
+def _load_safetensors(path: Path) -> dict[str, Any]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return dict(load_file(str(path)))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise UsageError(f"{path}: not a readable safetensors file ({_first_line(e)})") from None
+
+
 def safe_load(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint with weights-only deserialization (or safetensors); never run code from the file.
 
-    A pickle that needs arbitrary classes or callables is refused before anything in it executes.
+    A pickle that needs arbitrary classes or callables is refused before anything in it executes, and
+    the refusal names them. Files that are neither a torch archive nor a pickle are not handed to torch.
     """
     path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"{path}: checkpoint not found")
-    if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            return dict(load_file(str(path)))
-        except (SafetensorError, OSError, ValueError) as e:
-            raise UsageError(f"{path}: not a readable safetensors file ({e})") from None
+    try:
+        if not path.is_file():
+            raise UsageError(f"{path}: checkpoint not found")
+        if path.suffix == ".safetensors":
+            return _load_safetensors(path)
+        kind = checkpoint_kind(path)
+    except OSError as e:
+        raise UsageError(f"{path}: cannot read checkpoint: {e.strerror or e}") from None
+    if kind == "empty":
+        raise UsageError(f"{path}: truncated or corrupt checkpoint (the file is empty)")
+    if kind == "unknown":
+        raise UsageError(
+            f"{path}: not a checkpoint: unknown format (neither a torch.save archive, a pickle nor .safetensors)"
+        )
     try:
         with warnings.catch_warnings():  # the refusal below says all; torch's pickle-protocol warning is noise
             warnings.simplefilter("ignore")
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        if "weights only load failed" not in str(e).lower():
-            raise UsageError(f"{path}: truncated or corrupt checkpoint ({_first_line(e)})") from None
-        found = re.search(r"Unsupported (global|operand)[^\n]*?(?= was not| \(|$)", str(e), re.MULTILINE)
-        raise UsageError(
-            f"{path}: refused: loading it would run code from the file ({found.group(0) if found else _first_line(e)}); "
-            "nothing in it was executed. Save a plain state_dict (torch.save(model.state_dict(), ...)) or a .safetensors file."
-        ) from None
+        if ("weights only load failed" in str(e).lower() and blocked_callables(path)) or "GLOBAL" in str(e):
+            raise _refusal(path, e) from None
+        raise UsageError(f"{path}: truncated or corrupt checkpoint ({_first_line(e)})") from None
+    except MemoryError:
+        raise UsageError(f"{path}: corrupt checkpoint (it asks for more memory than there is)") from None
+    except OSError as e:
+        if e.errno in (errno.EACCES, errno.EISDIR, errno.EIO):
+            raise UsageError(f"{path}: cannot read checkpoint: {e.strerror or e}") from None
+        raise UsageError(f"{path}: truncated or corrupt checkpoint ({_first_line(e)})") from None
     except Exception as e:  # weights-only unpickling executes nothing, so any other failure means a damaged file
         raise UsageError(f"{path}: truncated or corrupt checkpoint ({_first_line(e)})") from None
     if not isinstance(obj, dict):

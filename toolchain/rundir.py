@@ -2,80 +2,207 @@
 
 `runs/latest` (a symlink) marks the run last used, so `cplitool export --trt` or `cplitool bench`
 work without naming the recipe again.
+
+A command that writes holds the run directory's advisory lock (`<run dir>/.lock`, fcntl.flock) until
+it ends, so two commands never rewrite one run's artifacts at once; manifest updates are
+read-modify-write under that lock, so none is lost. Nothing is written into a run before its first stage
+starts real work: a command that fails on bad input leaves no run directory and no `runs/latest` change.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from toolchain.errors import CplitoolError, UsageError
-from toolchain.io import sha256_file, write_json
+from toolchain.io import remove_stale_temps, sha256_file, write_json
+from toolchain.progress import console
 from toolchain.recipe import Recipe, load_recipe
 
 MANIFEST = "manifest.json"
+LOCK = ".lock"
+
+
+@dataclass
+class _Held:
+    path: Path
+    fd: int
+    created: list[Path]  # folders this command made, deepest first (removed again if left empty)
+
+
+# Locks this process holds, by the directory's (device, inode): a moved or symlinked run stays one run.
+_HELD: dict[tuple[int, int], _Held] = {}
+_WAIT = [True]  # --no-wait sets False: a busy run directory is then an error at once
+
+
+def set_wait(wait: bool) -> None:
+    _WAIT[0] = wait
+
+
+def _holder(fd: int) -> str:
+    with contextlib.suppress(OSError, ValueError):
+        pid = os.pread(fd, 32, 0).decode().strip()
+        if pid:
+            return f" (pid {pid})"
+    return ""
+
+
+def _lock(path: Path, wait: bool, quiet: bool = False) -> int:
+    """Open <path>/.lock and take its exclusive flock; returns the descriptor."""
+    try:
+        fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as e:
+        raise CplitoolError(f"cannot write {path / LOCK}: {e.strerror or e}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        busy = f"run directory {path} is in use by another cplitool command{_holder(fd)}"
+        if not wait:
+            os.close(fd)
+            raise CplitoolError(f"{busy}; try again when it ends (or leave out --no-wait to wait)") from None
+        if not quiet:
+            console.print(f"[yellow]waiting:[/yellow] {busy}", highlight=False)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _is_worker_rank() -> bool:
+    """torchrun ranks other than 0 write nothing; rank 0 holds the lock for all of them."""
+    return os.environ.get("RANK", "0") not in ("", "0")
+
+
+def release_all() -> None:
+    """Release every run lock this process holds (end of a command); remove directories this command
+    created but left without any file but the lock."""
+    for key, held in list(_HELD.items()):
+        with contextlib.suppress(OSError):
+            if held.created and {p.name for p in held.path.iterdir()} <= {LOCK}:
+                (held.path / LOCK).unlink(missing_ok=True)
+                for folder in held.created:
+                    folder.rmdir()  # stops at the first that holds something else
+        with contextlib.suppress(OSError):
+            os.close(held.fd)
+        del _HELD[key]
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _holds(path: Path) -> bool:
+    return _identity(path) in _HELD
 
 
 class RunDir:
     """The run directory of one recipe and its manifest (stages -> artifact, sha256, section hash, metrics)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, recipe: Recipe | None = None) -> None:
         self.path = Path(path).resolve()
+        self._recipe = recipe  # recorded in the manifest when work starts (begin)
+        self._begun = False
 
     @classmethod
-    def for_recipe(cls, recipe: Recipe) -> RunDir:
-        """Create (or reopen) the recipe's run directory, record the recipe, and mark it as latest."""
-        run = cls(recipe.run_dir)
-        try:
-            run.path.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise CplitoolError(f"cannot create run directory {run.path}: {e.strerror or e}") from None
-        if not os.access(run.path, os.W_OK):
-            raise CplitoolError(f"run directory {run.path} is not writable")
-        manifest = run.read()
-        manifest["recipe"] = {"source": str(recipe.source), "resolved": recipe.to_dict()}
-        run.write(manifest)
-        run.mark_latest()
+    def open(cls, recipe: Recipe) -> RunDir:
+        """The recipe's run directory, locked for this command; writes nothing yet (see begin)."""
+        run = cls(recipe.run_dir, recipe)
+        run.acquire()
         return run
 
     @classmethod
+    def for_recipe(cls, recipe: Recipe) -> RunDir:
+        """Open the recipe's run directory, record the recipe, and mark it as latest."""
+        run = cls.open(recipe)
+        run.begin()
+        return run
+
+    def acquire(self) -> None:
+        """Hold the run's lock until the command ends (release_all); reentrant within a process.
+        Temporary files a killed command left behind are removed once the lock is ours."""
+        if _holds(self.path) or _is_worker_rank():
+            return
+        created = [p for p in (self.path, *self.path.parents) if not p.exists()]
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise CplitoolError(f"cannot create run directory {self.path}: {e.strerror or e}") from None
+        fd = _lock(self.path, _WAIT[0])
+        st = self.path.stat()
+        _HELD[(st.st_dev, st.st_ino)] = _Held(self.path, fd, created)
+        for p in remove_stale_temps(self.path):
+            console.print(f"removed {p.name}, left by an interrupted command", highlight=False)
+
+    def begin(self) -> None:
+        """Real work starts: record the recipe in the manifest and point runs/latest here (once)."""
+        if self._begun or _is_worker_rank():
+            return
+        self._begun = True
+        if self._recipe is not None:
+            recipe = self._recipe
+            self.update(lambda m: m.__setitem__("recipe", {"source": str(recipe.source), "resolved": recipe.to_dict()}))
+        self.mark_latest()
+
+    @classmethod
     def resolve(cls, ref: str | Path | None) -> RunDir:
-        """A run from a run directory, a recipe file, or (None) runs/latest under the current directory."""
+        """A run (locked for this command) from a run directory, a recipe file, or (None) runs/latest."""
         if ref is None:
             latest = Path.cwd() / "runs" / "latest"
             if not latest.exists():
                 raise UsageError("no run given and runs/latest does not exist: pass a recipe or a run directory")
-            return cls(latest.resolve())
-        p = Path(ref)
-        if p.is_file() and p.suffix == ".toml":
-            return cls.for_recipe(load_recipe(p))
-        if (p / MANIFEST).is_file():
-            return cls(p)
-        raise UsageError(f"{ref}: neither a recipe (.toml) nor a run directory with {MANIFEST}")
+            run = cls(latest.resolve())
+        else:
+            p = Path(ref)
+            if p.is_file() and p.suffix == ".toml":
+                return cls.open(load_recipe(p))
+            if not (p / MANIFEST).is_file():
+                raise UsageError(f"{ref}: neither a recipe (.toml) nor a run directory with {MANIFEST}")
+            run = cls(p)
+        run.acquire()
+        return run
 
     def recipe(self) -> Recipe:
         """The recipe this run was made from (re-validated, so edits to it are seen)."""
         source = self.read().get("recipe", {}).get("source")
+        if not source and self._recipe is not None:  # opened from a recipe, nothing recorded yet
+            source = self._recipe.source
         if not source:
             raise UsageError(f"{self.path / MANIFEST}: records no recipe")
         return load_recipe(source)
 
     def mark_latest(self) -> None:
-        """Point runs/latest under the current directory at this run (relative, so the tree can move)."""
+        """Point runs/latest under the current directory at this run (relative, so the tree can move).
+        A failure is a warning: the work itself is done and recorded."""
         link = Path.cwd() / "runs" / "latest"
-        if link.parent.resolve() == self.path or link.resolve() == self.path:
-            return
+        tmp = link.with_name(f".latest.{os.getpid()}")
         try:
+            if link.parent.resolve() == self.path or link.resolve() == self.path:
+                return
             link.parent.mkdir(parents=True, exist_ok=True)
-            tmp = link.with_name(f".latest.{os.getpid()}")
             tmp.unlink(missing_ok=True)
             tmp.symlink_to(os.path.relpath(self.path, link.parent.resolve()), target_is_directory=True)
             os.replace(tmp, link)
-        except OSError as e:
-            raise CplitoolError(f"cannot mark {self.path} as runs/latest: {e.strerror or e}") from None
+        except (OSError, RuntimeError) as e:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            console.print(f"[yellow]warning:[/yellow] runs/latest not updated ({link}: {reason})", highlight=False)
 
     def file(self, name: str) -> Path:
         return self.path / name
@@ -85,12 +212,37 @@ class RunDir:
         if not path.exists():
             return {"schema": 1, "stages": {}}
         try:
-            return json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
+            manifest = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise CplitoolError(f"{path}: unreadable manifest ({e})") from None
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("stages", {}), dict):
+            raise CplitoolError(f"{path}: unreadable manifest (expected a JSON object with a 'stages' table)")
+        manifest.setdefault("stages", {})
+        return manifest
 
     def write(self, manifest: dict[str, Any]) -> None:
         write_json(self.path / MANIFEST, manifest)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """The run's lock for a short update: a no-op when this process holds it for the whole command."""
+        if _holds(self.path) or _is_worker_rank():
+            yield
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = _lock(self.path, wait=True, quiet=True)
+        try:
+            yield
+        finally:
+            os.close(fd)
+
+    def update(self, change: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
+        """Read the manifest, apply `change` to it and write it back, under the lock (no lost updates)."""
+        with self.locked():
+            manifest = self.read()
+            change(manifest)
+            self.write(manifest)
+        return manifest
 
     def stage(self, name: str) -> dict[str, Any] | None:
         return self.read()["stages"].get(name)
@@ -105,6 +257,7 @@ class RunDir:
         **extra: Any,
     ) -> dict[str, Any]:
         """Record a stage's outcome; the manifest is rewritten atomically, so it is never half-updated."""
+        self.begin()
         entry: dict[str, Any] = {
             "status": status,
             "artifact": str(artifact.relative_to(self.path))
@@ -116,9 +269,7 @@ class RunDir:
             "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             **extra,
         }
-        manifest = self.read()
-        manifest["stages"][stage] = entry
-        self.write(manifest)
+        self.update(lambda m: m["stages"].__setitem__(stage, entry))
         return entry
 
     def artifact(self, stage: str) -> Path | None:

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from deploy.cli.options import ShapeOpt, parse_shape
-from toolchain.cli.common import JsonOpt, out, print_json
+from toolchain.cli.common import JsonOpt, NoWaitOpt, out, print_json, wait_for_lock
 from toolchain.cli.tables import fitted
 from toolchain.errors import CplitoolError, UsageError
 
@@ -66,6 +66,7 @@ def bench(
         typer.Option("--output", "-o", help="model files: also write the results to this JSON (merged into it)"),
     ] = None,
     as_json: JsonOpt = False,
+    no_wait: NoWaitOpt = False,
 ) -> None:
     """Time the run's dense and pruned models side by side on every available backend (trtexec-style), or
     model files directly: `cplitool bench dense.onnx pruned.onnx`."""
@@ -91,6 +92,7 @@ def bench(
         from deploy.bench.stage import bench_stage
         from toolchain.rundir import RunDir
 
+        wait_for_lock(no_wait)
         run = RunDir.resolve(refs[0] if refs else None)
         doc = bench_stage(run.recipe(), run, batch, backend, threads, trace or None, repeats, duration)
         where = run.file("bench.json")
@@ -157,12 +159,13 @@ def regress(
         )
 
 
-def report(run_ref: RunArg = None) -> None:
+def report(run_ref: RunArg = None, no_wait: NoWaitOpt = False) -> None:
     """Write <run>/report/report.md with plots: accuracy against MACs and against latency, latency against
     batch with its spread, per-layer widths; exit 2 when the run has nothing to report yet."""
     from deploy.report import write_report
     from toolchain.rundir import RunDir
 
+    wait_for_lock(no_wait)
     out.print(f"report: {write_report(RunDir.resolve(run_ref))}", highlight=False)
 
 

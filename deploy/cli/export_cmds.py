@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from deploy.cli.options import ShapeOpt, parse_shape
-from toolchain.cli.common import JsonOpt, SetOpt, load, out, print_json
+from toolchain.cli.common import JsonOpt, NoWaitOpt, SetOpt, load, out, print_json, wait_for_lock
 from toolchain.cli.tables import fitted
 from toolchain.errors import UsageError
 
@@ -45,6 +45,7 @@ def export(
         Path | None, typer.Option("--output", "-o", help="a checkpoint file: the ONNX file to write")
     ] = None,
     as_json: JsonOpt = False,
+    no_wait: NoWaitOpt = False,
 ) -> None:
     """Export, compare with PyTorch on validation images, measure accuracy with ONNX Runtime; exit 1 if a check fails.
 
@@ -62,9 +63,10 @@ def export(
     from deploy.export.stage import export_stage
     from toolchain.rundir import RunDir
 
+    wait_for_lock(no_wait)
     if target and target.endswith(".toml"):
         recipe = load(Path(target), set_)
-        run = RunDir.for_recipe(recipe)
+        run = RunDir.open(recipe)
     else:
         run = RunDir.resolve(target)
         recipe = load(run.recipe().source, set_)

@@ -66,7 +66,7 @@ def test_error_text_with_brackets_is_printed_verbatim(in_tmp: Path, cli) -> None
     assert result.code == 2
     assert "expected a table ([model])" in result.err  # not eaten as rich markup
     result = cli("check", write_recipe(in_tmp, "[bench]\nbatches = [0]\n"))
-    assert "got [0]" in result.err
+    assert "bench.batches[0]: expected a value >= 1, got 0" in result.err
 
 
 def test_click_usage_errors_exit_2(cli) -> None:

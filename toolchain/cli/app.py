@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import typer
@@ -33,12 +34,27 @@ for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(app)
 
 
+def fail(message: str, code: int) -> None:
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    sys.exit(code)
+
+
 def main() -> None:
+    try:
+        run_app()
+    finally:
+        from toolchain.rundir import release_all
+
+        release_all()
+
+
+def run_app() -> None:
     try:
         app(standalone_mode=False)
     except CplitoolError as e:
-        console.print(f"[red]error:[/red] {escape(str(e))}", highlight=False)
-        sys.exit(e.exit_code)
+        fail(str(e), e.exit_code)
+    except MemoryError:
+        fail("out of memory: reduce data.batch_size, data.eval_batch_size or the model's size", 1)
     except KeyboardInterrupt:
         console.print(
             "[yellow]interrupted[/yellow]: finished artifacts and the manifest are intact; run the command again to resume"
@@ -51,11 +67,27 @@ def main() -> None:
         if not isinstance(code, int):
             if type(e).__name__ == "Abort":
                 sys.exit(130)
-            raise
+            unexpected(e)
         show = getattr(e, "show", None)
         if callable(show):
             show()
         sys.exit(code)
+
+
+def unexpected(e: Exception) -> None:
+    """A failure no check foresaw: one line (exit 1), the traceback only with CPLITOOL_TRACEBACK=1.
+    Out-of-memory and OS errors are the environment's; anything else is a cplitool bug to report."""
+    if os.environ.get("CPLITOOL_TRACEBACK"):
+        raise e
+    line = (str(e).strip().splitlines() or [""])[0][:300]
+    if isinstance(e, OSError):
+        where = f"{e.filename}: " if e.filename else ""
+        fail(f"{where}{e.strerror or line}", 1)
+    if "out of memory" in line.lower() or "can't allocate memory" in line.lower():
+        fail(f"out of memory ({line}): reduce data.batch_size, data.eval_batch_size or the model's size", 1)
+    fail(
+        f"unexpected {type(e).__name__}: {line} (a cplitool bug: please report it; CPLITOOL_TRACEBACK=1 shows where)", 1
+    )
 
 
 if __name__ == "__main__":

@@ -21,6 +21,17 @@ SetOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON instead of tables")]
 ArtifactOpt = Annotated[str, typer.Option("--artifact", help="dense, pruned, finetuned or a file path")]
+NoWaitOpt = Annotated[
+    bool,
+    typer.Option("--no-wait", help="exit 1 at once when another command is writing the run, instead of waiting"),
+]
+
+
+def wait_for_lock(no_wait: bool) -> None:
+    """Apply --no-wait to the run directory lock this command takes."""
+    from toolchain.rundir import set_wait
+
+    set_wait(not no_wait)
 
 
 def load(recipe: Path, sets: list[str] | None = None, extra: dict[str, Any] | None = None) -> Recipe:

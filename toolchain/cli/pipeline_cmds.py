@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from toolchain.cli.common import JsonOpt, RecipeArg, SetOpt, load, out, print_json
+from toolchain.cli.common import JsonOpt, NoWaitOpt, RecipeArg, SetOpt, load, out, print_json, wait_for_lock
 from toolchain.pipeline.runner import Outcome, StageSpec
 from toolchain.recipe import Recipe
 from toolchain.rundir import RunDir
@@ -70,12 +70,14 @@ def finetune(
     force: Annotated[
         bool, typer.Option("--force", help="fine-tune again even when finetuned.pt is up to date")
     ] = False,
+    no_wait: NoWaitOpt = False,
 ) -> None:
     """Fine-tune the pruned model of RECIPE with distillation from the dense one; a killed run resumes from
     its last finished epoch. Under torchrun it trains with DistributedDataParallel (see README)."""
     from toolchain.distributed import distributed_session
     from toolchain.finetune.stage import finetune_stage
 
+    wait_for_lock(no_wait)
     r = load(recipe, set_)
     with distributed_session(r.run):
         finetune_stage(r, force=force)
@@ -98,6 +100,7 @@ def load_for_run(recipe: Path, sets: list[str] | None, smoke: bool) -> Recipe:
     )
     flags = (["--smoke"] if smoke else []) + [f"--set {s}" for s in sets or []]
     text = f"# {r.source} with {' '.join(flags)}, resolved\n{dumps(r.to_dict())}"
+    RunDir.open(r)  # under the run's lock: another command may be reading the pinned recipe
     pinned = atomic_write(r.run_dir / "recipe.toml", lambda p: p.write_text(text))
     return load_recipe(pinned)
 
@@ -121,6 +124,7 @@ def run(
         bool, typer.Option("--smoke", help="a few images and steps (synthetic data where the real data is absent)")
     ] = False,
     as_json: JsonOpt = False,
+    no_wait: NoWaitOpt = False,
 ) -> None:
     """Run every stage of RECIPE (train, prune, finetune, export, bench, report), skipping up-to-date ones;
     an interrupted run resumes at the stage it stopped in. Ends with the dense-versus-pruned table."""
@@ -134,6 +138,7 @@ def run(
             "`cplitool run` runs single-process stages too; under torchrun launch `train` and `finetune` "
             "separately, then `cplitool run` (it skips the finished stages)"
         )
+    wait_for_lock(no_wait)
     r = load_for_run(recipe, set_, smoke)
     outcomes = run_pipeline(r, STAGES, from_, force, on_outcome=None if as_json else show_outcome)
     run_dir = RunDir(r.run_dir)

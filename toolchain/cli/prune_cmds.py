@@ -7,7 +7,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from toolchain.cli.common import JsonOpt, RecipeArg, SetOpt, load, out, print_json
+from toolchain.cli.common import JsonOpt, NoWaitOpt, RecipeArg, SetOpt, load, out, print_json, wait_for_lock
 from toolchain.cli.tables import fitted
 
 
@@ -46,11 +46,12 @@ def layer_table(report: dict[str, Any]) -> Table:
     return table
 
 
-def prune(recipe: RecipeArg, set_: SetOpt = None, as_json: JsonOpt = False) -> None:
+def prune(recipe: RecipeArg, set_: SetOpt = None, as_json: JsonOpt = False, no_wait: NoWaitOpt = False) -> None:
     """Prune RECIPE's dense model to prune.macs_keep of its MACs with prune.method; writes pruned.pt and
     prune_report.json into the run directory and prints the per-layer table."""
     from toolchain.prune.stage import prune_stage
 
+    wait_for_lock(no_wait)
     report = prune_stage(load(recipe, set_))
     if as_json:
         print_json(report)

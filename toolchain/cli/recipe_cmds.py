@@ -61,7 +61,7 @@ def info(
         with torch.device("meta"):  # counting needs shapes only: no memory, no initialisation
             model = ModelSource.of(r).build()
     else:
-        model, _, _ = resolve_model(r, RunDir.for_recipe(r), artifact)
+        model, _, _ = resolve_model(r, RunDir(r.run_dir), artifact)  # reads only
     shape = recipe_input_shape(r)
     counts = count_model(model, shape)
     if as_json:

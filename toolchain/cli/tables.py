@@ -56,8 +56,9 @@ class Fitted:
         padding = sum(table._get_padding_width(i) for i in range(len(columns)))
         room = options.max_width - table._extra_width - padding
         sized = widths([_range(c) for c in columns], room)
-        for column, width in zip(columns, sized or [None] * len(columns), strict=True):
-            column.width = width
+        if sized:
+            for column, width in zip(columns, sized, strict=True):
+                column.width = width
         yield table
 
 

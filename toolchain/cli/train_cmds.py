@@ -6,13 +6,24 @@ from typing import Annotated
 
 import typer
 
-from toolchain.cli.common import ArtifactOpt, JsonOpt, RecipeArg, SetOpt, load, out, print_json
+from toolchain.cli.common import (
+    ArtifactOpt,
+    JsonOpt,
+    NoWaitOpt,
+    RecipeArg,
+    SetOpt,
+    load,
+    out,
+    print_json,
+    wait_for_lock,
+)
 
 
 def train(
     recipe: RecipeArg,
     set_: SetOpt = None,
     force: Annotated[bool, typer.Option("--force", help="train again even when dense.pt is up to date")] = False,
+    no_wait: NoWaitOpt = False,
 ) -> None:
     """Train the dense model of RECIPE into its run directory (dense.pt); a killed run resumes.
 
@@ -21,6 +32,7 @@ def train(
     from toolchain.distributed import distributed_session
     from toolchain.train.stage import train_dense
 
+    wait_for_lock(no_wait)
     r = load(recipe, set_)
     with distributed_session(r.run):
         train_dense(r, force=force)

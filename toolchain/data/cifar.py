@@ -14,7 +14,7 @@ MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
-@register_dataset("cifar10")
+@register_dataset("cifar10", shape=lambda cfg: (3, 32, 32), classes=lambda cfg: len(CLASSES))
 def build_cifar10(cfg: DataSection, split: str, augment: bool, seed: int) -> DataSplit:
     from torchvision.datasets import CIFAR10
 

@@ -14,7 +14,7 @@ MEAN, STD = (0.306,), (0.377,)  # measured over all 1,797 images scaled to [0, 1
 TEST_FRACTION = 0.2
 
 
-@register_dataset("digits")
+@register_dataset("digits", shape=lambda cfg: (1, 8, 8), classes=lambda cfg: 10)
 def build_digits(cfg: DataSection, split: str, augment: bool, seed: int) -> DataSplit:
     """A fixed stratified 80/20 split (independent of the run seed, so test accuracy is comparable)."""
     from sklearn.datasets import load_digits

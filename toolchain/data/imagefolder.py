@@ -73,7 +73,17 @@ def decode_all(files: list[str], size: int, workers: int, label: str) -> np.ndar
     return np.concatenate(out)
 
 
-@register_dataset("imagefolder")
+def sample_shape(cfg: DataSection) -> tuple[int, ...]:
+    """RGB at data.image_size, else the stored size (cached folders) or 224; an unreadable first image
+    is left for loading to report."""
+    try:
+        side = cfg.image_size or stored_side(cfg) or 224
+    except (OSError, ValueError, SyntaxError):  # PIL reports broken files with all three
+        side = cfg.image_size or 224
+    return (3, side, side)
+
+
+@register_dataset("imagefolder", shape=sample_shape)
 def build_imagefolder(cfg: DataSection, split: str, augment: bool, seed: int) -> DataSplit:
     from PIL import Image
     from torchvision.datasets import ImageFolder

@@ -30,6 +30,10 @@ class DataSplit:
 
 Builder = Callable[[DataSection, str, bool, int], DataSplit]
 _REGISTRY: dict[str, Builder] = {}
+# What validation may know before loading anything: one sample's shape and the class count (None: only
+# the files tell, e.g. an image folder's classes).
+_SHAPES: dict[str, Callable[[DataSection], tuple[int, ...] | None]] = {}
+_CLASSES: dict[str, Callable[[DataSection], int | None]] = {}
 _MODULES = (
     "toolchain.data.digits",
     "toolchain.data.cifar",
@@ -39,12 +43,30 @@ _MODULES = (
 )
 
 
-def register_dataset(name: str) -> Callable[[Builder], Builder]:
+def register_dataset(
+    name: str,
+    shape: Callable[[DataSection], tuple[int, ...] | None] = lambda cfg: None,
+    classes: Callable[[DataSection], int | None] = lambda cfg: None,
+) -> Callable[[Builder], Builder]:
+    """Register a builder with what it yields, as far as the recipe alone tells: one sample's shape and
+    the class count, so `cplitool check` can match them with the model before any data is read."""
+
     def deco(fn: Builder) -> Builder:
         _REGISTRY[name] = fn
+        _SHAPES[name] = shape
+        _CLASSES[name] = classes
         return fn
 
     return deco
+
+
+def data_sample_shape(cfg: DataSection) -> tuple[int, ...] | None:
+    """One input as the data set yields it, (C, H, W) or (C, T, H, W), or None when unknown."""
+    return _SHAPES[cfg.name](cfg) if cfg.name in list_datasets() else None
+
+
+def data_classes(cfg: DataSection) -> int | None:
+    return _CLASSES[cfg.name](cfg) if cfg.name in list_datasets() else None
 
 
 def list_datasets() -> list[str]:

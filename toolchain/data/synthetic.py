@@ -9,7 +9,7 @@ from toolchain.data.registry import DataSplit, register_dataset
 from toolchain.recipe.sections import DataSection
 
 
-@register_dataset("synthetic")
+@register_dataset("synthetic", shape=lambda cfg: tuple(cfg.synthetic_shape), classes=lambda cfg: cfg.synthetic_classes)
 def build_synthetic(cfg: DataSection, split: str, augment: bool, seed: int) -> DataSplit:
     g = torch.Generator().manual_seed(seed + (0 if split == "train" else 1))
     shape = tuple(cfg.synthetic_shape)

@@ -96,7 +96,7 @@ class VideoClips(Dataset[tuple[torch.Tensor, int]]):
         return self.normalize(x.clamp(0, 255)[None])[0], label
 
 
-@register_dataset("video")
+@register_dataset("video", shape=lambda cfg: (3, cfg.clip_len, cfg.image_size or 112, cfg.image_size or 112))
 def build_video(cfg: DataSection, split: str, augment: bool, seed: int) -> DataSplit:
     folder = split_dir(cfg, split)
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir())

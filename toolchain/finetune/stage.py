@@ -39,7 +39,7 @@ def finetune_key(recipe: Recipe, pruned_sha256: str) -> str:
 def finetune_stage(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     """Fine-tune the pruned model with distillation from the dense one, unless finetuned.pt is up to date
     (same recipe sections, same pruned model, file unchanged); records manifest stage "finetune"."""
-    run = RunDir.for_recipe(recipe)
+    run = RunDir.open(recipe)
     pruned_path = run.artifact("prune")
     if pruned_path is None:
         raise UsageError(f"no pruned model in {run.path}: run `cplitool prune {recipe.source}` first")
@@ -61,6 +61,7 @@ def finetune_stage(recipe: Recipe, force: bool = False) -> dict[str, Any]:
             teacher.to(memory_format=torch.channels_last)
         console.print(f"distilling from {teacher_path.name} (weight {cfg.kd_weight}, temperature {cfg.kd_temperature})")
         loss_fn = distillation_loss(teacher, cfg.kd_temperature, cfg.kd_weight, cfg.label_smoothing)
+    run.begin()
     state_path = run.file(STATE_FILE)
     result = fit(student, cfg, recipe.data, train_data, val_data, device, state_path, key, recipe.run.seed, loss_fn)
     before = info.metrics.get("top1")

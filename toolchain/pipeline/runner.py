@@ -89,15 +89,17 @@ def is_up_to_date(run: RunDir, stage: str, key: str) -> bool:
 
 def remember(run: RunDir, stage: str, key: str, seconds: float) -> None:
     """Note which inputs the stage's current manifest entry was made from (after it finished)."""
-    manifest = run.read()
-    entry = manifest["stages"].get(stage) or {}
-    manifest.setdefault("pipeline", {})[stage] = {
-        "key": key,
-        "sha256": entry.get("sha256"),
-        "section_hash": entry.get("section_hash"),
-        "seconds": round(seconds, 3),
-    }
-    run.write(manifest)
+
+    def note(manifest: dict[str, Any]) -> None:
+        entry = manifest["stages"].get(stage) or {}
+        manifest.setdefault("pipeline", {})[stage] = {
+            "key": key,
+            "sha256": entry.get("sha256"),
+            "section_hash": entry.get("section_hash"),
+            "seconds": round(seconds, 3),
+        }
+
+    run.update(note)
 
 
 def stages_to_redo(stages: Sequence[StageSpec], start: str | None, force: bool) -> set[str]:
@@ -118,7 +120,7 @@ def run_pipeline(
 ) -> list[Outcome]:
     """Run `stages` in order; `start` (--from) and `force` redo stages even when they are up to date."""
     redo = stages_to_redo(stages, start, force)
-    run = RunDir.for_recipe(recipe)
+    run = RunDir.open(recipe)
     outcomes: list[Outcome] = []
     settled: set[str] = set()  # stages whose result downstream stages may use
     for spec in stages:
@@ -128,6 +130,8 @@ def run_pipeline(
         outcomes.append(outcome)
         if on_outcome:
             on_outcome(outcome)
+    if settled:
+        run.begin()
     return outcomes
 
 
@@ -145,6 +149,7 @@ def run_one(recipe: Recipe, run: RunDir, spec: StageSpec, redo: bool, settled: s
     if fn is None:
         return Outcome(spec.name, "not available", detail=f"{spec.entry} is not installed")
     console.print(f"[bold]stage {spec.name}[/bold]", highlight=False)
+    run.begin()
     start = time.perf_counter()
     try:
         result = spec.invoke(fn, recipe, run, redo)

@@ -108,7 +108,7 @@ def top1(recipe: Recipe, model: nn.Module, device: torch.device) -> dict[str, fl
 
 def prune_stage(recipe: Recipe) -> dict[str, Any]:
     """Prune the run's dense model per recipe.prune; writes pruned.pt, prune_report.json and the manifest."""
-    run = RunDir.for_recipe(recipe)
+    run = RunDir.open(recipe)
     device = setup(recipe.run)
     model, info, dense_path = resolve_model(recipe, run, "dense")
     key = hashlib.sha256((recipe.section_hash(*PRUNE_SECTIONS) + sha256_file(dense_path)).encode()).hexdigest()[:16]
@@ -116,6 +116,7 @@ def prune_stage(recipe: Recipe) -> dict[str, Any]:
     plan = make_plan(model, shape, recipe.prune)  # unmeetable targets, nothing prunable: fail here
     dense_count = count_model(model, shape)
     loader = sampling_loader(recipe) if Terms.of(recipe.prune).sampled else []
+    run.begin()
     console.print(
         f"pruning {recipe.model.name} with {recipe.prune.method}: {len(plan.stages)} stages, MACs keep "
         f"{plan.macs_keep:.3f} (target {recipe.prune.macs_keep})"

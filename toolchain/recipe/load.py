@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from toolchain.errors import UsageError
 from toolchain.recipe.sections import Recipe
-from toolchain.recipe.validate import did_you_mean, validate_table
+from toolchain.recipe.validate import did_you_mean, name_from_stem, validate_table
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -17,6 +19,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 PRECISIONS = ("fp32", "fp16", "int8")
+SYNTHETIC_LIMIT = 2**30  # values in a synthetic data set, held in memory as float32
+PARAM_LIMIT = 2**31  # parameters of a model (8 GiB as float32): beyond it, training would run out of memory
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 
 
@@ -42,6 +46,26 @@ def parse_assignment(text: str) -> dict[str, Any]:
         parsed = value
     section, key, *rest = path.strip().split(".", 2)
     return {section: {key: {rest[0]: parsed} if rest else parsed}}
+
+
+def _fs(test: Callable[[Path], bool]) -> Callable[[str], bool]:
+    """A file-system test that says False for a path the OS cannot even look up (too long, bad bytes)."""
+
+    def safe(path: str) -> bool:
+        try:
+            return test(Path(path))
+        except (OSError, ValueError):
+            return False
+
+    return safe
+
+
+is_file, is_dir, exists = _fs(Path.is_file), _fs(Path.is_dir), _fs(Path.exists)
+
+
+def _line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0][:200] if lines else type(e).__name__
 
 
 def check_model_args(r: Recipe, errors: list[str]) -> None:
@@ -90,8 +114,41 @@ def check_model_args(r: Recipe, errors: list[str]) -> None:
                 check_forward(model, shape, r, errors)
     except UsageError as e:
         errors.append(f"{p}{e}")
-    except (ValueError, RuntimeError) as e:
-        errors.append(f"{p}model.kwargs: {m.kwargs} do not build {m.name!r}: {e}")
+        return
+    except Exception as e:  # the constructor's own complaint about its arguments, whatever its type
+        errors.append(f"{p}model.kwargs: {m.kwargs} do not build {m.name!r}: {_line(e)}")
+        return
+    params = sum(t.numel() for t in model.parameters())
+    if params > PARAM_LIMIT:
+        errors.append(f"{p}model.kwargs: {m.name!r} with {m.kwargs} has {params:,} parameters (too large)")
+    elif not errors:  # the model against the data, once each is sound on its own
+        check_data(r, errors)
+        if not errors:
+            check_data_fits(model, shape, r, errors)
+
+
+def check_data_fits(model: Any, shape: tuple[int, ...], r: Recipe, errors: list[str]) -> None:
+    """The data set's inputs through the model on the meta device: channels first, then one forward, so a
+    model that cannot take them (e.g. five pools on 8x8 digits) fails here rather than mid-training."""
+    import torch
+
+    from toolchain.data.registry import data_sample_shape
+
+    p = f"{r.source}: "
+    data = data_sample_shape(r.data)
+    if data is None:
+        return
+    if shape[0] != data[0]:
+        errors.append(
+            f"{p}model.name: {r.model.name!r} takes {shape[0]}-channel inputs but data set {r.data.name!r} gives "
+            f"{data[0]}-channel ones; pick a model for them (e.g. model.kwargs.in_channels = {data[0]})"
+        )
+        return
+    try:
+        with torch.device("meta"), torch.no_grad():
+            model.eval()(torch.empty(1, *data))
+    except Exception as e:  # shape errors from any layer: the data's inputs do not fit this model
+        errors.append(f"{p}model.name: {r.model.name!r} cannot take inputs of shape {data}: {_line(e)}")
 
 
 def check_forward(model: Any, shape: tuple[int, ...], r: Recipe, errors: list[str]) -> None:
@@ -119,19 +176,47 @@ def check_forward(model: Any, shape: tuple[int, ...], r: Recipe, errors: list[st
         errors.append(f"{p}model.num_classes: {classes}, but {name!r} outputs {out.shape[1]} classes{why}")
 
 
+def check_data(r: Recipe, errors: list[str]) -> None:
+    """Normalisation lists one value per channel, and the class count where the data set fixes it."""
+    from toolchain.data.registry import data_classes, data_sample_shape
+
+    p = f"{r.source}: "
+    shape = data_sample_shape(r.data)
+    for key in ("mean", "std"):
+        values = getattr(r.data, key)
+        if values and shape is not None and len(values) != shape[0]:
+            errors.append(
+                f"{p}data.{key}: expected {shape[0]} values (one per channel of {r.data.name!r}), got {len(values)}"
+            )
+    if r.data.train_subset and r.data.train_subset < r.data.batch_size:
+        errors.append(
+            f"{p}data.batch_size: {r.data.batch_size} is larger than data.train_subset ({r.data.train_subset}); "
+            "training drops the last partial batch, so no step would run"
+        )
+    classes = data_classes(r.data)
+    if classes is not None and classes != r.model.num_classes:
+        errors.append(
+            f"{p}model.num_classes: {r.model.num_classes}, but data set {r.data.name!r} has {classes} classes"
+        )
+
+
 def cross_check(r: Recipe, errors: list[str]) -> None:
     """Checks that span keys or touch the file system."""
     p = f"{r.source}: "
-    check_model_args(r, errors)
-    if r.model.checkpoint and not Path(r.model.checkpoint).is_file():
-        errors.append(f"{p}model.checkpoint: file not found: {r.model.checkpoint}")
     needs_root = r.data.name in ("imagefolder", "video") or (r.data.name == "cifar10" and not r.data.download)
+    if r.model.checkpoint and not is_file(r.model.checkpoint):
+        errors.append(f"{p}model.checkpoint: file not found: {r.model.checkpoint}")
     if needs_root and not r.data.root:
         errors.append(f"{p}data.root: data set {r.data.name!r} needs a root directory")
-    elif needs_root and not Path(r.data.root).is_dir():
+    elif needs_root and not is_dir(r.data.root):
         errors.append(f"{p}data.root: directory not found: {r.data.root}")
-    if r.data.name == "synthetic" and (len(r.data.synthetic_shape) not in (3, 4) or min(r.data.synthetic_shape) < 1):
+    if r.data.name == "synthetic" and len(r.data.synthetic_shape) not in (3, 4):
         errors.append(f"{p}data.synthetic_shape: expected [C, H, W] or [C, T, H, W] of positive sizes")
+    elif r.data.name == "synthetic" and r.data.synthetic_samples * math.prod(r.data.synthetic_shape) > SYNTHETIC_LIMIT:
+        errors.append(
+            f"{p}data.synthetic_samples: {r.data.synthetic_samples} samples of {r.data.synthetic_shape} exceed "
+            f"{SYNTHETIC_LIMIT:,} values (4 GiB as float32)"
+        )
     for name in r.export.precisions:
         if name not in PRECISIONS:
             errors.append(f"{p}export.precisions: expected values among {', '.join(PRECISIONS)}, got {name!r}")
@@ -140,19 +225,17 @@ def cross_check(r: Recipe, errors: list[str]) -> None:
     for name in r.bench.backends:
         if name not in BACKENDS:
             errors.append(f"{p}bench.backends: expected values among {', '.join(BACKENDS)}, got {name!r}")
-    if any(b < 1 for b in r.bench.batches) or not r.bench.batches:
+    if not r.bench.batches:
         errors.append(f"{p}bench.batches: expected a non-empty list of positive batch sizes, got {r.bench.batches}")
     if not r.trt.min_batch <= r.trt.opt_batch <= r.trt.max_batch:
         errors.append(
             f"{p}trt: expected min_batch <= opt_batch <= max_batch, got {r.trt.min_batch}, {r.trt.opt_batch}, {r.trt.max_batch}"
         )
-    if any(b < 1 for b in r.trt.profile_batches):
-        errors.append(f"{p}trt.profile_batches: expected positive batch sizes, got {r.trt.profile_batches}")
-    for layer, keep in r.prune.layer_keep.items():
-        if not 0.0 < keep <= 1.0:
-            errors.append(f"{p}prune.layer_keep.{layer}: expected a keep ratio in (0, 1], got {keep}")
-    if r.regress.baseline and not Path(r.regress.baseline).is_file():
+    if r.regress.baseline and not is_file(r.regress.baseline):
         errors.append(f"{p}regress.baseline: file not found: {r.regress.baseline}")
+    if r.run.dir and exists(r.run.dir) and not is_dir(r.run.dir):
+        errors.append(f"{p}run.dir: {r.run.dir} exists and is not a directory")
+    check_model_args(r, errors)
 
 
 def recipe_from_text(text: str, source: Path, overrides: dict[str, Any] | None = None) -> Recipe:
@@ -161,12 +244,14 @@ def recipe_from_text(text: str, source: Path, overrides: dict[str, Any] | None =
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise UsageError(f"{source}: not valid TOML: {e}") from None
+    except RecursionError:
+        raise UsageError(f"{source}: not valid TOML: tables nested too deeply") from None
     raw = merge(raw, overrides or {})
     errors: list[str] = []
     sections = validate_table(raw, source, errors)
     recipe = Recipe(source=source, **sections)
     if not recipe.run.name:
-        recipe.run.name = source.stem
+        recipe.run.name = name_from_stem(source.stem)
     if not errors:
         cross_check(recipe, errors)
     if errors:

@@ -15,7 +15,9 @@ from typing import Any
 
 
 def opt(default: Any, help: str, **rules: Any) -> Any:
-    """A recipe field: `rules` may hold min, max, min_exclusive, choices, path (resolve against the recipe)."""
+    """A recipe field: `rules` may hold min, max, min_exclusive, choices, path (resolve against the recipe),
+    name (one path component) and nonfinite (NaN/inf allowed). They apply to each item of a list or table.
+    Every float must be finite and every int without a max within C's int range (validate.py)."""
     meta = {"help": help, **rules}
     if isinstance(default, list | dict):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
@@ -26,11 +28,15 @@ def opt(default: Any, help: str, **rules: Any) -> Any:
 class RunSection:
     """Where the run's files go, seeds, device and threads."""
 
-    name: str = opt("", "run name; default: the recipe file's stem")
-    dir: str = opt("", "run directory; default: runs/<name> under the current directory", path=True)
-    seed: int = opt(0, "seed for sampling, shuffling and initialisation", min=0)
+    name: str = opt(
+        "",
+        "run name, one path component (letters, digits, '.', '_', '-'); default: the recipe file's stem",
+        name=True,
+    )
+    dir: str = opt("", "run directory (the only way to place a run elsewhere); default: runs/<name>", path=True)
+    seed: int = opt(0, "seed for sampling, shuffling and initialisation", min=0, max=2**32 - 1)
     device: str = opt("auto", "where to compute", choices=["auto", "cpu", "cuda"])
-    threads: int = opt(0, "CPU threads for torch (0: torch's default)", min=0)
+    threads: int = opt(0, "CPU threads for torch (0: torch's default)", min=0, max=1024)
 
 
 @dataclass
@@ -38,12 +44,14 @@ class ModelSection:
     """The architecture (a registered name or your own code's import path) and the dense checkpoint to start from."""
 
     name: str = opt(
-        "vgg16_cifar",
+        "quick_vgg",
         "registered architecture (`cplitool models`) or import path 'package.module:callable', e.g. "
         "'torchvision.models:mobilenet_v2' or 'mynets:ResNet20' (the recipe's folder and the working directory "
         "are importable)",
     )
-    num_classes: int = opt(10, "number of output classes (passed when the constructor takes num_classes)", min=2)
+    num_classes: int = opt(
+        10, "number of output classes (passed when the constructor takes num_classes)", min=2, max=100_000
+    )
     kwargs: dict[str, Any] = opt({}, "extra keyword arguments for the architecture's constructor")
     input_shape: list[int] = opt(
         [], "one input's shape, [C, H, W] or [C, T, H, W]; required for an import path (empty: the registry's)"
@@ -77,11 +85,11 @@ class DataSection:
     download: bool = opt(False, "cifar10 only: download into root when absent")
     train_split: str = opt("train", "imagefolder/video: folder name of the training split")
     val_split: str = opt("test", "imagefolder/video: folder name of the validation split")
-    image_size: int = opt(0, "input side length (0: the data set's default)", min=0)
-    clip_len: int = opt(16, "video: frames per clip", min=1)
+    image_size: int = opt(0, "input side length (0: the data set's default)", min=0, max=4096)
+    clip_len: int = opt(16, "video: frames per clip", min=1, max=1024)
     batch_size: int = opt(128, "training batch size (per process)", min=1)
     eval_batch_size: int = opt(256, "evaluation batch size", min=1)
-    workers: int = opt(2, "data loader worker processes (cached data sets use none)", min=0)
+    workers: int = opt(2, "data loader worker processes (cached data sets use none)", min=0, max=256)
     cache: str = opt(
         "auto",
         "keep decoded images in memory as uint8 (auto: when they fit in 4 GiB)",
@@ -90,9 +98,11 @@ class DataSection:
     cache_dir: str = opt("", "where decoded caches are kept on disk; default: ~/.cache/cplitool", path=True)
     train_subset: int = opt(0, "train on N samples drawn at random with run.seed (0: all); for smoke runs", min=0)
     val_subset: int = opt(0, "evaluate on N samples drawn at random with run.seed (0: all); for smoke runs", min=0)
-    mean: list[float] = opt([], "per-channel normalisation mean (empty: the data set's default)")
-    std: list[float] = opt([], "per-channel normalisation std (empty: the data set's default)")
-    synthetic_shape: list[int] = opt([3, 32, 32], "synthetic: shape of one input (C,H,W or C,T,H,W)")
+    mean: list[float] = opt([], "per-channel normalisation mean, one per channel (empty: the data set's default)")
+    std: list[float] = opt(
+        [], "per-channel normalisation std, one per channel (empty: the data set's default)", min_exclusive=0.0
+    )
+    synthetic_shape: list[int] = opt([3, 32, 32], "synthetic: shape of one input (C,H,W or C,T,H,W)", min=1, max=4096)
     synthetic_samples: int = opt(512, "synthetic: number of random samples", min=1)
     synthetic_classes: int = opt(10, "synthetic: number of label classes", min=2)
 
@@ -125,7 +135,9 @@ class PruneSection:
     )
     round_to: int = opt(8, "round kept widths to a multiple of this (1: off)", min=1)
     skip: list[str] = opt([], "layer names (module paths) never to prune")
-    layer_keep: dict[str, float] = opt({}, "per-layer channel keep ratios that override the searched uniform ratio")
+    layer_keep: dict[str, float] = opt(
+        {}, "per-layer channel keep ratios that override the searched uniform ratio", min_exclusive=0.0, max=1.0
+    )
     num_images: int = opt(5000, "images sampled for reconstruction", min=1)
     positions: int = opt(10, "output positions sampled per image", min=1)
     batch_size: int = opt(100, "images per batch while sampling", min=1)
@@ -185,10 +197,10 @@ class ExportSection:
 class TrtSection:
     """TensorRT engine building (`cplitool export --trt`, GPU hosts only)."""
 
-    min_batch: int = opt(1, "optimization profile: smallest batch", min=1)
-    opt_batch: int = opt(64, "optimization profile: batch tactics are tuned for", min=1)
-    max_batch: int = opt(256, "optimization profile: largest batch", min=1)
-    profile_batches: list[int] = opt([], "build one profile per batch listed (overrides min/opt/max)")
+    min_batch: int = opt(1, "optimization profile: smallest batch", min=1, max=65536)
+    opt_batch: int = opt(64, "optimization profile: batch tactics are tuned for", min=1, max=65536)
+    max_batch: int = opt(256, "optimization profile: largest batch", min=1, max=65536)
+    profile_batches: list[int] = opt([], "build one profile per batch listed (overrides min/opt/max)", min=1, max=65536)
     workspace_mb: int = opt(4096, "builder workspace limit in MiB", min=1)
     opt_level: int = opt(3, "builder optimization level", min=0, max=5)
     timing_cache: str = opt("", "timing cache reused across builds; default: <run dir>/trt.cache", path=True)
@@ -198,14 +210,14 @@ class TrtSection:
 class BenchSection:
     """Latency benchmarking (`cplitool bench`)."""
 
-    batches: list[int] = opt([1, 64], "batch sizes to time")
+    batches: list[int] = opt([1, 64], "batch sizes to time", min=1, max=65536)
     backends: list[str] = opt(
         ["torch", "onnxruntime", "tensorrt"], "backends to try; unavailable ones are skipped with a reason"
     )
     warmup_ms: float = opt(200.0, "time-based warm-up per measurement", min=0.0)
     min_duration_s: float = opt(3.0, "minimum timed duration per model and batch (split over the rounds)", min=0.0)
     min_iters: int = opt(10, "minimum timed iterations per model and batch (split over the rounds)", min=1)
-    threads: int = opt(0, "CPU threads for CPU backends (0: all cores)", min=0)
+    threads: int = opt(0, "CPU threads for CPU backends (0: all cores)", min=0, max=1024)
     repeats: int = opt(5, "interleaved dense/pruned rounds (A B A B ...); the ratio is their median", min=1)
     trace: bool = opt(False, "write a per-iteration trace")
     fp16: bool = opt(True, "on CUDA, also time the torch backend in FP16")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import re
 import typing
@@ -18,6 +19,9 @@ from toolchain.recipe.sections import SECTIONS
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+_COMPONENT = re.compile(r"[A-Za-z0-9._-]+")
+INT_LIMIT = 2**31 - 1  # ints without a documented maximum: what torch's and the OS's C ints hold
+NAME_LIMIT = 200  # characters in a name that becomes one path component (file systems allow 255 bytes)
 
 
 def did_you_mean(word: str, options: typing.Iterable[str]) -> str:
@@ -75,7 +79,68 @@ def expand_vars(value: Any, where: str, errors: list[str]) -> Any:
     return _VAR.sub(sub, value)
 
 
+def scalar_problem(value: Any, rules: dict[str, Any]) -> str | None:
+    """What is wrong with one scalar whatever its key: NaN/inf, an int beyond C's range, a NUL byte."""
+    if isinstance(value, float) and not math.isfinite(value) and not rules.get("nonfinite"):
+        return f"expected a finite number, got {value!r}"
+    if isinstance(value, int) and not isinstance(value, bool) and "max" not in rules and abs(value) > INT_LIMIT:
+        return f"expected a value <= {INT_LIMIT}, got {value!r}"
+    if isinstance(value, str) and "\x00" in value:
+        return f"expected text without NUL characters, got {value!r}"
+    return None
+
+
+def check_value(value: Any, rules: dict[str, Any], where: str, errors: list[str]) -> None:
+    """Check a value, each item of a list and each entry of a table (keys included) against the field's rules."""
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            check_value(item, rules, f"{where}[{i}]", errors)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                errors.append(f"{where}: expected keys without NUL characters, got {key!r}")
+            else:
+                check_value(item, rules, f"{where}.{key}", errors)
+        return
+    problem = scalar_problem(value, rules)
+    if problem:
+        errors.append(f"{where}: {problem}")
+    elif isinstance(value, int | float | str) and not isinstance(value, bool):
+        check_rules(value, rules, where, errors)
+
+
+def check_name(value: str, where: str, errors: list[str]) -> None:
+    """A name that becomes one path component: never a separator, `.` or `..`, so nothing escapes."""
+    if not _COMPONENT.fullmatch(value) or value in (".", "..") or len(value) > NAME_LIMIT:
+        errors.append(
+            f"{where}: expected one path component of letters, digits, '.', '_' and '-' (not '.' or '..', at most "
+            f"{NAME_LIMIT} characters), got {value!r}; use run.dir to place the run elsewhere"
+        )
+
+
+def name_from_stem(stem: str) -> str:
+    """A run name from a recipe file's stem, with anything a name may not hold replaced by '_'."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", stem)[:NAME_LIMIT]
+    return name if name.strip(".") else "run"
+
+
+def resolve_path(value: str, base: Path, where: str, errors: list[str]) -> str:
+    """An absolute path: `~` and `~user` expanded (an unknown user is an error), relative to `base`."""
+    try:
+        return str((base / Path(value).expanduser()).resolve())
+    except RuntimeError:  # expanduser: no such user or no home directory; resolve: a symlink loop
+        user = value.split("/", 1)[0]
+        reason = f"cannot expand {user!r} (no such user)" if value.startswith("~") else "a symlink loop"
+        errors.append(f"{where}: {reason} in {value!r}")
+    except OSError as e:
+        errors.append(f"{where}: unusable path {value!r}: {e.strerror or e}")
+    return value
+
+
 def check_rules(value: Any, rules: dict[str, Any], where: str, errors: list[str]) -> None:
+    if rules.get("name") and isinstance(value, str) and value:
+        check_name(value, where, errors)
     if "choices" in rules and value not in rules["choices"]:
         choices = ", ".join(repr(c) for c in rules["choices"])
         errors.append(f"{where}: expected one of {choices}, got {value!r}{did_you_mean(str(value), rules['choices'])}")
@@ -108,10 +173,9 @@ def build_section(name: str, table: Any, base: Path, prefix: str, errors: list[s
             errors.append(f"{where}: expected {describe(hints[key])}, got {raw!r}")
             continue
         rules = dict(fields[key].metadata)
-        if not isinstance(value, list | dict):
-            check_rules(value, rules, where, errors)
+        check_value(value, rules, where, errors)
         if rules.get("path") and value and len(errors) == n_before:
-            value = str((base / Path(value).expanduser()).resolve())
+            value = resolve_path(value, base, where, errors)
         values[key] = value
     return cls(**values)
 

@@ -15,7 +15,7 @@ from torch.nn.parallel import DistributedDataParallel
 from toolchain.data import DataSplit, make_loader
 from toolchain.data.registry import set_epoch
 from toolchain.errors import UsageError
-from toolchain.io import atomic_write, safe_load
+from toolchain.io import safe_load, save_torch
 from toolchain.progress import console
 from toolchain.recipe.sections import DataSection, FinetuneSection, TrainSection
 from toolchain.runtime import is_main_process
@@ -118,7 +118,7 @@ def fit(
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "best": best, "best_state": best_state,
                 "history": history,
             }  # fmt: skip
-            atomic_write(state_path, lambda p, s=state: torch.save(s, p))
+            save_torch(state_path, state)
     if best_state is not None:
         model.load_state_dict(best_state)
     elif not history:  # epochs = 0: report the model as it came

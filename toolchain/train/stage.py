@@ -34,7 +34,7 @@ def check_classes(recipe: Recipe, data: DataSplit) -> None:
 def train_dense(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     """Train the dense model unless the recipe supplies a checkpoint or dense.pt is up to date (same
     run/model/data/train sections, file unchanged); writes dense.pt and a manifest entry."""
-    run = RunDir.for_recipe(recipe)
+    run = RunDir.open(recipe)
     key = recipe.section_hash(*TRAIN_SECTIONS)
     if recipe.model.checkpoint:
         console.print(f"dense checkpoint given ({recipe.model.checkpoint}): nothing to train")
@@ -49,6 +49,7 @@ def train_dense(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     check_classes(recipe, train_data)
     pretrained = {"pretrained": True} if recipe.model.pretrained else {}  # start from torchvision's weights
     model = ModelSource.of(recipe).build(**pretrained)
+    run.begin()
     state_path = run.file("train.state.pt")
     start = time.perf_counter()
     result = fit(model, recipe.train, recipe.data, train_data, val_data, device, state_path, key, recipe.run.seed)
@@ -68,7 +69,7 @@ def train_dense(recipe: Recipe, force: bool = False) -> dict[str, Any]:
 def evaluate_model(recipe: Recipe, which: str, model: nn.Module | None = None) -> dict[str, Any]:
     """Top-1/top-5/loss of `which` (dense, pruned, finetuned or a path) on the validation split; `model`,
     when given, is what `which` names already loaded (e.g. an ONNX file behind a module)."""
-    run = RunDir.for_recipe(recipe)
+    run = RunDir(recipe.run_dir)  # evaluation only reads: no lock, nothing written
     device = setup(recipe.run)
     if model is None:
         model, _info, path = resolve_model(recipe, run, which)

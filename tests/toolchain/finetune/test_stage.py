@@ -16,7 +16,7 @@ from toolchain.errors import CplitoolError, UsageError
 from toolchain.finetune.stage import STATE_FILE, finetune_key, finetune_stage
 from toolchain.io import safe_load, sha256_file
 from toolchain.recipe import load_recipe
-from toolchain.rundir import RunDir
+from toolchain.rundir import RunDir, release_all
 from toolchain.train.stage import evaluate_model
 
 
@@ -75,7 +75,8 @@ def cli(*args: str) -> list[str]:
 def test_killed_finetune_continues_from_its_last_epoch(in_tmp: Path) -> None:
     sets = ["--set", "finetune.epochs=6", "--set", "finetune.max_steps=4"]
     recipe = pruned_run(in_tmp, {"finetune": {"epochs": 6, "max_steps": 4}})
-    state = RunDir.for_recipe(recipe).file(STATE_FILE)
+    state = RunDir(recipe.run_dir).file(STATE_FILE)
+    release_all()  # the run's lock, held by this process since pruned_run, goes to the subprocesses
     first = subprocess.Popen(
         cli("finetune", str(recipe.source), *sets), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )

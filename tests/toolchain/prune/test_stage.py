@@ -69,7 +69,7 @@ def test_prune_stage_writes_artifact_report_and_manifest(trained: Path, in_tmp: 
     [
         ("prune.macs_keep=0.01", "cannot be met"),
         ("prune.skip=['features.0','features.3','features.7','features.10']", "cannot be met"),
-        ("model.name='vgg16_cifar'", "does not fit the architecture"),
+        ("model.name='vgg16_cifar'", "takes 3-channel inputs"),  # caught by validation, with the data's shape
     ],
 )
 def test_bad_input_fails_before_sampling(

@@ -62,7 +62,11 @@ BAD_RECIPES = {
         "expected values among fp32, fp16, int8",
     ),
     "empty batch list": ("[bench]\nbatches = []\n", "bench.batches", "non-empty list of positive batch sizes"),
-    "layer keep out of range": ("[prune.layer_keep]\nconv1 = 0.0\n", "prune.layer_keep.conv1", "keep ratio in (0, 1]"),
+    "layer keep out of range": (
+        "[prune.layer_keep]\nconv1 = 0.0\n",
+        "prune.layer_keep.conv1",
+        "expected a value > 0.0",
+    ),
     "import path without input_shape": (
         '[model]\nname = "torchvision.models:mobilenet_v2"\n',
         "model.input_shape",
@@ -156,7 +160,7 @@ def test_paths_resolve_relative_to_the_recipe_not_the_cwd(tmp_path: Path, monkey
     (folder / "weights" / "dense.pt").write_bytes(b"")
     recipe = write_recipe(
         folder,
-        '[model]\ncheckpoint = "weights/dense.pt"\n[data]\nname = "imagefolder"\nroot = "data"\n[run]\ndir = "out"\n',
+        '[model]\nname = "vgg16_cifar"\ncheckpoint = "weights/dense.pt"\n[data]\nname = "imagefolder"\nroot = "data"\n[run]\ndir = "out"\n',
     )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -170,7 +174,9 @@ def test_paths_resolve_relative_to_the_recipe_not_the_cwd(tmp_path: Path, monkey
 def test_env_vars_expand(tmp_path: Path, monkeypatch) -> None:
     (tmp_path / "cifar").mkdir()
     monkeypatch.setenv("CPLITOOL_TEST_DATA", str(tmp_path))
-    recipe = write_recipe(tmp_path, '[data]\nname = "imagefolder"\nroot = "${CPLITOOL_TEST_DATA}/cifar"\n')
+    recipe = write_recipe(
+        tmp_path, '[model]\nname = "vgg16_cifar"\n[data]\nname = "imagefolder"\nroot = "${CPLITOOL_TEST_DATA}/cifar"\n'
+    )
     assert load_recipe(recipe).data.root == str(tmp_path / "cifar")
 
 

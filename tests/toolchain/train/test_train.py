@@ -101,11 +101,11 @@ def test_up_to_date_dense_model_is_not_trained_again(in_tmp: Path, monkeypatch) 
 
 
 def test_batch_larger_than_the_training_set(in_tmp: Path) -> None:
-    recipe = load_recipe(
-        write_recipe(in_tmp, digits_recipe_text("big", STAGES), "big.toml"),
-        {"data": {"train_subset": 10}},
-    )
-    with pytest.raises(UsageError, match=r"data.batch_size: 64 is larger than the training set"):
+    path = write_recipe(in_tmp, digits_recipe_text("big", STAGES), "big.toml")
+    with pytest.raises(UsageError, match=r"data.batch_size: 64 is larger than data.train_subset \(10\)"):
+        load_recipe(path, {"data": {"train_subset": 10}})  # known from the recipe: refused before any work
+    recipe = load_recipe(path, {"data": {"batch_size": 2000}})  # digits has 1,437 training images
+    with pytest.raises(UsageError, match=r"data.batch_size: 2000 is larger than the training set"):
         train_dense(recipe)
 
 
