@@ -18,9 +18,10 @@ from deploy.runners.device_io import TRT_EXTRA, io_availability
 from deploy.runners.onnxruntime_runner import GPU_INSTALL, OnnxRuntimeRunner, installed_onnxruntimes, ort_clash
 from deploy.runners.tensorrt_runner import TensorRTRunner
 from deploy.runners.torch_runner import TorchRunner
+from toolchain.install import install_hint
 
 TORCH_CUDA = "pip install --force-reinstall torch (PyPI's Linux x86-64 torch wheels include CUDA), on a host with an NVIDIA GPU and driver"
-PYCUDA = "pip install 'cplitool[pycuda]': optional, builds from source, needs a CUDA toolkit"
+PYCUDA = f"{install_hint('pycuda')}: optional, builds from source, needs a CUDA toolkit"
 
 
 @dataclass

@@ -231,6 +231,12 @@ def resolve_model(recipe: Recipe, run: RunDir, which: str) -> tuple[nn.Module, M
         stage, command = makers[which]
         path = run.artifact(stage)
         if path is None:
+            if which == "dense":  # two ways forward: the user's own trained weights, or training here
+                raise UsageError(
+                    f"no dense model for {recipe.source}: set model.checkpoint = PATH in the recipe (your trained "
+                    f"weights: state_dict .pt/.pth, .safetensors or a cplitool artifact), or run `{command} "
+                    f"{recipe.source}` to train one (train.epochs = {recipe.train.epochs})"
+                )
             raise UsageError(f"no {which} model in {run.path}: run `{command} {recipe.source}` first")
     else:
         path = Path(which)

@@ -165,7 +165,10 @@ class RunDir:
         if ref is None:
             latest = Path.cwd() / "runs" / "latest"
             if not latest.exists():
-                raise UsageError("no run given and runs/latest does not exist: pass a recipe or a run directory")
+                raise UsageError(
+                    "no run given and runs/latest does not exist: pass a recipe or a run directory "
+                    "(`cplitool run RECIPE` makes a run; `cplitool init NAME` writes a starting recipe)"
+                )
             run = cls(latest.resolve())
         else:
             p = Path(ref)

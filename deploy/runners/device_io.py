@@ -20,8 +20,10 @@ import numpy as np
 from deploy.runners.base import Availability
 from deploy.runners.device_times import DeviceTimes
 from toolchain.errors import MissingDependencyError
+from toolchain.install import install_hint
 
-TRT_EXTRA = "pip install 'cplitool[trt]' (tensorrt and cuda-python wheels) on a host with an NVIDIA GPU and driver"
+# The pip line fits how cplitool was installed (editable clone or wheel), see toolchain/install.py.
+TRT_EXTRA = f"{install_hint('trt')} (tensorrt and cuda-python wheels) on a host with an NVIDIA GPU and driver"
 
 
 @dataclass

@@ -14,6 +14,7 @@ from typing import Any
 from deploy.runners.base import Availability
 from deploy.runners.device_io import TRT_EXTRA, Buffer, DeviceIO
 from toolchain.errors import CplitoolError, MissingDependencyError
+from toolchain.install import install_hint
 
 
 def import_pycuda() -> Any:
@@ -22,7 +23,7 @@ def import_pycuda() -> Any:
         import pycuda.driver as cuda
     except ImportError as e:
         raise MissingDependencyError(
-            f"pycuda is not installed ({e}): pip install 'cplitool[pycuda]' (builds from source, needs a CUDA "
+            f"pycuda is not installed ({e}): {install_hint('pycuda')} (builds from source, needs a CUDA "
             f"toolkit), or use cuda-python instead: {TRT_EXTRA}"
         ) from None
     return cuda

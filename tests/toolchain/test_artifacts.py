@@ -93,7 +93,8 @@ def test_dense_checkpoint_formats_load_read_only(tmp_path: Path) -> None:
 def test_resolve_model(in_tmp: Path) -> None:
     recipe = load_recipe(write_recipe(in_tmp, '[model]\nname = "quick_vgg"\n'))
     run = RunDir.for_recipe(recipe)
-    with pytest.raises(UsageError, match=r"no dense model .* run `cplitool train"):
+    # the dead end names both ways forward: the user's own weights, or training
+    with pytest.raises(UsageError, match=r"no dense model .*model\.checkpoint = PATH.* run `cplitool train"):
         resolve_model(recipe, run, "dense")
     with pytest.raises(UsageError, match=r"expected dense, pruned, finetuned or a file path"):
         resolve_model(recipe, run, "nonexistent.pt")

@@ -147,3 +147,24 @@ def test_a_users_module_and_foreign_checkpoint_through_eval_and_prune(in_tmp: Pa
     conv1 = next(layer for layer in json.loads(info.out)["layers"] if layer["name"] == "conv1")
     assert conv1["out_channels"] == 8  # reloaded at its pruned width
     assert checkpoint.read_bytes() == before
+
+
+def test_version_and_short_help(cli) -> None:
+    from toolchain import __version__
+
+    version = cli("--version")
+    assert version.code == 0 and version.out.strip() == f"cplitool {__version__}"
+    short = cli("-h")
+    assert short.code == 0 and "Usage: " in short.out and "--version" in short.out and "init" in short.out
+
+
+def test_flag_help_shows_no_type_placeholders(cli) -> None:
+    """Typer's rich help printed `<bool>` beside every flag; each command's help must read cleanly."""
+    from toolchain.cli.app import app
+
+    commands = [c.name for c in app.registered_commands]
+    assert {"init", "prune", "export", "bench"} <= set(commands)
+    for name in commands:
+        result = cli(name, "-h")
+        assert result.code == 0, name
+        assert "<bool>" not in result.out, name

@@ -69,7 +69,7 @@ def test_latest_follows_the_last_run_and_works_from_another_cwd(tmp_path: Path, 
 
 
 def test_resolve_errors(in_tmp: Path) -> None:
-    with pytest.raises(UsageError, match="runs/latest does not exist"):
+    with pytest.raises(UsageError, match=r"runs/latest does not exist.*`cplitool init NAME`"):
         RunDir.resolve(None)
     with pytest.raises(UsageError, match="neither a recipe"):
         RunDir.resolve(in_tmp)

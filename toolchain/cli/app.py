@@ -5,10 +5,12 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 
+from toolchain import __version__
 from toolchain.errors import CplitoolError
 from toolchain.progress import console
 
@@ -29,7 +31,27 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help: typer's rich panels print a type such as <bool> beside every flag, even --help.
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"cplitool {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
+    pass  # the app's help text is Typer's `help` above; this callback only adds --version
+
+
 for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(app)
 

@@ -17,7 +17,9 @@ out = Console()
 RecipeArg = Annotated[Path, typer.Argument(help="recipe TOML file", show_default=False)]
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", help="override a recipe value: section.key=value (TOML syntax), repeatable"),
+    typer.Option(
+        "--set", metavar="KEY=VALUE", help="override a recipe value: section.key=value (TOML syntax), repeatable"
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON instead of tables")]
 ArtifactOpt = Annotated[str, typer.Option("--artifact", help="dense, pruned, finetuned or a file path")]

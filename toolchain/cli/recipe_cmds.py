@@ -1,4 +1,5 @@
-"""`cplitool check` (validate and print the resolved recipe) and `cplitool info` (per-layer counts)."""
+"""`cplitool init` (a starting recipe), `cplitool check` (validate and print the resolved recipe),
+`cplitool info` (per-layer counts) and `cplitool models`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,35 @@ from toolchain.cli.common import ArtifactOpt, JsonOpt, RecipeArg, SetOpt, load, 
 from toolchain.cli.tables import fitted
 from toolchain.errors import UsageError
 from toolchain.recipe.dump import dumps
+
+
+def init(
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="run name; the recipe is written to NAME.toml", show_default=False)
+    ],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            metavar="NAME",
+            help="registered architecture (cplitool models) or import path 'package.module:Callable' "
+            "(default: the template's)",
+            show_default=False,
+        ),
+    ] = None,
+    data: Annotated[
+        str, typer.Option("--data", metavar="KIND", help="template: digits (offline), cifar10 or imagefolder")
+    ] = "digits",
+    out_path: Annotated[
+        Path | None, typer.Option("--out", metavar="PATH", help="where to write (default: NAME.toml)")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False,
+) -> None:
+    """Write a commented starting recipe from a template shipped with cplitool."""
+    from toolchain.recipe.init import write_recipe
+
+    path = write_recipe(name, model, data, out_path, force)
+    typer.echo(f"wrote {path}: next `cplitool check {path}`, then `cplitool run {path}`")
 
 
 def check(
@@ -113,6 +143,7 @@ def models(as_json: JsonOpt = False) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    app.command("init")(init)
     app.command("check")(check)
     app.command("info")(info)
     app.command("models")(models)
