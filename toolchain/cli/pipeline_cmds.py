@@ -73,7 +73,7 @@ def finetune(
     no_wait: NoWaitOpt = False,
 ) -> None:
     """Fine-tune the pruned model of RECIPE with distillation from the dense one; a killed run resumes from
-    its last finished epoch. Under torchrun it trains with DistributedDataParallel (see README)."""
+    its last finished epoch. Under torchrun it trains with DistributedDataParallel (docs/distributed.md)."""
     from toolchain.distributed import distributed_session
     from toolchain.finetune.stage import finetune_stage
 

@@ -28,7 +28,7 @@ def train(
     """Train the dense model of RECIPE into its run directory (dense.pt); a killed run resumes.
 
     Skipped when the recipe names a dense checkpoint or dense.pt is up to date (--force trains again).
-    Under torchrun it trains with DistributedDataParallel (see README: multi-GPU and multi-node)."""
+    Under torchrun it trains with DistributedDataParallel (multi-GPU and multi-node: docs/distributed.md)."""
     from toolchain.distributed import distributed_session
     from toolchain.train.stage import train_dense
 

@@ -1,6 +1,6 @@
 """The recipe reference as Markdown, rendered from the schema in sections.py.
 
-README.md embeds this output between markers and a test compares the two, so the documented keys,
+docs/recipes.md embeds this output between markers and a test compares the two, so the documented keys,
 types, defaults and limits cannot drift from what validation accepts (`cplitool check --reference`).
 """
 

@@ -1,4 +1,4 @@
-"""The README's recipe reference is the schema rendered: regenerate it with `cplitool check --reference`."""
+"""docs/recipes.md's reference is the schema rendered: regenerate it with `cplitool check --reference`."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from toolchain.recipe.sections import SECTIONS
 START, END = "<!-- recipe-reference:start -->\n", "<!-- recipe-reference:end -->"
 
 
-def test_readme_reference_matches_the_schema() -> None:
-    readme = (REPO / "README.md").read_text()
-    assert START in readme and END in readme, "README.md lacks the recipe-reference markers"
-    embedded = readme.split(START, 1)[1].split(END, 1)[0]
+def test_docs_reference_matches_the_schema() -> None:
+    doc = (REPO / "docs" / "recipes.md").read_text()
+    assert START in doc and END in doc, "docs/recipes.md lacks the recipe-reference markers"
+    embedded = doc.split(START, 1)[1].split(END, 1)[0]
     assert embedded.strip() == render_reference().strip(), (
-        "README.md's recipe reference is stale: replace the text between the markers with "
+        "docs/recipes.md's recipe reference is stale: replace the text between the markers with "
         "the output of `cplitool check --reference`"
     )
 
