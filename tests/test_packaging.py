@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -16,9 +17,11 @@ from toolchain import __version__
 
 @pytest.mark.slow
 def test_wheel_contents_and_init_from_the_installed_wheel(tmp_path: Path) -> None:
-    wheels, site, work = tmp_path / "wheels", tmp_path / "site", tmp_path / "work"
+    wheels, site, work, src = (tmp_path / d for d in ("wheels", "site", "work", "src"))
+    # a copy of the source, so the build's own files (build/, *.egg-info) never land in the checkout
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(".*", "runs", "build", "*.egg-info", "__pycache__"))
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", str(REPO), "-w", str(wheels), "--no-deps", "--no-build-isolation"], check=True)
+    subprocess.run([*pip, "wheel", str(src), "-w", str(wheels), "--no-deps", "--no-build-isolation"], check=True)
     (wheel,) = wheels.glob("cplitool-*.whl")
     assert wheel.name.startswith(f"cplitool-{__version__}-")  # the one version source reaches the metadata
     names = set(zipfile.ZipFile(wheel).namelist())
