@@ -168,3 +168,11 @@ def test_flag_help_shows_no_type_placeholders(cli) -> None:
         result = cli(name, "-h")
         assert result.code == 0, name
         assert "<bool>" not in result.out, name
+
+
+def test_prune_without_a_dense_model_names_both_ways_forward(in_tmp: Path, cli) -> None:
+    recipe = write_recipe(in_tmp, TINY)
+    result = cli("prune", recipe)
+    assert result.code == 2
+    text = " ".join((result.out + result.err).split())  # rich may wrap the line
+    assert "model.checkpoint = PATH" in text and "cplitool train" in text and "Traceback" not in text
