@@ -28,10 +28,13 @@ class DigitsNet(nn.Module):
             nn.Conv2d(1, width, 3, padding=1),
             nn.BatchNorm2d(width),
             nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=1),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
             nn.Conv2d(width, 2 * width, 3, padding=1),
             nn.BatchNorm2d(2 * width),
             nn.ReLU(),
-            nn.MaxPool2d(2),
             nn.Conv2d(2 * width, 2 * width, 3, padding=1),
             nn.BatchNorm2d(2 * width),
             nn.ReLU(),
@@ -88,9 +91,7 @@ def main(out: Path, epochs: int = 10, bench_seconds: float = 1.0) -> dict[str, f
     print(f"dense top-1 {top1(dense, test_loader):.2f}%")
 
     # %% Prune to half the MACs with CPLI; `dense` is left as it was.
-    pruned, report = cplitool.prune(
-        dense, train_loader, macs_keep=0.5, method="cpli", example_input=x, num_images=500, round_to=1
-    )
+    pruned, report = cplitool.prune(dense, train_loader, macs_keep=0.5, method="cpli", example_input=x, num_images=500)
     print(report)
     print(f"pruned top-1 before fine-tuning {top1(pruned, test_loader):.2f}%")
 
@@ -123,4 +124,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/api-example"))
     parser.add_argument("--epochs", type=int, default=10)
-    main(parser.parse_args().out, parser.parse_args().epochs)
+    args = parser.parse_args()
+    main(args.out, args.epochs)
