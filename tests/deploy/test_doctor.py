@@ -12,6 +12,7 @@ import torch
 import deploy.doctor as doctor
 import deploy.runners.onnxruntime_runner as ort_runner
 from tests.deploy.gpu_fakes import FakeGPU, fake_tensorrt, install_cudart, install_pycuda
+from toolchain.install import install_hint  # the pip line fits how cplitool was installed
 
 VERSIONS = {"onnxruntime": "1.22.0", "cuda-bindings": "13.5.0"}
 
@@ -41,7 +42,7 @@ def cpu_host(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
 CPU_LINES = [
     "  TensorRT      not installed",
-    "  pycuda        not installed (pip install 'cplitool[pycuda]': optional, builds from source, needs a CUDA toolkit)",
+    f"  pycuda        not installed ({install_hint('pycuda')}: optional, builds from source, needs a CUDA toolkit)",
     "  cuda-python   13.5.0: CUDA runtime error in cudaGetDeviceCount: CUDA driver version is insufficient for CUDA "
     "runtime version",
     "  CUDA I/O      none usable",
@@ -50,7 +51,7 @@ CPU_LINES = [
     "  ORT clash     none",
     "commands",
     "  no  export --trt: tensorrt is not installed",
-    "       fix: pip install 'cplitool[trt]' (tensorrt and cuda-python wheels) on a host with an NVIDIA GPU and driver",
+    f"       fix: {install_hint('trt')} (tensorrt and cuda-python wheels) on a host with an NVIDIA GPU and driver",
     "  ok  bench --backend torch (cpu): fp32 eager, host latency",
     "  ok  bench --backend onnxruntime (cpu): host latency",
     "  no  bench --backend onnxruntime (cuda): CUDAExecutionProvider is not available (installed: CPUExecutionProvider)",
@@ -80,7 +81,7 @@ def test_json_gives_the_same(cpu_host: dict[str, str], cli: Any) -> None:
         "command": "export --trt",
         "runs": False,
         "why": "tensorrt is not installed",
-        "fix": "pip install 'cplitool[trt]' (tensorrt and cuda-python wheels) on a host with an NVIDIA GPU and driver",
+        "fix": f"{install_hint('trt')} (tensorrt and cuda-python wheels) on a host with an NVIDIA GPU and driver",
     }
     assert verdicts["bench --backend torch (cpu)"]["runs"] and not verdicts["bench --backend tensorrt"]["runs"]
     assert {f["name"]: f["value"] for f in doc["facts"]}["ORT clash"] == "none"

@@ -10,6 +10,7 @@ import pytest
 
 from deploy.bench.stage import SCHEMA, bench_stage
 from tests.deploy.pruned_run import make_run
+from toolchain.install import install_hint
 
 
 def test_bench_writes_schema_versioned_results_and_records_the_stage(in_tmp: Path) -> None:
@@ -40,7 +41,7 @@ def test_skip_reasons_name_what_is_missing(in_tmp: Path, monkeypatch: pytest.Mon
     doc = bench_stage(recipe, run, batches=[1])
     reasons = {(s["backend"], s["device"]): s["reason"] for s in doc["skipped"]}
     assert "tensorrt is not installed" in reasons[("tensorrt", "cuda")]
-    assert "cplitool[trt]" in reasons[("tensorrt", "cuda")]
+    assert install_hint("trt") in reasons[("tensorrt", "cuda")]
     assert "torch sees no CUDA device" in reasons[("torch", "cuda")]
     assert "cplitool export" in reasons[("onnxruntime", "cpu")]  # no ONNX files exported yet
     assert [c["backend"] for c in doc["comparisons"]] == ["torch"]

@@ -14,6 +14,7 @@ from deploy.runners.device_io import DeviceIO, choose_io
 from deploy.runners.pycuda_io import PycudaIO
 from tests.deploy.gpu_fakes import FakeGPU, fake_cudart, install_cudart, install_pycuda
 from toolchain.errors import MissingDependencyError
+from toolchain.install import install_hint
 
 
 def round_trip(io: DeviceIO) -> None:
@@ -43,7 +44,7 @@ def test_preference_pycuda_then_cuda_python_then_torch(gpu: FakeGPU, monkeypatch
         choose_io()
     text = str(e.value)
     assert "pycuda: pycuda is not installed" in text and "insufficient for CUDA runtime" in text
-    assert "torch: torch" in text and "sees no CUDA device" in text and "cplitool[trt]" in text
+    assert "torch: torch" in text and "sees no CUDA device" in text and install_hint("trt") in text
 
 
 def test_one_pycuda_context_for_dense_and_pruned(gpu: FakeGPU) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 import numpy as np
@@ -12,13 +13,14 @@ from deploy.runners.pycuda_io import import_pycuda
 from deploy.runners.tensorrt_runner import TensorRTRunner
 from tests.deploy.gpu_fakes import FakeGPU, fake_tensorrt, install_cudart, install_pycuda
 from toolchain.errors import MissingDependencyError, UsageError
+from toolchain.install import install_hint
 
 
 def test_tensorrt_missing_is_reported_with_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "tensorrt", None)
     check = TensorRTRunner.availability()
     assert not check.ok
-    assert "tensorrt is not installed" in check.reason and "cplitool[trt]" in check.reason
+    assert "tensorrt is not installed" in check.reason and install_hint("trt") in check.reason
     with pytest.raises(MissingDependencyError, match="tensorrt is not installed"):
         TensorRTRunner("model.engine").activate()
 
@@ -26,7 +28,8 @@ def test_tensorrt_missing_is_reported_with_the_extra(monkeypatch: pytest.MonkeyP
 def test_pycuda_missing_names_its_own_extra_and_the_wheel_alternative(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pycuda", None)
     monkeypatch.setitem(sys.modules, "pycuda.driver", None)
-    with pytest.raises(MissingDependencyError, match=r"pycuda is not installed.*cplitool\[pycuda\].*cuda-python"):
+    pattern = r"pycuda is not installed.*" + re.escape(install_hint("pycuda")) + r".*cuda-python"
+    with pytest.raises(MissingDependencyError, match=pattern):
         import_pycuda()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,6 +16,7 @@ from deploy.trt.build import network_flags
 from deploy.trt.engine import Sidecar, load_engine
 from deploy.trt.host import Host, require_tensorrt
 from toolchain.errors import CplitoolError, MissingDependencyError, UsageError
+from toolchain.install import install_hint
 
 BUILT_ON = Host("10.8.0.43", "NVIDIA A100-SXM4-40GB", "8.0")
 
@@ -123,7 +125,7 @@ def test_missing_engine_and_missing_tensorrt(tmp_path: Path, monkeypatch: pytest
     with pytest.raises(UsageError, match="TensorRT engine not found"):
         load_engine(tmp_path / "none.engine")
     monkeypatch.setitem(sys.modules, "tensorrt", None)
-    with pytest.raises(MissingDependencyError, match=r"pip install 'cplitool\[trt\]'"):
+    with pytest.raises(MissingDependencyError, match=re.escape(install_hint("trt"))):
         require_tensorrt()
 
 
