@@ -18,6 +18,7 @@ from torch import nn
 
 from cplitool.inputs import sample_shape
 from deploy.bench.compare import Comparison, interleaved
+from deploy.bench.spread import interval
 from deploy.bench.stats import Stats
 from deploy.bench.timing import TimingConfig
 from deploy.runners.base import Runner
@@ -80,19 +81,17 @@ class BenchResult:
         return self.comparison.measurement_rows({"batch": self.batch}, {})
 
     def table(self) -> str:
-        """Plain text: median with the spread of the per-round medians, throughput and warnings."""
-        lines = [f"batch {self.batch}: median ms [min-max of per-round medians], images/s"]
+        """Plain text: each median with the p10-p90 of its per-round medians, the paired pruned/dense ratio
+        with its own p10-p90, and "unstable" where a spread is wider than deploy.bench.spread.SPREAD_LIMIT."""
+        lines = [f"batch {self.batch}: median ms (p10-p90 over rounds), images/s"]
         for name, meas in self.comparison.measurements.items():
-            rounds = self.comparison.round_medians[name]
-            lines.append(
-                f"  {name:<7} {meas.primary.median:9.3f} ms [{min(rounds):.3f}-{max(rounds):.3f}] "
-                f"{meas.throughput:10.1f}/s  {'; '.join(meas.warnings)}"
-            )
-        r = self.ratio
-        if r is not None:
-            lines.append(
-                f"  pruned/dense {r['median']:.3f} [{r['min']:.3f}-{r['max']:.3f}] over {len(r['rounds'])} rounds"
-            )
+            spread = interval(self.comparison.round_medians[name], meas.primary.median)
+            flag = "" if spread.stable else "  unstable"
+            lines.append(f"  {name:<7} {spread.text()} ms {meas.throughput:10.1f}/s{flag}")
+        if self.comparison.ratio is not None:
+            ratio = interval(self.comparison.ratio.rounds)
+            flag = "" if ratio.stable else "  unstable"
+            lines.append(f"  pruned/dense {ratio.text()} over {ratio.rounds} rounds{flag}")
         return "\n".join(lines)
 
 
