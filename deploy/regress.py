@@ -3,12 +3,18 @@
 Entries match on (backend, device, precision, variant, batch, threads). On a GPU the gated figure is each model's
 median GPU compute time (host latency where the backend does not time compute); on the CPU it is the
 pruned/dense ratio, which survives a different or busier machine where absolute times do not.
+
+A baseline is either a bench.json or, better, a measured baseline (`make_baseline`): several bench files of
+the same settings reduced to each figure's median, its run-to-run spread, and a tolerance that is a stated
+multiple of that spread, so the gate is as tight as the machine's noise allows and no tighter.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import statistics
+import time
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +22,22 @@ from toolchain.errors import UsageError
 from toolchain.rundir import MANIFEST, RunDir
 
 SCHEMA = "cplitool-bench/1"
+BASELINE_SCHEMA = "cplitool-baseline/1"
 DEFAULT_TOLERANCE = 0.05
+DEFAULT_MULTIPLE = 5.0
+KEY_FIELDS = ("backend", "device", "precision", "variant", "batch", "threads")
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One gated figure: its value, its relative spread and, in a measured baseline, its tolerance."""
+
+    metric: str
+    value: float
+    spread: float  # relative: run-to-run in a baseline, over rounds (CPU ratio) or iterations in a bench file
+    batch: int
+    threads: int | None
+    tolerance: float | None = None
 
 
 @dataclass
@@ -25,7 +46,13 @@ class Row:
     metric: str
     baseline: float
     current: float
-    limit: float
+    tolerance: float
+    baseline_spread: float
+    current_spread: float
+
+    @property
+    def limit(self) -> float:
+        return self.baseline * (1 + self.tolerance)
 
     @property
     def change(self) -> float:
@@ -35,16 +62,29 @@ class Row:
     def regressed(self) -> bool:
         return self.current > self.limit
 
+    def describe(self) -> str:
+        """Both figures with their spreads and the limit, for a failure message."""
+        return (
+            f"{self.key}: {self.metric} now {self.current:.4f} ± {100 * self.current_spread:.1f}%, "
+            f"baseline {self.baseline:.4f} ± {100 * self.baseline_spread:.1f}%, "
+            f"limit {self.limit:.4f} (+{100 * self.tolerance:.1f}%)"
+        )
+
 
 @dataclass
 class Report:
     rows: list[Row]
     missing: list[str]  # baseline entries the current file lacks
-    tolerance: float
 
     @property
     def regressed(self) -> list[Row]:
         return [r for r in self.rows if r.regressed]
+
+    def failure(self) -> str:
+        bad = self.regressed
+        return f"latency regressed in {len(bad)} of {len(self.rows)} comparisons: " + "; ".join(
+            r.describe() for r in bad
+        )
 
 
 def parse_tolerance(text: str | float) -> float:
@@ -59,8 +99,9 @@ def parse_tolerance(text: str | float) -> float:
     return value
 
 
-def regress_settings(current: Path, baseline: Path | None, tolerance: float | None) -> tuple[Path, float]:
-    """Fill what the command line left out from the [regress] section of the run CURRENT belongs to."""
+def regress_settings(current: Path, baseline: Path | None, tolerance: float | None) -> tuple[Path, float | None]:
+    """Fill what the command line left out from the [regress] section of the run CURRENT belongs to.
+    A tolerance left at None is the measured baseline's own (else DEFAULT_TOLERANCE)."""
     section = None
     if (current.parent / MANIFEST).is_file() and (baseline is None or tolerance is None):
         section = RunDir(current.parent).recipe().regress
@@ -68,23 +109,29 @@ def regress_settings(current: Path, baseline: Path | None, tolerance: float | No
         if section is None or not section.baseline:
             raise UsageError(f"no baseline for {current}: pass --baseline or set regress.baseline in the run's recipe")
         baseline = Path(section.baseline)
-    if tolerance is None:
-        tolerance = section.tolerance if section is not None else DEFAULT_TOLERANCE
+    if tolerance is None and section is not None:
+        tolerance = section.tolerance
     return baseline, tolerance
 
 
-def load_bench(path: str | Path) -> dict[str, Any]:
+def load_doc(path: str | Path, schemas: tuple[str, ...] = (SCHEMA, BASELINE_SCHEMA)) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        raise UsageError(f"{path}: file not found (bench results come from `cplitool bench`)")
+        raise UsageError(f"{path}: file not found (bench results come from `cplitool bench` or `cplitool gate`)")
     try:
         doc = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise UsageError(f"{path}: not a readable JSON file ({e})") from None
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+    if not isinstance(doc, dict) or doc.get("schema") not in schemas:
         found = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
-        raise UsageError(f"{path}: expected a bench result with schema {SCHEMA!r}, found {found!r}")
+        raise UsageError(
+            f"{path}: expected a bench result with schema {' or '.join(map(repr, schemas))}, found {found!r}"
+        )
     return doc
+
+
+def load_bench(path: str | Path) -> dict[str, Any]:
+    return load_doc(path, (SCHEMA,))
 
 
 def key_of(entry: dict[str, Any]) -> str:
@@ -93,43 +140,140 @@ def key_of(entry: dict[str, Any]) -> str:
     return f"{entry.get('backend')} {entry.get('device')} {entry.get('precision')} {entry.get('variant')} b{entry.get('batch')}{threads}"
 
 
-def gated(doc: dict[str, Any]) -> dict[str, tuple[str, float]]:
-    """key (with model for GPU entries) -> (metric name, value) of what the gate compares."""
-    out: dict[str, tuple[str, float]] = {}
+RATIO_LABELS = {"latency": "pruned/dense latency ratio", "cpu": "pruned/dense CPU-time ratio"}
+
+
+def gated(doc: dict[str, Any]) -> dict[str, Figure]:
+    """key (with model for GPU entries) -> the figure the gate compares, from a bench file or a baseline."""
+    if doc.get("schema") == BASELINE_SCHEMA:
+        names = [f.name for f in fields(Figure)]
+        return {k: Figure(**{n: v[n] for n in names}) for k, v in doc["figures"].items()}
+    out: dict[str, Figure] = {}
     for c in doc.get("comparisons", []):
         if c.get("device") == "cpu":
-            out[key_of(c)] = ("pruned/dense latency ratio", float(c["ratio"]["median"]))
+            r = c["ratio"]
+            label = RATIO_LABELS.get(r.get("metric", "latency"), f"pruned/dense {r.get('metric')} ratio")
+            out[key_of(c)] = Figure(label, float(r["median"]), float(r.get("cv", 0.0)), c["batch"], c.get("threads"))
     for m in doc.get("measurements", []):
         if m.get("device") != "cpu" and m.get("status", "ok") == "ok":
             metric = m.get("primary_metric", "latency")
             label = "median GPU compute (ms)" if metric == "compute" else "median host latency (ms)"
-            out[f"{key_of(m)} {m['model']}"] = (label, float(m[f"{metric}_ms"]["median"]))
+            stats = m[f"{metric}_ms"]
+            out[f"{key_of(m)} {m['model']}"] = Figure(
+                label, float(stats["median"]), float(stats.get("cv", 0.0)), m["batch"], m.get("threads")
+            )
     return out
 
 
 def devices(doc: dict[str, Any]) -> set[str]:
+    if doc.get("schema") == BASELINE_SCHEMA:
+        return set(doc["devices"])
     return {str(c.get("device")) for c in doc.get("measurements", [])}
 
 
-def compare(current: dict[str, Any], baseline: dict[str, Any], tolerance: float) -> Report:
-    """Raises UsageError (exit 2) when nothing in the two files can be compared."""
+def taken_with(figures: dict[str, Figure]) -> str:
+    """'batch 16 with 1 thread' for the settings the figures were measured at."""
+    settings = sorted({(f.batch, f.threads) for f in figures.values()}, key=str)
+    return " and ".join(f"batch {b}" + (f" with {t} thread{'s' if t != 1 else ''}" if t else "") for b, t in settings)
+
+
+def flags_for(figures: dict[str, Figure]) -> str:
+    """The bench flags that reproduce the figures' batch and threads."""
+    batches = sorted({f.batch for f in figures.values()})
+    threads = sorted({f.threads for f in figures.values() if f.threads})
+    return " ".join([*(f"--batch {b}" for b in batches), *(f"--threads {t}" for t in threads)])
+
+
+def mismatch(cur: dict[str, Figure], base: dict[str, Figure], names: tuple[str, str]) -> str | None:
+    """Why nothing can be compared when the batch, threads or metric differ; None when something else differs."""
+    current, baseline = names
+    if {(f.batch, f.threads) for f in cur.values()} != {(f.batch, f.threads) for f in base.values()}:
+        return (
+            f"cannot compare {current} (batch and threads: {taken_with(cur)}) with {baseline} ({taken_with(base)}): "
+            f"latency depends on both; measure again with `cplitool bench RUN {flags_for(base)}`"
+            f" (`cplitool gate` measures with the gate baseline's settings)"
+        )
+    metrics = ({f.metric for f in cur.values()}, {f.metric for f in base.values()})
+    if metrics[0] != metrics[1]:
+        return (
+            f"cannot compare {current} ({', '.join(sorted(metrics[0]))}) with {baseline} "
+            f"({', '.join(sorted(metrics[1]))}): the gate baseline's CPU-time ratio comes from `cplitool gate`"
+        )
+    return None
+
+
+def compare(
+    current: dict[str, Any],
+    baseline: dict[str, Any],
+    tolerance: float | None,
+    names: tuple[str, str] = ("the current file", "the baseline"),
+) -> Report:
+    """Raises UsageError (exit 2) when nothing in the two files can be compared. A None tolerance takes each
+    figure's measured tolerance from a measured baseline, else DEFAULT_TOLERANCE."""
     cur, base = gated(current), gated(baseline)
     if not base:
-        raise UsageError("the baseline holds no measurements to compare against")
+        raise UsageError(f"{names[1]} holds no measurements to compare against")
     if not devices(current) & devices(baseline):
         raise UsageError(
-            f"device mismatch: baseline measured on {', '.join(sorted(devices(baseline)))}, "
-            f"current on {', '.join(sorted(devices(current))) or 'nothing'}; use the baseline for this device"
+            f"device mismatch: {names[1]} measured on {', '.join(sorted(devices(baseline)))}, "
+            f"{names[0]} on {', '.join(sorted(devices(current))) or 'nothing'}; use the baseline for this device"
         )
-    common = [k for k in base if k in cur]
+    common = [k for k in base if k in cur and cur[k].metric == base[k].metric]
     if not common:
         raise UsageError(
-            "no measurement in common (backend, device, precision, variant, batch, threads); baseline has: "
+            mismatch(cur, base, names)
+            or "no measurement in common (backend, device, precision, variant, batch, threads); baseline has: "
             + "; ".join(sorted(base))
         )
-    rows = [Row(k, base[k][0], base[k][1], cur[k][1], base[k][1] * (1 + tolerance)) for k in common]
-    return Report(rows, [k for k in base if k not in cur], tolerance)
+    rows = []
+    for k in common:
+        b = base[k]
+        tol = tolerance if tolerance is not None else b.tolerance if b.tolerance is not None else DEFAULT_TOLERANCE
+        rows.append(Row(k, b.metric, b.value, cur[k].value, tol, b.spread, cur[k].spread))
+    return Report(rows, [k for k in base if k not in common])
 
 
-def regress(current: str | Path, baseline: str | Path, tolerance: float) -> Report:
-    return compare(load_bench(current), load_bench(baseline), tolerance)
+def regress(current: str | Path, baseline: str | Path, tolerance: float | None) -> Report:
+    return compare(load_bench(current), load_doc(baseline), tolerance, (str(current), str(baseline)))
+
+
+def make_baseline(docs: list[dict[str, Any]], multiple: float = DEFAULT_MULTIPLE) -> dict[str, Any]:
+    """A measured baseline from several bench documents of one setup: per figure the median over the runs,
+    the run-to-run spread (sample standard deviation over the median) and tolerance = multiple x spread.
+    Machine, load averages, threads and batch are kept; paths are not."""
+    if len(docs) < 2:
+        raise UsageError(f"a measured baseline needs at least 2 bench files to measure a spread, got {len(docs)}")
+    per_doc = [gated(d) for d in docs]
+    keys = [k for k in per_doc[0] if all(k in g for g in per_doc)]
+    if not keys:
+        raise UsageError("the bench files have no measurement in common: take them with the same settings")
+    figures = {}
+    for k in keys:
+        values = [g[k].value for g in per_doc]
+        mid = statistics.median(values)
+        spread = statistics.stdev(values) / mid
+        first = per_doc[0][k]
+        figures[k] = {
+            "metric": first.metric,
+            "value": mid,
+            "spread": spread,
+            "batch": first.batch,
+            "threads": first.threads,
+            "tolerance": multiple * spread,
+            "runs": values,
+        }
+    env = docs[0].get("environment", {})
+    return {
+        "schema": BASELINE_SCHEMA,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "tolerance_rule": f"tolerance = {multiple:g} x spread; spread = sample std of the runs' values / their median",
+        "multiple": multiple,
+        "runs": len(docs),
+        "machine": {k: env.get(k) for k in ("cpu", "logical_cpus", "platform", "python", "gpu", "libraries")},
+        "load_average": [d.get("environment", {}).get("load_average") for d in docs],
+        "model": docs[0].get("model"),
+        "models": {m: {"macs": v.get("macs")} for m, v in docs[0].get("models", {}).items()},
+        "settings": docs[0].get("settings", {}),
+        "devices": sorted(devices(docs[0])),
+        "figures": figures,
+    }

@@ -15,7 +15,7 @@ import numpy as np
 
 from deploy.bench.spread import interval
 from deploy.bench.stats import median, summarize
-from deploy.bench.timing import Measurement, Samples, TimingConfig, measurement, run_samples
+from deploy.bench.timing import Measurement, Samples, TimingConfig, measurement, primary_metric, run_samples
 from deploy.runners.base import Runner
 
 
@@ -87,15 +87,17 @@ def interleaved(
     repeats: int,
     ratio: tuple[str, str] | None = ("pruned", "dense"),
     clock: Callable[[], float] = time.perf_counter,
+    cpu_clock: Callable[[], float] | None = None,
 ) -> Comparison:
-    """Measure active `runners` round-robin `repeats` times; pool every round's samples per runner."""
+    """Measure active `runners` round-robin `repeats` times; pool every round's samples per runner.
+    The ratio is of the primary metric: GPU compute, else CPU time when `cpu_clock` is given, else latency."""
     per_round = replace(cfg, min_duration_s=cfg.min_duration_s / repeats, min_iters=-(-cfg.min_iters // repeats))
     pooled = {name: Samples() for name in runners}
     medians: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(repeats):
         for name, runner in runners.items():
-            s = run_samples(runner, inputs[name], per_round, clock)
-            metric = "compute" if s.values["compute"] else "latency"
+            s = run_samples(runner, inputs[name], per_round, clock, cpu_clock)
+            metric = primary_metric([m for m, v in s.values.items() if v])
             medians[name].append(median(sorted(s.values[metric])))
             pooled[name].extend(s)
     batch = {name: int(x.shape[0]) for name, x in inputs.items()}

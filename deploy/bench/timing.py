@@ -1,6 +1,8 @@
 """The measurement loop, after trtexec: time-based warm-up, then at least `min_duration_s` and at least
 `min_iters` timed iterations. Host latency is timed around every call; runners whose `times_device` is
 true (GPU runners) return enqueue time and CUDA-event H2D, compute and D2H times from `infer_timed`.
+Given a CPU clock (the latency gate passes time.process_time), the process's CPU time per call is recorded
+too: on one thread it is the call's latency on an idle core, unmoved by neighbours taking turns on the CPU.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from deploy.bench.stats import Stats, summarize, throughput
 from deploy.runners.base import Runner
 
 DEVICE_METRICS = ("enqueue", "h2d", "compute", "d2h")
-METRICS = ("latency", *DEVICE_METRICS)
+METRICS = ("latency", "cpu", *DEVICE_METRICS)
 ENQUEUE_BOUND = 0.8  # median enqueue above this fraction of median GPU compute: the host cannot keep up
 UNSTABLE_CV = 0.01  # coefficient of variation of the primary metric above 1%: numbers not to be trusted
 
@@ -63,8 +65,9 @@ class Measurement:
 
     @property
     def primary_metric(self) -> str:
-        """GPU compute time where the runner measures it (trtexec's headline), else host latency."""
-        return "compute" if "compute" in self.stats else "latency"
+        """GPU compute time where the runner measures it (trtexec's headline), else CPU time where it was
+        recorded, else host latency."""
+        return primary_metric(self.stats)
 
     @property
     def primary(self) -> Stats:
@@ -97,6 +100,11 @@ def trace_rows(samples: Samples) -> list[dict[str, float]]:
     ]
 
 
+def primary_metric(measured: Any) -> str:
+    """The headline among the measured metrics (a dict keyed by metric, or a list of metric names)."""
+    return next(m for m in ("compute", "cpu", "latency") if m in measured)
+
+
 def warnings_for(stats: dict[str, Stats]) -> list[str]:
     """trtexec's three warnings: enqueue-bound, transfer-bound, unstable."""
     out = []
@@ -114,8 +122,9 @@ def warnings_for(stats: dict[str, Stats]) -> list[str]:
                     f"transfer-bound: median {label} {stats[m].median:.3f} ms >= median GPU compute "
                     f"{compute.median:.3f} ms"
                 )
-    primary = compute if compute is not None else stats["latency"]
-    name = "GPU compute" if compute is not None else "host latency"
+    metric = primary_metric(stats)
+    primary = stats[metric]
+    name = {"compute": "GPU compute", "cpu": "CPU time", "latency": "host latency"}[metric]
     if primary.cv > UNSTABLE_CV:
         out.append(f"unstable: {name} coefficient of variation {100 * primary.cv:.1f}% > {100 * UNSTABLE_CV:.0f}%")
     return out
@@ -129,9 +138,14 @@ def measurement(batch: int, samples: Samples) -> Measurement:
 
 
 def run_samples(
-    runner: Runner, x: np.ndarray, cfg: TimingConfig, clock: Callable[[], float] = time.perf_counter
+    runner: Runner,
+    x: np.ndarray,
+    cfg: TimingConfig,
+    clock: Callable[[], float] = time.perf_counter,
+    cpu_clock: Callable[[], float] | None = None,
 ) -> Samples:
-    """Warm up for cfg.warmup_ms, then time iterations until both the duration and count minimums are met."""
+    """Warm up for cfg.warmup_ms, then time iterations until both the duration and count minimums are met
+    (on `clock`, wall time); with `cpu_clock`, also record each call's CPU time."""
     timed = getattr(runner, "infer_timed", None) if getattr(runner, "times_device", False) else None
     step: Callable[[np.ndarray], Any] = timed if callable(timed) else runner.infer
     samples = Samples()
@@ -142,12 +156,16 @@ def run_samples(
     values = samples.values
     lat, starts = values["latency"], samples.starts_ms
     device = [values[m] for m in DEVICE_METRICS] if callable(timed) else None
+    cpu = values["cpu"]
     begin = clock()
     now = begin
     while len(lat) < cfg.min_iters or now - begin < cfg.min_duration_s:
+        c0 = cpu_clock() if cpu_clock else 0.0
         t0 = clock()
         result = step(x)
         now = clock()
+        if cpu_clock:
+            cpu.append((cpu_clock() - c0) * 1e3)
         lat.append((now - t0) * 1e3)
         starts.append((t0 - begin) * 1e3)
         if device is not None:

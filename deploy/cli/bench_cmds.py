@@ -1,4 +1,4 @@
-"""`cplitool bench` (dense vs pruned latency), `cplitool regress` (the latency gate), `cplitool report`."""
+"""`cplitool bench` (dense vs pruned latency) and `cplitool report`."""
 
 from __future__ import annotations
 
@@ -6,11 +6,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from deploy.cli.options import ShapeOpt, parse_shape
 from toolchain.cli.common import JsonOpt, NoWaitOpt, out, print_json, wait_for_lock
-from toolchain.cli.tables import fitted
 from toolchain.errors import CplitoolError, UsageError
 
 RunArg = Annotated[
@@ -110,55 +108,6 @@ def bench(
         raise CplitoolError(f"{len(doc['failed'])} bench target(s) failed (reasons above{saved})")
 
 
-def regress(
-    current: Annotated[Path, typer.Argument(help="bench.json to check", show_default=False)],
-    baseline: Annotated[
-        Path | None,
-        typer.Option(help="baseline bench JSON, one per device (default: the run recipe's regress.baseline)"),
-    ] = None,
-    tolerance: Annotated[
-        str | None, typer.Option(help="allowed slowdown, e.g. 5% or 0.05 (default: recipe regress.tolerance, else 5%)")
-    ] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Exit 1 when latency regressed beyond the tolerance, 2 when the files cannot be compared, else 0."""
-    from deploy.regress import parse_tolerance, regress_settings
-    from deploy.regress import regress as compare
-
-    baseline, tol = regress_settings(current, baseline, parse_tolerance(tolerance) if tolerance else None)
-    report = compare(current, baseline, tol)
-    if as_json:
-        print_json(
-            {
-                "tolerance": report.tolerance,
-                "rows": [{**vars(r), "change": r.change, "regressed": r.regressed} for r in report.rows],
-                "missing": report.missing,
-            }
-        )
-    else:
-        table = Table(title=f"latency against {baseline} (tolerance {100 * report.tolerance:.1f}%)")
-        for col in ("measurement", "metric", "baseline", "current", "change", "limit", "verdict"):
-            table.add_column(col, justify="left" if col in ("measurement", "metric", "verdict") else "right")
-        for r in report.rows:
-            verdict = "[red]REGRESSED[/red]" if r.regressed else "[green]ok[/green]"
-            table.add_row(
-                r.key,
-                r.metric,
-                f"{r.baseline:.4f}",
-                f"{r.current:.4f}",
-                f"{100 * r.change:+.1f}%",
-                f"{r.limit:.4f}",
-                verdict,
-            )
-        out.print(fitted(table))
-        for key in report.missing:
-            out.print(f"[yellow]not measured now[/yellow] (in the baseline): {key}", highlight=False)
-    if report.regressed:
-        raise CplitoolError(
-            f"latency regressed beyond {100 * report.tolerance:.1f}% in {len(report.regressed)} of {len(report.rows)} comparisons"
-        )
-
-
 def report(run_ref: RunArg = None, no_wait: NoWaitOpt = False) -> None:
     """Write <run>/report/report.md with plots: accuracy against MACs and against latency, latency against
     batch with its spread, per-layer widths; exit 2 when the run has nothing to report yet."""
@@ -171,5 +120,4 @@ def report(run_ref: RunArg = None, no_wait: NoWaitOpt = False) -> None:
 
 def register(app: typer.Typer) -> None:
     app.command("bench")(bench)
-    app.command("regress")(regress)
     app.command("report")(report)

@@ -7,20 +7,36 @@ from typing import Any
 
 import pytest
 
-from deploy.regress import compare, parse_tolerance
+from deploy.regress import compare, make_baseline, parse_tolerance
 from toolchain.errors import UsageError
 
 
-def bench_doc(ratio: float, device: str = "cpu", compute_ms: float = 1.0) -> dict[str, Any]:
-    key = {"backend": "onnxruntime", "device": device, "precision": "fp32", "variant": "cpu", "batch": 64}
-    stats = {"median": compute_ms}
+def bench_doc(
+    ratio: float,
+    device: str = "cpu",
+    compute_ms: float = 1.0,
+    batch: int = 64,
+    threads: int | None = None,
+    metric: str = "latency",
+    cv: float = 0.02,
+) -> dict[str, Any]:
+    key = {"backend": "onnxruntime", "device": device, "precision": "fp32", "variant": "cpu", "batch": batch}
+    if threads:
+        key["threads"] = threads
+    stats = {"median": compute_ms, "cv": cv}
     return {
         "schema": "cplitool-bench/1",
+        "environment": {"cpu": "AMD EPYC", "logical_cpus": 2, "load_average": [3.0, 2.0, 1.0]},
+        "settings": {"threads": threads, "batches": [batch], "repeats": 10},
+        "models": {
+            "dense": {"source": "/abs/dense.onnx", "macs": 100},
+            "pruned": {"source": "/abs/p.onnx", "macs": 50},
+        },
         "measurements": [
             {**key, "model": m, "status": "ok", "primary_metric": "compute", "compute_ms": stats, "latency_ms": stats}
             for m in ("dense", "pruned")
         ],
-        "comparisons": [{**key, "ratio": {"median": ratio}}],
+        "comparisons": [{**key, "ratio": {"median": ratio, "cv": cv, "metric": metric}}],
     }
 
 
@@ -93,3 +109,75 @@ def test_baseline_and_tolerance_default_to_the_run_recipe(in_tmp: Path, cli) -> 
     recipe.source.write_text(text)
     assert cli("regress", bench).code == 0  # 25% slower, within the recipe's 30%
     assert cli("regress", bench, "--tolerance", "5%").code == 1
+
+
+def measured_baseline(folder: Path, ratios: list[float], multiple: float = 5.0, **kw: Any) -> Path:
+    return write(folder, "baseline.json", make_baseline([bench_doc(r, **kw) for r in ratios], multiple))
+
+
+def test_measured_baseline_is_median_spread_and_multiple_of_spread(tmp_path: Path) -> None:
+    """Catches a spread taken as the population std or over the mean, a median taken as the mean, and a
+    tolerance not equal to multiple x spread."""
+    doc = make_baseline([bench_doc(r, threads=1) for r in (0.50, 0.52, 0.51, 0.60)], multiple=4.0)
+    (fig,) = doc["figures"].values()
+    assert fig["value"] == pytest.approx(0.515)
+    assert fig["spread"] == pytest.approx((0.006275 / 3) ** 0.5 / 0.515)  # sample std (sum of squares / 3) / median
+    assert fig["tolerance"] == pytest.approx(4.0 * fig["spread"])
+    assert fig["batch"] == 64 and fig["threads"] == 1
+    assert doc["machine"]["cpu"] == "AMD EPYC" and len(doc["load_average"]) == 4
+    assert "/abs" not in json.dumps(doc)  # no paths of the machine it was made on
+    with pytest.raises(UsageError, match="at least 2"):
+        make_baseline([bench_doc(0.5)])
+
+
+def test_gate_uses_the_measured_tolerance_and_fails_just_above_it(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    """Baseline 0.5 with a 2% spread and multiple 5: limit 0.55. Catches a limit built from the spread alone, from
+    the default 5%, or compared the wrong way round."""
+    base = measured_baseline(tmp_path, [0.49, 0.50, 0.51])  # sample std 0.01 -> spread 2%, tolerance 10%
+    just_below = write(tmp_path, "ok.json", bench_doc(0.549))
+    just_above = write(tmp_path, "bad.json", bench_doc(0.551))
+    faster = write(tmp_path, "fast.json", bench_doc(0.40))
+    assert cli("regress", just_below, "--baseline", base).code == 0
+    assert cli("regress", faster, "--baseline", base).code == 0
+    result = cli("regress", just_above, "--baseline", base)
+    assert result.code == 1
+    assert "now 0.5510 ± 2.0%" in result.err and "baseline 0.5000 ± 2.0%" in result.err  # both, with spreads
+    assert "limit 0.5500 (+10.0%)" in result.err
+    assert cli("regress", just_above, "--baseline", base, "--tolerance", "20%").code == 0  # the flag wins
+
+
+def test_regress_refuses_other_threads_or_batch_naming_them_and_the_flags(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    base = measured_baseline(tmp_path, [0.49, 0.50, 0.51], batch=16, threads=1)
+    other = write(tmp_path, "bench.json", bench_doc(0.5, batch=64, threads=2))
+    result = cli("regress", other, "--baseline", base)
+    assert result.code == 2
+    assert str(other) in result.err and str(base) in result.err
+    assert "batch 64 with 2 threads" in result.err and "batch 16 with 1 thread)" in result.err
+    assert "--batch 16 --threads 1" in result.err
+    same_batch = write(tmp_path, "t2.json", bench_doc(0.5, batch=16, threads=2))
+    result = cli("regress", same_batch, "--baseline", base)
+    assert result.code == 2 and "batch 16 with 2 threads" in result.err
+
+
+def test_regress_refuses_a_latency_ratio_against_a_cpu_time_baseline(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    base = measured_baseline(tmp_path, [0.49, 0.50, 0.51], metric="cpu")
+    result = cli("regress", write(tmp_path, "bench.json", bench_doc(0.5)), "--baseline", base)
+    assert result.code == 2 and "CPU-time ratio" in result.err and "cplitool gate" in result.err
+
+
+def test_no_baseline_says_so_and_passes_only_when_asked(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    cur = write(tmp_path, "cur.json", bench_doc(0.55))
+    absent = tmp_path / "gpu-h100.json"
+    result = cli("regress", cur, "--baseline", absent, "--no-baseline-ok")
+    assert result.code == 0 and "no baseline" in result.out and "cplitool baseline" in result.out
+    assert cli("regress", cur, "--baseline", absent).code == 2
+
+
+def test_baseline_command_writes_a_measured_baseline(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    files = [write(tmp_path, f"b{i}.json", bench_doc(r)) for i, r in enumerate((0.49, 0.50, 0.51))]
+    out = tmp_path / "base.json"
+    result = cli("baseline", out, *files, "--multiple", "3")
+    assert result.code == 0, result.err
+    assert "tolerance 6.0%" in result.out
+    assert json.loads(out.read_text())["schema"] == "cplitool-baseline/1"
+    assert cli("baseline", out, files[0]).code == 2

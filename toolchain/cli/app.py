@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "toolchain.cli.prune_cmds",
     "toolchain.cli.pipeline_cmds",
     "deploy.cli.bench_cmds",
+    "deploy.cli.gate_cmds",
     "deploy.cli.export_cmds",
     "deploy.cli.doctor_cmds",
 )

@@ -1,0 +1,89 @@
+"""The sensitivity check's slower model: more MACs, identical outputs; and (slow) the gate catching it."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from toolchain.counting import count_model
+from toolchain.models import create_model
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gate_sensitivity.py"
+SHAPE = (3, 32, 32)
+
+
+def load_script() -> Any:
+    spec = importlib.util.spec_from_file_location("gate_sensitivity", SCRIPT)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["gate_sensitivity"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def narrow_and_wide() -> tuple[nn.Module, nn.Module]:
+    """A 'pruned' VGG-16 at a quarter width with non-trivial BatchNorm, and its 'dense' model at half width."""
+    torch.manual_seed(0)
+    pruned = create_model("vgg16_cifar", 10, width=0.25).eval()
+    for m in pruned.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            for t in (m.weight, m.bias, m.running_mean):
+                nn.init.uniform_(t, 0.2, 1.0)
+            nn.init.uniform_(m.running_var, 0.5, 2.0)
+    return pruned, create_model("vgg16_cifar", 10, width=0.5).eval()
+
+
+def test_zero_padding_adds_macs_and_zero_channels_only() -> None:
+    """Catches padded channels that are not zero after their ReLU (BatchNorm shift or scale left as
+    initialised) and outputs that change."""
+    gs = load_script()
+    pruned, dense = narrow_and_wide()
+    wide = gs.zero_padded(pruned, gs.conv_widths(dense))
+    assert count_model(wide, SHAPE).macs > 3 * count_model(pruned, SHAPE).macs
+    x = torch.randn(4, *SHAPE)
+    acts: list[tuple[int, torch.Tensor]] = []
+    kept = [m.num_features for m in pruned.features if isinstance(m, nn.BatchNorm2d)]
+    relus = [m for m in wide.features if isinstance(m, nn.ReLU)]
+    hooks = [
+        r.register_forward_hook(lambda _m, _i, o, n=n: acts.append((n, o.detach().clone())))
+        for r, n in zip(relus, kept, strict=True)
+    ]
+    with torch.no_grad():
+        assert torch.allclose(wide(x), pruned(x), atol=1e-5)
+    for h in hooks:
+        h.remove()
+    assert len(acts) == 13
+    for n, a in acts:
+        assert a[:, n:].abs().max() == 0 and a[:, :n].abs().max() > 0
+
+
+def test_slower_lands_on_the_extra_macs() -> None:
+    """Catches a bisection that returns the side below the target."""
+    gs = load_script()
+    pruned, dense = narrow_and_wide()
+    base = count_model(pruned, SHAPE).macs
+    macs = count_model(gs.slower(pruned, dense, 0.15, SHAPE), SHAPE).macs
+    assert 1.15 * base <= macs <= 1.17 * base
+
+
+@pytest.mark.slow
+def test_gate_catches_the_slower_model_and_passes_the_good_one(in_tmp: Path) -> None:
+    """The real pair and baseline: the 15%-MACs-slower pruned model regresses, the good pair does not."""
+    from deploy.gate.measure import GateTiming, measure_pair
+    from deploy.gate.pair import PairSpec, prepare_pair
+    from deploy.gate.run import run_gate
+    from deploy.regress import load_doc
+
+    gs = load_script()
+    baseline = load_doc(SCRIPT.parents[1] / "deploy" / "baselines" / "cpu.json")
+    good, _ = prepare_pair(PairSpec(), in_tmp / "pairs")
+    slow = gs.slow_pair(PairSpec(), 0.15, in_tmp / "slow")
+    names = ("bench.json", "cpu.json")
+    assert run_gate(lambda: measure_pair(good, GateTiming()), baseline, None, names).passed
+    assert not run_gate(lambda: measure_pair(slow, GateTiming()), baseline, None, names).passed
