@@ -7,7 +7,8 @@ Each run does two things, in turn:
   bench file then goes through `cplitool regress`: it must exit 1; an exit 0 is a miss.
 
 The slower model is the gate's pruned model with every pruned layer padded back towards its dense width by
-zero channels, until it has --extra (15%) more MACs. Zero filters with zero BatchNorm scale and shift output
+zero channels, in multiples of 8 as cplitool prunes (odd widths would hit slower kernels and overstate the
+slowdown), until it has --extra (15%) more MACs. Zero filters with zero BatchNorm scale and shift output
 zeros, and the next layer's weights on them are zero, so its outputs, hence its accuracy, are exactly the
 pruned model's: only its latency differs.
 
@@ -32,15 +33,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from results_io import REPO, record
 
-from deploy.gate.measure import GateTiming, measure_pair
+from deploy.gate.measure import measure_pair
 from deploy.gate.pair import Pair, PairSpec, export_pair, make_models, prepare_pair
-from deploy.gate.run import default_paths, run_gate
+from deploy.gate.run import GATE, run_gate
 from deploy.regress import load_doc
 from toolchain.counting import count_model
 from toolchain.io import write_json
 from toolchain.models.vgg import VGG
 
 CLI = [sys.executable, "-m", "toolchain.cli.app"]
+ROUND_TO = 8  # cplitool's default prune.round_to
 
 
 def conv_widths(model: VGG) -> list[int | str]:
@@ -79,13 +81,16 @@ def zero_padded(model: VGG, widths: list[int | str]) -> VGG:
 
 
 def slower(pruned: VGG, dense: VGG, extra: float, shape: tuple[int, ...]) -> VGG:
-    """`pruned` padded back towards `dense` by one fraction of each layer's removed channels, bisected until the
-    MACs are at least (1 + extra) times the pruned model's."""
+    """`pruned` padded back towards `dense` by one fraction of each layer's removed channels (in steps of
+    ROUND_TO), bisected until the MACs are at least (1 + extra) times the pruned model's."""
     target = (1 + extra) * count_model(pruned, shape).macs
     low, high = conv_widths(pruned), conv_widths(dense)
 
-    def widths(f: float) -> list[int | str]:
-        return [w if w == "M" else int(w) + round(f * (int(d) - int(w))) for w, d in zip(low, high, strict=True)]
+    def widths(f: float) -> list[int | str]:  # multiples of ROUND_TO, as cplitool prunes: no odd-width kernels
+        return [
+            w if w == "M" else int(w) + ROUND_TO * round(f * (int(d) - int(w)) / ROUND_TO)
+            for w, d in zip(low, high, strict=True)
+        ]
 
     lo, hi = 0.0, 1.0
     for _ in range(12):
@@ -124,12 +129,11 @@ def main() -> None:
     args = ap.parse_args()
 
     os.chdir(REPO)
-    pairs, _ = default_paths()
-    good, _ = prepare_pair(PairSpec(), pairs)
-    slow = slow_pair(PairSpec(), args.extra, pairs.parent / "slow")
-    slow_bench = pairs.parent / "slow_bench.json"
+    good, _ = prepare_pair(GATE.spec, GATE.pairs)
+    slow = slow_pair(GATE.spec, args.extra, GATE.root / "slow")
+    slow_bench = GATE.root / "slow_bench.json"
     baseline = load_doc(args.baseline)
-    timing = GateTiming()
+    timing = GATE.timing
     rows: list[dict[str, Any]] = []
     for _ in range(args.runs):
         load_before = os.getloadavg()[0]

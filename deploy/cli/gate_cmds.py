@@ -103,36 +103,35 @@ def gate(
     """The CI latency gate: VGG-16 (CIFAR) dense and pruned to half its MACs by cplitool, timed interleaved on
     ONNX Runtime CPU with one thread; their CPU-time ratio against the measured baseline (exit 1 on a
     regression, measured once more first when the machine is loaded)."""
-    from deploy.gate.measure import GateTiming, measure_pair
-    from deploy.gate.pair import PairSpec, prepare_pair
-    from deploy.gate.run import default_paths, record_baseline, run_gate
+    from deploy.gate import run as gate_run
+    from deploy.gate.measure import measure_pair
+    from deploy.gate.pair import prepare_pair
     from deploy.regress import load_doc, parse_tolerance
     from toolchain.io import write_json
 
-    pairs, bench_path = default_paths()
-    pair, built = prepare_pair(PairSpec(), pairs)
+    setup = gate_run.GATE
+    pair, built = prepare_pair(setup.spec, setup.pairs)
     out.print(
         f"gate pair {pair.folder} ({'prepared now' if built else 'cached'}): {pair.spec.arch}, MACs "
         f"{pair.macs['dense'] / 1e6:.1f} M -> {pair.macs['pruned'] / 1e6:.1f} M ({pair.macs_ratio:.3f})",
         highlight=False,
         soft_wrap=True,
     )
-    timing = GateTiming()
 
     def measure() -> dict[str, Any]:
-        doc = measure_pair(pair, timing)
-        write_json(bench_path, doc)
+        doc = measure_pair(pair, setup.timing)
+        write_json(setup.bench, doc)
         return doc
 
     if record:
-        path = write_json(baseline, record_baseline(measure, record, multiple))
+        path = write_json(baseline, gate_run.record_baseline(measure, record, multiple))
         out.print(f"baseline from {record} measurements: {path}", highlight=False, soft_wrap=True)
         return
     tol = parse_tolerance(tolerance) if tolerance else None
-    outcome = run_gate(measure, load_doc(baseline), tol, (str(bench_path), str(baseline)))
+    outcome = gate_run.run_gate(measure, load_doc(baseline), tol, (str(setup.bench), str(baseline)))
     for note in outcome.notes:
         out.print(f"[yellow]gate:[/yellow] {note}", highlight=False, soft_wrap=True)
-    show(outcome.report, baseline, as_json, {"notes": outcome.notes, "bench": str(bench_path)})
+    show(outcome.report, baseline, as_json, {"notes": outcome.notes, "bench": str(setup.bench)})
 
 
 def baseline(

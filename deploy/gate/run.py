@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deploy.gate.measure import GateTiming
+from deploy.gate.pair import PairSpec
 from deploy.regress import Report, compare, make_baseline
 
 Load = Callable[[], tuple[float, float, float]]
@@ -66,6 +68,21 @@ def record_baseline(measure: Callable[[], dict[str, Any]], runs: int, multiple: 
     return make_baseline([measure() for _ in range(runs)], multiple)
 
 
-def default_paths(root: Path = Path("runs/gate")) -> tuple[Path, Path]:
-    """(pair cache folder, bench.json of the latest gate measurement), relative to the working directory."""
-    return root / "pairs", root / "bench.json"
+@dataclass(frozen=True)
+class GateSetup:
+    """The gated pair, how it is timed, and where its files go (relative to the working directory)."""
+
+    spec: PairSpec = PairSpec()
+    timing: GateTiming = GateTiming()
+    root: Path = Path("runs/gate")
+
+    @property
+    def pairs(self) -> Path:
+        return self.root / "pairs"
+
+    @property
+    def bench(self) -> Path:
+        return self.root / "bench.json"
+
+
+GATE = GateSetup()

@@ -64,26 +64,28 @@ def test_zero_padding_adds_macs_and_zero_channels_only() -> None:
 
 
 def test_slower_lands_on_the_extra_macs() -> None:
-    """Catches a bisection that returns the side below the target."""
+    """Catches a bisection that returns the side below the target, and widths off cplitool's multiples of 8."""
     gs = load_script()
     pruned, dense = narrow_and_wide()
     base = count_model(pruned, SHAPE).macs
-    macs = count_model(gs.slower(pruned, dense, 0.15, SHAPE), SHAPE).macs
-    assert 1.15 * base <= macs <= 1.17 * base
+    slower = gs.slower(pruned, dense, 0.15, SHAPE)
+    macs = count_model(slower, SHAPE).macs
+    assert 1.15 * base <= macs <= 1.20 * base  # above the target by less than one 8-channel step of this small net
+    assert all(w == "M" or w % 8 == 0 for w in gs.conv_widths(slower))
 
 
 @pytest.mark.slow
 def test_gate_catches_the_slower_model_and_passes_the_good_one(in_tmp: Path) -> None:
     """The real pair and baseline: the 15%-MACs-slower pruned model regresses, the good pair does not."""
-    from deploy.gate.measure import GateTiming, measure_pair
-    from deploy.gate.pair import PairSpec, prepare_pair
-    from deploy.gate.run import run_gate
+    from deploy.gate.measure import measure_pair
+    from deploy.gate.pair import prepare_pair
+    from deploy.gate.run import GATE, run_gate
     from deploy.regress import load_doc
 
     gs = load_script()
     baseline = load_doc(SCRIPT.parents[1] / "deploy" / "baselines" / "cpu.json")
-    good, _ = prepare_pair(PairSpec(), in_tmp / "pairs")
-    slow = gs.slow_pair(PairSpec(), 0.15, in_tmp / "slow")
+    good, _ = prepare_pair(GATE.spec, in_tmp / "pairs")
+    slow = gs.slow_pair(GATE.spec, 0.15, in_tmp / "slow")
     names = ("bench.json", "cpu.json")
-    assert run_gate(lambda: measure_pair(good, GateTiming()), baseline, None, names).passed
-    assert not run_gate(lambda: measure_pair(slow, GateTiming()), baseline, None, names).passed
+    assert run_gate(lambda: measure_pair(good, GATE.timing), baseline, None, names).passed
+    assert not run_gate(lambda: measure_pair(slow, GATE.timing), baseline, None, names).passed

@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 
 from deploy.gate import pair as pair_module
-from deploy.gate.pair import PairSpec, code_version, prepare_pair
-
-SMALL = PairSpec(width=0.25)  # VGG-16 at a quarter width: the same layers, exported in seconds
+from deploy.gate.pair import Pair, PairSpec, code_version, prepare_pair
+from tests.deploy.gate.conftest import SMALL
 
 
 def test_code_version_follows_the_spec_and_the_source(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -24,14 +23,16 @@ def test_code_version_follows_the_spec_and_the_source(monkeypatch: pytest.Monkey
     assert code_version(SMALL) != before  # a code change makes a new pair
 
 
-def test_prepare_builds_once_then_reuses_and_drops_other_versions(tmp_path: Path) -> None:
-    root = tmp_path / "pairs"
-    (root / "0123456789abcdef").mkdir(parents=True)  # a pair of older code
-    pair, built = prepare_pair(SMALL, root)
-    assert built and pair.folder.name == code_version(SMALL)
+def test_prepare_builds_once_then_reuses_and_drops_other_versions(small_pair: tuple[Pair, Path]) -> None:
+    pair, root = small_pair
+    assert pair.folder.name == code_version(SMALL)
     assert pair.file("dense").is_file() and pair.file("pruned").is_file()
     assert pair.macs_ratio == pytest.approx(0.5, abs=0.02)  # cplitool's plan meets the target within 2%
-    assert [p.name for p in root.iterdir()] == [pair.folder.name]
+    stale = root / "0123456789abcdef"  # a pair of older code
+    stale.mkdir()
     stamp = pair.file("pruned").stat().st_mtime_ns
     again, built = prepare_pair(SMALL, root)
     assert not built and again == pair and again.file("pruned").stat().st_mtime_ns == stamp
+    (pair.folder / "pair.json").unlink()  # incomplete: built again, and the other version dropped
+    rebuilt, built = prepare_pair(SMALL, root)
+    assert built and rebuilt.folder == pair.folder and sorted(p.name for p in root.iterdir()) == [pair.folder.name]
