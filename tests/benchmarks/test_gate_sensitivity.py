@@ -40,8 +40,8 @@ def narrow_and_wide() -> tuple[nn.Module, nn.Module]:
 
 
 def test_zero_padding_adds_macs_and_zero_channels_only() -> None:
-    """Catches padded channels that are not zero after their ReLU (BatchNorm shift or scale left as
-    initialised) and outputs that change."""
+    """Catches padded filters left as initialised (outputs change, padded channels not zero after their ReLU)
+    and pruned weights or BatchNorm statistics not copied across."""
     gs = load_script()
     pruned, dense = narrow_and_wide()
     wide = gs.zero_padded(pruned, gs.conv_widths(dense))
