@@ -23,7 +23,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from torch import nn
 
-PAIR_CODE = ("toolchain.models", "toolchain.prune", "toolchain.counting", "deploy.export", "deploy.gate.pair")
+PAIR_CODE = (  # what makes the pair's files: a change to any of them makes a new pair
+    "toolchain.models",
+    "toolchain.prune",
+    "toolchain.counting",
+    "deploy.export.onnx_export",
+    "deploy.export.checks",
+    "deploy.export.rewrite",
+    "deploy.gate.pair",
+)
 PAIR_LIBRARIES = ("torch", "onnx", "onnxslim", "numpy")
 PAIR_FILE = "pair.json"
 
