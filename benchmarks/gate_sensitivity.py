@@ -121,6 +121,48 @@ def run_cli(*args: str) -> tuple[int, float, str]:
     return p.returncode, time.perf_counter() - start, (p.stdout + p.stderr)[-2000:]
 
 
+def write_results(rows: list[dict[str, Any]], args: argparse.Namespace, good: Pair, slow: Pair, timing: Any) -> Path:
+    """Record the runs so far (after every run: an interrupted benchmark keeps what it measured)."""
+    false_alarms = sum(r["good_exit"] != 0 for r in rows)
+    misses = sum(r["slow_exit"] != 1 for r in rows)
+    slow_macs = slow.macs["pruned"] / good.macs["pruned"] - 1
+
+    def num(v: float | None) -> str:
+        return "error" if v is None else f"{v:.4f}"
+
+    table = [
+        "| run | load before | gate exit (good) | good ratio | gate s | regress exit (slower) | slower ratio | limit | retried (good/slower) | load after |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+        *[
+            f"| {i + 1} | {r['load_before']:.2f} | {r['good_exit']} | {num(r['good_ratio'])} | {r['good_seconds']:.0f} | "
+            f"{r['slow_exit']} | {r['slow_ratio']:.4f} | {r['limit']:.4f} | {r['good_retried']}/{r['slow_retried']} | "
+            f"{r['load_after']:.2f} |"
+            for i, r in enumerate(rows)
+        ],
+        "",
+        f"Good pair: {good.spec.arch}, MACs {good.macs['dense'] / 1e6:.1f} M -> {good.macs['pruned'] / 1e6:.1f} M. "
+        f"Slower pruned model: zero-padded to {100 * slow_macs:+.1f}% MACs (outputs identical).  ",
+        f"Gate: batch {timing.batch}, {timing.threads} thread, {timing.repeats} rounds, {timing.duration_s} s per model; "
+        f"baseline {args.baseline.relative_to(REPO)}.  ",
+        f"**False alarms: {false_alarms} of {len(rows)}; misses: {misses} of {len(rows)}** ({len(rows)} of {args.runs} runs done). "
+        f"Longest gate: {max(r['good_seconds'] for r in rows):.0f} s.",
+    ]
+    path = record(
+        "gate_sensitivity",
+        "Latency gate: false alarms on the good pair, misses on a 15%-MACs-slower pruned model",
+        table,
+        {
+            "args": {k: str(v) for k, v in vars(args).items()},
+            "slow_extra_macs": slow_macs,
+            "false_alarms": false_alarms,
+            "misses": misses,
+            "runs": rows,
+        },
+        timing.threads,
+    )
+    return path
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
@@ -158,45 +200,8 @@ def main() -> None:
             row["good_error"] = tail
         rows.append(row)
         print(json.dumps(row), flush=True)
-
-    false_alarms = sum(r["good_exit"] != 0 for r in rows)
-    misses = sum(r["slow_exit"] != 1 for r in rows)
-    slow_macs = slow.macs["pruned"] / good.macs["pruned"] - 1
-
-    def num(v: float | None) -> str:
-        return "error" if v is None else f"{v:.4f}"
-
-    table = [
-        "| run | load before | gate exit (good) | good ratio | gate s | regress exit (slower) | slower ratio | limit | retried (good/slower) | load after |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
-        *[
-            f"| {i + 1} | {r['load_before']:.2f} | {r['good_exit']} | {num(r['good_ratio'])} | {r['good_seconds']:.0f} | "
-            f"{r['slow_exit']} | {r['slow_ratio']:.4f} | {r['limit']:.4f} | {r['good_retried']}/{r['slow_retried']} | "
-            f"{r['load_after']:.2f} |"
-            for i, r in enumerate(rows)
-        ],
-        "",
-        f"Good pair: {good.spec.arch}, MACs {good.macs['dense'] / 1e6:.1f} M -> {good.macs['pruned'] / 1e6:.1f} M. "
-        f"Slower pruned model: zero-padded to {100 * slow_macs:+.1f}% MACs (outputs identical).  ",
-        f"Gate: batch {timing.batch}, {timing.threads} thread, {timing.repeats} rounds, {timing.duration_s} s per model; "
-        f"baseline {args.baseline.relative_to(REPO)}.  ",
-        f"**False alarms: {false_alarms} of {len(rows)}; misses: {misses} of {len(rows)}.** "
-        f"Longest gate: {max(r['good_seconds'] for r in rows):.0f} s.",
-    ]
-    path = record(
-        "gate_sensitivity",
-        "Latency gate: false alarms on the good pair, misses on a 15%-MACs-slower pruned model",
-        table,
-        {
-            "args": {k: str(v) for k, v in vars(args).items()},
-            "slow_extra_macs": slow_macs,
-            "false_alarms": false_alarms,
-            "misses": misses,
-            "runs": rows,
-        },
-        timing.threads,
-    )
-    print("\n".join(table))
+        path = write_results(rows, args, good, slow, timing)
+    print(path.with_suffix(".md").read_text())
     print(f"-> {path}")
 
 
