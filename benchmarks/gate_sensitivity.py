@@ -115,10 +115,11 @@ def slow_pair(spec: PairSpec, extra: float, folder: Path) -> Pair:
     return Pair(folder, spec, export_pair(models, shape, folder), shape)
 
 
-def run_cli(*args: str) -> tuple[int, float, str]:
+def run_cli(*args: str) -> tuple[int, float, str, str]:
+    """(exit code, wall seconds, stdout, the end of stderr)."""
     start = time.perf_counter()
     p = subprocess.run([*CLI, *args], cwd=REPO, capture_output=True, text=True)
-    return p.returncode, time.perf_counter() - start, (p.stdout + p.stderr)[-2000:]
+    return p.returncode, time.perf_counter() - start, p.stdout, p.stderr[-2000:]
 
 
 def write_results(rows: list[dict[str, Any]], args: argparse.Namespace, good: Pair, slow: Pair, timing: Any) -> Path:
@@ -179,25 +180,24 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     for _ in range(args.runs):
         load_before = os.getloadavg()[0]
-        code, seconds, tail = run_cli("gate", "--baseline", str(args.baseline), "--json")
-        gate_doc = json.loads(tail[tail.index("{") :]) if code in (0, 1) and "{" in tail else {}
+        code, seconds, stdout, stderr = run_cli("gate", "--baseline", str(args.baseline), "--json")
+        gate_doc = json.loads(stdout[stdout.index("{") :]) if code in (0, 1) and "{" in stdout else {}
         outcome = run_gate(lambda: measure_pair(slow, timing), baseline, None, (str(slow_bench), str(args.baseline)))
         write_json(slow_bench, outcome.doc)
-        slow_code, _, _ = run_cli("regress", str(slow_bench), "--baseline", str(args.baseline))
+        slow_code, *_ = run_cli("regress", str(slow_bench), "--baseline", str(args.baseline))
         row = {
             "load_before": load_before,
             "good_exit": code,
             "good_seconds": seconds,
             "good_ratio": gate_doc.get("rows", [{}])[0].get("current"),
             "good_retried": bool(gate_doc.get("notes")),
+            "good_stderr": stderr if code else "",
             "slow_exit": slow_code,
             "slow_ratio": outcome.report.rows[0].current,
             "slow_retried": bool(outcome.notes),
             "limit": outcome.report.rows[0].limit,
             "load_after": os.getloadavg()[0],
         }
-        if code not in (0, 1):
-            row["good_error"] = tail
         rows.append(row)
         print(json.dumps(row), flush=True)
         path = write_results(rows, args, good, slow, timing)
