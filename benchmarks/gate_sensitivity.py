@@ -12,7 +12,7 @@ slowdown), until it has --extra (15%) more MACs. Zero filters with zero BatchNor
 zeros, and the next layer's weights on them are zero, so its outputs, hence its accuracy, are exactly the
 pruned model's: only its latency differs.
 
-    .venv/bin/python benchmarks/gate_sensitivity.py [--runs 5] [--extra 0.15]
+    .venv/bin/python benchmarks/gate_sensitivity.py [--runs 5] [--extra 0.15] [--append]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from results_io import REPO, record
+from results_io import REPO, RESULTS, record
 
 from deploy.gate.measure import measure_pair
 from deploy.gate.pair import Pair, PairSpec, export_pair, make_models, prepare_pair
@@ -43,6 +43,7 @@ from toolchain.models.vgg import VGG
 
 CLI = [sys.executable, "-m", "toolchain.cli.app"]
 ROUND_TO = 8  # cplitool's default prune.round_to
+NAME = "gate_sensitivity"
 
 
 def conv_widths(model: VGG) -> list[int | str]:
@@ -149,7 +150,7 @@ def write_results(rows: list[dict[str, Any]], args: argparse.Namespace, good: Pa
         f"Longest gate: {max(r['good_seconds'] for r in rows):.0f} s.",
     ]
     path = record(
-        "gate_sensitivity",
+        NAME,
         "Latency gate: false alarms on the good pair, misses on a 15%-MACs-slower pruned model",
         table,
         {
@@ -169,6 +170,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--extra", type=float, default=0.15, help="extra MACs of the slower pruned model")
     ap.add_argument("--baseline", type=Path, default=REPO / "deploy/baselines/cpu.json")
+    ap.add_argument("--append", action="store_true", help="continue the recorded runs up to --runs in all")
     args = ap.parse_args()
 
     os.chdir(REPO)
@@ -177,8 +179,8 @@ def main() -> None:
     slow_bench = GATE.root / "slow_bench.json"
     baseline = load_doc(args.baseline)
     timing = GATE.timing
-    rows: list[dict[str, Any]] = []
-    for _ in range(args.runs):
+    rows: list[dict[str, Any]] = json.loads((RESULTS / f"{NAME}.json").read_text())["runs"] if args.append else []
+    for _ in range(args.runs - len(rows)):
         load_before = os.getloadavg()[0]
         code, seconds, stdout, stderr = run_cli("gate", "--baseline", str(args.baseline), "--json")
         gate_doc = json.loads(stdout[stdout.index("{") :]) if code in (0, 1) and "{" in stdout else {}
