@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from toolchain.cli.common import JsonOpt, out, print_json
-from toolchain.errors import CplitoolError
+from toolchain.errors import CplitoolError, UsageError
 
 GATE_BASELINE = Path("deploy/baselines/cpu.json")
 ToleranceOpt = Annotated[
@@ -90,7 +90,9 @@ def regress(
 
 def gate(
     baseline: Annotated[Path, typer.Option(help="measured baseline to compare with")] = GATE_BASELINE,
-    tolerance: ToleranceOpt = None,
+    tolerance: Annotated[
+        str | None, typer.Option(help="allowed slowdown, e.g. 5%, instead of the measured baseline's tolerance")
+    ] = None,
     record: Annotated[
         int,
         typer.Option(
@@ -109,6 +111,8 @@ def gate(
     from deploy.regress import load_doc, parse_tolerance
     from toolchain.io import write_json
 
+    if record == 1:
+        raise UsageError("--record 1: a measured baseline needs at least 2 measurements to measure their spread")
     setup = gate_run.GATE
     pair, built = prepare_pair(setup.spec, setup.pairs)
     out.print(

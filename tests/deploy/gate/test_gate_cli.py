@@ -51,3 +51,4 @@ def test_gate_refuses_a_baseline_of_another_batch(small_gate: Path, cli) -> None
     small_gate.write_text(json.dumps(make_baseline([bench_doc(r, batch=64, threads=1) for r in (0.5, 0.51)])))
     result = cli("gate", "--baseline", small_gate)
     assert result.code == 2 and "batch 2 with 1 thread" in result.err and "--batch 64 --threads 1" in result.err
+    assert cli("gate", "--baseline", small_gate, "--record", "1").code == 2  # no spread from one measurement
