@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from toolchain.cli.common import JsonOpt, out, print_json
+from toolchain.cli.tables import fitted
 from toolchain.errors import CplitoolError, UsageError
 
 GATE_BASELINE = Path("deploy/baselines/cpu.json")
@@ -26,8 +27,8 @@ MultipleOpt = Annotated[float, typer.Option(min=0.0, help="tolerance = this mult
 def regress_table(report: Any, baseline: Path) -> Table:
     table = Table(title=f"latency against {baseline}")
     for col in ("measurement", "metric", "baseline", "current", "change", "limit"):
-        table.add_column(col, justify="left" if col in ("measurement", "metric") else "right", overflow="fold")
-    table.add_column("verdict", no_wrap=True, min_width=9)  # never cut, however narrow the terminal
+        table.add_column(col, justify="left" if col in ("measurement", "metric") else "right")
+    table.add_column("verdict", min_width=9)
     for r in report.rows:
         table.add_row(
             r.key,
@@ -53,7 +54,7 @@ def show(report: Any, baseline: Path, as_json: bool, extra: dict[str, Any] | Non
     if as_json:
         print_json({**report_json(report), **(extra or {})})
     else:
-        out.print(regress_table(report, baseline))
+        out.print(fitted(regress_table(report, baseline)))
         for key in report.missing:
             out.print(f"[yellow]not measured now[/yellow] (in the baseline): {key}", highlight=False, soft_wrap=True)
     if report.regressed:
