@@ -63,9 +63,31 @@ class PrunePlan:
         return d
 
 
+def _guard_reshape_mapping() -> None:
+    """Torch-Pruning 1.6 divides by a channel count it infers as 0 for a channel shuffle's reshape
+    (ShuffleNet) and aborts the whole graph. Leave such a reshape without an index mapping instead: the
+    groups through it are then refused (find_groups sees the transpose between its members)."""
+    from torch_pruning.dependency import index_mapping
+
+    original = index_mapping.update_reshape_index_mapping
+    if getattr(original, "guarded", False):
+        return
+
+    def guarded(graph: Any, node: Any) -> None:
+        try:
+            original(graph, node)
+        except ZeroDivisionError:
+            return
+
+    guarded.guarded = True  # type: ignore[attr-defined]
+    index_mapping.update_reshape_index_mapping = guarded
+
+
 def graph(model: nn.Module, input_shape: tuple[int, ...]) -> Any:
     """Torch-Pruning's dependency graph of `model`, traced with one zero input on the model's device."""
     import torch_pruning as tp
+
+    _guard_reshape_mapping()
 
     device = next(model.parameters()).device
     was_training = model.training
