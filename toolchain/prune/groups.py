@@ -68,6 +68,17 @@ class Group:
     def keep_ratio(self) -> float:
         return self.keep / self.channels
 
+    def summary(self) -> dict[str, Any]:
+        return {
+            "root": self.root,
+            "channels": self.channels,
+            "keep": self.keep,
+            "step": self.step,
+            "producers": [m.name for m in self.producers],
+            "consumers": [m.name for m in self.consumers],
+            "members": sorted({m.name for m in self.members}),
+        }
+
     def tie_size(self) -> int:
         return len(self.ties[0]) if self.ties else 1
 
