@@ -355,3 +355,55 @@ def stage_grams(
             start = time.perf_counter()
         blocks.flush()
     return grams, seconds
+
+
+def group_grams(
+    model: nn.Module,
+    targets: dict[str, Targets],
+    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    grads: bool,
+    device: torch.device,
+) -> tuple[dict[str, GramSums], float]:
+    """Gram sums of every consumer of one coupled group from one pass per batch of the network as pruned
+    so far (X), with Y and G from the original network; the pass stops once every consumer has its input.
+    Returns the sums and the time spent producing X."""
+    layers: dict[str, Any] = {n: model.get_submodule(n) for n in targets}
+    blocks: dict[str, RowBlocks] = {}
+    grams: dict[str, GramSums] = {}
+    for name, layer in layers.items():
+        w = weight_2d(layer)
+        grams[name] = GramSums.empty(w.shape[1], in_width(layer), w.shape[0], grads, device)
+        blocks[name] = RowBlocks(grams[name], w)
+    box: dict[str, torch.Tensor] = {}
+
+    def hook(name: str):
+        def pre(_layer: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+            box[name] = inputs[0].detach()
+            if len(box) == len(layers):
+                raise _Stop
+
+        return pre
+
+    handles = [layer.register_forward_pre_hook(hook(n)) for n, layer in layers.items()]
+    model.eval().to(device)
+    seconds = 0.0
+    try:
+        with torch.no_grad(), progress_bar(transient=True) as bar:
+            task = bar.add_task("capture group", total=len(next(iter(targets.values())).pos), unit="batch")
+            for i, (images, _labels) in enumerate(loader):
+                start = time.perf_counter()
+                box.clear()
+                with contextlib.suppress(_Stop):
+                    model(images.to(device))
+                patches = {n: gather_patches(box[n], layers[n], t.pos[i]) for n, t in targets.items()}
+                sync(device)
+                seconds += time.perf_counter() - start
+                for n, t in targets.items():
+                    blocks[n].add(patches.pop(n), t.Y[i], t.G[i] if grads else None)
+                bar.advance(task)
+        for b in blocks.values():
+            b.flush()
+    finally:
+        for h in handles:
+            h.remove()
+    return grams, seconds
