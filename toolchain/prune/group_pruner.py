@@ -198,7 +198,11 @@ def choose_groups(
         report.kept_channels = kept.tolist()
         reports.append(report)
         errs = "  ".join(f"{c.name} {c.err_before:.4f} -> {c.err_after:.4f}" for c in report.consumers)
-        console.print(f"group {i + 1}/{len(order)} {group.root}: {group.channels} -> {group.keep} [{report.criterion}] {errs}", highlight=False)
+        console.print(
+            f"group {i + 1}/{len(order)} {group.root}: {group.channels} -> {group.keep} ({report.criterion}) {errs}",
+            highlight=False,
+            markup=False,
+        )
     return reports, (capture.seconds + capture.gram_seconds if capture else 0.0)
 
 

@@ -107,7 +107,7 @@ def _refusal(module: Any, names: dict[Any, str]) -> str | None:
         return "a bare nn.Parameter (e.g. a layer scale) would need its own surgery"
     if isinstance(module, tp.ops._ElementWiseOp):
         name = str(module._grad_fn)
-        return f"a {name} moves channels to other positions" if any(p in name for p in PERMUTES) else None
+        return f"a {name} reorders axes, and channels are not followed through it" if any(p in name for p in PERMUTES) else None
     if isinstance(module, (tp.ops._ReshapeOp, tp.ops._ConcatOp, tp.ops._SplitOp, tp.ops._SliceOp)):
         return None
     if isinstance(module, (nn.PReLU,)):
@@ -156,6 +156,7 @@ def step_for(channels: int, tie: int, round_to: int) -> int:
 def find_groups(model: nn.Module, dg: Any, round_to: int) -> list[Group]:
     """Every channel group of `model` rooted at a conv/linear's outputs, refused ones included, each once."""
     names = {m: n for n, m in model.named_modules()}
+    order = {n: i for i, n in enumerate(names.values())}
     seen: set[Any] = set()
     failed: dict[str, str] = {}
     groups: list[Group] = []
@@ -171,11 +172,22 @@ def find_groups(model: nn.Module, dg: Any, round_to: int) -> list[Group]:
             seen.add(module)
             groups.append(Group(names[module], channels, channels, refused=failed[names[module]]))
             continue
-        groups.append(_group(names[module], channels, tp_group, dg, names, seen, round_to))
+        group = _group(names[module], channels, tp_group, dg, names, seen, round_to)
+        first = _earliest_producer(group, channels, order)
+        if first is not None and first != group.root:  # name groups by their shallowest producer
+            layer = model.get_submodule(first)
+            tp_group = dg.get_pruning_group(layer, dg.get_pruner_of_module(layer).prune_out_channels, list(range(channels)))
+            group = _group(first, channels, tp_group, dg, names, seen, round_to)
+        groups.append(group)
     for g in groups:  # a group touching a layer whose own group could not be mapped is not trusted either
         if g.refused is None and any(m.side == "out" and m.name in failed for m in g.members):
             g.refused = f"it shares layers with a group that {failed[next(m.name for m in g.members if m.name in failed)]}"
     return groups
+
+
+def _earliest_producer(group: Group, channels: int, order: dict[str, int]) -> str | None:
+    full = [m.name for m in group.producers if sorted(m.roots) == list(range(channels)) and m.idxs == m.roots]
+    return min(full, key=order.__getitem__) if full else None
 
 
 def _group(
@@ -208,5 +220,6 @@ def _group(
     else:
         group.ties = ties
         group.step = step_for(channels, len(ties[0]), round_to)
+    reasons.sort(key=lambda r: "normalises" not in r)  # the most telling reason first
     group.refused = reasons[0] if reasons else None
     return group
