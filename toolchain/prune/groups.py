@@ -23,6 +23,7 @@ from torch import nn
 CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 WEIGHTED = (*CONVS, nn.Linear)
 PERMUTES = ("Permute", "Transpose")  # grad_fn names of ops that move channels to other positions
+PADS = ("ConstantPad", "Pad")  # a zero-padding shortcut adds channels the graph does not index
 
 
 @dataclass
@@ -107,7 +108,11 @@ def _refusal(module: Any, names: dict[Any, str]) -> str | None:
         return "a bare nn.Parameter (e.g. a layer scale) would need its own surgery"
     if isinstance(module, tp.ops._ElementWiseOp):
         name = str(module._grad_fn)
-        return f"a {name} reorders axes, and channels are not followed through it" if any(p in name for p in PERMUTES) else None
+        if any(p in name for p in PERMUTES):
+            return f"a {name} reorders axes, and channels are not followed through it"
+        if any(p in name for p in PADS):
+            return f"a {name} may pad channels (a zero-padding shortcut), which are not followed through it"
+        return None
     if isinstance(module, (tp.ops._ReshapeOp, tp.ops._ConcatOp, tp.ops._SplitOp, tp.ops._SliceOp)):
         return None
     if isinstance(module, (nn.PReLU,)):
