@@ -116,7 +116,6 @@ class GroupPruner:
             layer: Any = self.model.get_submodule(m.name)
             W = weight_2d(layer)
             c = in_width(layer)
-            k = W.shape[1] // c
             s = torch.ones(W.shape[0], dtype=torch.float64)
             out.append(ConsumerTerm(grams[m.name], W, c, np.asarray(m.idxs), np.asarray(m.roots), s))
         return out
@@ -129,7 +128,9 @@ class GroupPruner:
         report.gram_s = sum(g.seconds for g in grams.values())
         report.rows = sum(g.rows for g in grams.values())
         start = time.perf_counter()
-        classes = select_group(self.terms(group, grams), _class_of(group), len(group.ties), gamma_rel, group.keep // group.tie_size())
+        classes = select_group(
+            self.terms(group, grams), _class_of(group), len(group.ties), gamma_rel, group.keep // group.tie_size()
+        )
         kept_roots = group.roots_of(classes)
         self.mask(group, kept_roots)
         for m in group.consumers:
@@ -157,7 +158,13 @@ class GroupPruner:
 
 
 def choose_groups(
-    model: nn.Module, plan: PrunePlan, cfg: PruneSection, loader: Loader, device: torch.device, seed: int, classification: bool
+    model: nn.Module,
+    plan: PrunePlan,
+    cfg: PruneSection,
+    loader: Loader,
+    device: torch.device,
+    seed: int,
+    classification: bool,
 ) -> tuple[list[GroupReport], float]:
     """Choose every group's channels, masking them in `model` (which keeps its shape) and refitting consumers.
     Returns the reports and the seconds of the original network's capture pass."""
@@ -181,7 +188,9 @@ def choose_groups(
     gen = torch.Generator().manual_seed(seed)
     reports = []
     for i, group in enumerate(order):
-        report = GroupReport(group.root, group.channels, group.keep, "lasso", producers=[m.name for m in group.producers])
+        report = GroupReport(
+            group.root, group.channels, group.keep, "lasso", producers=[m.name for m in group.producers]
+        )
         if group.keep >= group.channels:
             kept = np.arange(group.channels)
             report.criterion = "none (kept whole)"

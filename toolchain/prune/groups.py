@@ -181,12 +181,16 @@ def find_groups(model: nn.Module, dg: Any, round_to: int) -> list[Group]:
         first = _earliest_producer(group, channels, order)
         if first is not None and first != group.root:  # name groups by their shallowest producer
             layer = model.get_submodule(first)
-            tp_group = dg.get_pruning_group(layer, dg.get_pruner_of_module(layer).prune_out_channels, list(range(channels)))
+            tp_group = dg.get_pruning_group(
+                layer, dg.get_pruner_of_module(layer).prune_out_channels, list(range(channels))
+            )
             group = _group(first, channels, tp_group, dg, names, seen, round_to)
         groups.append(group)
     for g in groups:  # a group touching a layer whose own group could not be mapped is not trusted either
         if g.refused is None and any(m.side == "out" and m.name in failed for m in g.members):
-            g.refused = f"it shares layers with a group that {failed[next(m.name for m in g.members if m.name in failed)]}"
+            g.refused = (
+                f"it shares layers with a group that {failed[next(m.name for m in g.members if m.name in failed)]}"
+            )
     return groups
 
 

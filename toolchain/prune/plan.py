@@ -25,6 +25,7 @@ from toolchain.recipe.sections import PruneSection
 
 CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 TOLERANCE = 0.02  # relative: |achieved - target| <= 2% of the target
+BLOCKS_HINT = "; prune.scope = 'all' also prunes residual streams, depthwise/grouped convs and concatenations"
 
 
 @dataclass
@@ -194,7 +195,11 @@ def _check_names(cfg: PruneSection, units: list[Unit], convs: set[str]) -> None:
                     f"{key}: {n!r} is not a conv layer of the model; prunable: {', '.join(sorted(prunable))}"
                 )
             if n not in prunable:
-                where = "a coupled group that cannot be removed exactly" if cfg.scope == "all" else "a residual add, a concat or the classifier"
+                where = (
+                    "a coupled group that cannot be removed exactly"
+                    if cfg.scope == "all"
+                    else "a residual add, a concat or the classifier"
+                )
                 raise UsageError(
                     f"{key}: {n!r} cannot be pruned (its outputs feed {where}); prunable: {', '.join(sorted(prunable))}"
                 )
@@ -226,7 +231,9 @@ def _nudge(free: list[Unit], cost: MacsModel, target_macs: float, round_to: int)
         best[0].keep = best[1]
 
 
-def _group_cover(model: nn.Module, groups: list[Group]) -> tuple[dict[str, dict[int, float]], dict[str, dict[int, float]]]:
+def _group_cover(
+    model: nn.Module, groups: list[Group]
+) -> tuple[dict[str, dict[int, float]], dict[str, dict[int, float]]]:
     """The fraction of each layer's inputs and outputs that each group's channels are."""
     cover_in: dict[str, dict[int, float]] = {}
     cover_out: dict[str, dict[int, float]] = {}
@@ -286,9 +293,11 @@ def make_plan(model: nn.Module, input_shape: tuple[int, ...], cfg: PruneSection,
         raise UsageError(
             f"nothing to prune in {type(model).__name__}: no conv feeds exactly one other conv through "
             "channel-wise ops (block outputs, concatenations and the classifier's input are kept)"
-            + ("; prune.scope = 'all' prunes coupled groups too" if cfg.scope == "blocks" else blocking)
+            + (BLOCKS_HINT if cfg.scope == "blocks" else blocking)
         )
-    _check_names(cfg, units, convs if cfg.scope == "all" else {n for n in convs if isinstance(model.get_submodule(n), CONVS)})
+    _check_names(
+        cfg, units, convs if cfg.scope == "all" else {n for n in convs if isinstance(model.get_submodule(n), CONVS)}
+    )
     units = [u for u in units if not set(_producers(u)) & set(cfg.skip)]
     for u in units:
         fixed = [cfg.layer_keep[p] for p in _producers(u) if p in cfg.layer_keep]
@@ -305,7 +314,7 @@ def make_plan(model: nn.Module, input_shape: tuple[int, ...], cfg: PruneSection,
             f"prune.macs_keep = {cfg.macs_keep}: cannot be met; with every prunable layer at its minimum width "
             f"(round_to = {cfg.round_to}) the model keeps {floor / total:.1%} of its MACs "
             f"({len(free)} free {'groups' if cfg.scope == 'all' else 'layers'}, {len(cfg.skip)} skipped, "
-            f"{len(cfg.layer_keep)} fixed by prune.layer_keep){blocking}"
+            f"{len(cfg.layer_keep)} fixed by prune.layer_keep){blocking or BLOCKS_HINT * (cfg.scope == 'blocks')}"
         )
     lo, hi = 0.0, 1.0
     for _ in range(40):  # smallest uniform ratio whose MACs reach the target

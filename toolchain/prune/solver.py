@@ -121,7 +121,9 @@ class ConsumerTerm:
     s: torch.Tensor
 
 
-def consumer_objective(term: ConsumerTerm, classes: np.ndarray, n_classes: int, gamma_rel: float) -> tuple[torch.Tensor, torch.Tensor]:
+def consumer_objective(
+    term: ConsumerTerm, classes: np.ndarray, n_classes: int, gamma_rel: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(Q, q) of one consumer over the group's tie classes, divided by the consumer's output energy
     sum_j s_j ||Y_j||^2 so that every consumer weighs the same whatever its scale.
 
@@ -161,7 +163,9 @@ def _aggregate(M: torch.Tensor, ids: torch.Tensor, n: int) -> torch.Tensor:
     return torch.zeros(n, n, dtype=M.dtype, device=M.device).index_add_(1, ids, rows)
 
 
-def select_group(terms: list[ConsumerTerm], classes: np.ndarray, n_classes: int, gamma_rel: float, keep: int) -> np.ndarray:
+def select_group(
+    terms: list[ConsumerTerm], classes: np.ndarray, n_classes: int, gamma_rel: float, keep: int
+) -> np.ndarray:
     """Tie classes kept by one LASSO over the sum of every consumer's normalised objective (exactly `keep`)."""
     parts = [consumer_objective(t, classes, n_classes, gamma_rel) for t in terms]
     Q = sum(p[0] for p in parts)

@@ -17,8 +17,8 @@ from toolchain.data import build_split, make_loader
 from toolchain.data.registry import recipe_input_shape
 from toolchain.io import sha256_file, write_json
 from toolchain.progress import console
-from toolchain.prune.plan import PrunePlan, make_plan
 from toolchain.prune.group_pruner import GroupReport
+from toolchain.prune.plan import PrunePlan, make_plan
 from toolchain.prune.pruner import PruneResult, StageReport, Terms, prune_model
 from toolchain.recipe import Recipe
 from toolchain.rundir import RunDir
@@ -52,9 +52,7 @@ def consumer_rows(stages: list[StageReport], groups: list[GroupReport]) -> dict[
     return rows
 
 
-def layer_table(
-    plan: PrunePlan, dense: ModelCount, pruned: ModelCount, result: PruneResult
-) -> list[dict[str, Any]]:
+def layer_table(plan: PrunePlan, dense: ModelCount, pruned: ModelCount, result: PruneResult) -> list[dict[str, Any]]:
     """One row per conv/linear layer: channels and MACs before/after, and the stage it was consumer of."""
     after = {lc.name: lc for lc in pruned.layers}
     consumers = consumer_rows(result.stages, result.groups)

@@ -36,7 +36,9 @@ def reference_model(name: str) -> nn.Module:
 
 def synthetic_batches(shape: tuple[int, ...], n: int = 3, batch: int = 40) -> list[tuple[torch.Tensor, torch.Tensor]]:
     gen = torch.Generator().manual_seed(1)
-    return [(torch.randn(batch, *shape, generator=gen), torch.randint(0, 10, (batch,), generator=gen)) for _ in range(n)]
+    return [
+        (torch.randn(batch, *shape, generator=gen), torch.randint(0, 10, (batch,), generator=gen)) for _ in range(n)
+    ]
 
 
 def run_case(name: str, shape: tuple[int, ...], method: str, **extra: Any) -> dict[str, Any]:

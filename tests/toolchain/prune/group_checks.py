@@ -19,7 +19,9 @@ Batches = list[tuple[torch.Tensor, torch.Tensor]]
 
 def batches(shape: tuple[int, ...], n: int = 2, size: int = 16, classes: int = 10) -> Batches:
     gen = torch.Generator().manual_seed(1)
-    return [(torch.randn(size, *shape, generator=gen), torch.randint(0, classes, (size,), generator=gen)) for _ in range(n)]
+    return [
+        (torch.randn(size, *shape, generator=gen), torch.randint(0, classes, (size,), generator=gen)) for _ in range(n)
+    ]
 
 
 @dataclass

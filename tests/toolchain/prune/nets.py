@@ -17,8 +17,12 @@ class Residual(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), _bn(16), nn.ReLU())
-        self.block = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1), _bn(16), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1), _bn(16))
-        self.head = nn.Sequential(nn.Conv2d(16, 24, 1), _bn(24), nn.ReLU(), nn.Conv2d(24, 32, 3, padding=1), _bn(32), nn.ReLU())
+        self.block = nn.Sequential(
+            nn.Conv2d(16, 16, 3, padding=1), _bn(16), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1), _bn(16)
+        )
+        self.head = nn.Sequential(
+            nn.Conv2d(16, 24, 1), _bn(24), nn.ReLU(), nn.Conv2d(24, 32, 3, padding=1), _bn(32), nn.ReLU()
+        )
         self.fc = nn.Linear(32, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
