@@ -22,7 +22,7 @@ from toolchain.progress import console
 from toolchain.prune.chain import ChainInputs
 from toolchain.prune.criteria import l1_keep, random_keep
 from toolchain.prune.group_pruner import GroupReport, choose_groups, remove_groups
-from toolchain.prune.plan import PrunePlan, Stage, graph
+from toolchain.prune.plan import PrunePlan, Stage, graph, make_plan
 from toolchain.prune.sampling import GramSums, capture_original, prefix_inputs, stage_grams, weight_2d
 from toolchain.prune.solver import select, solve_stage
 from toolchain.prune.surgery import remove_channels, set_weight
@@ -199,3 +199,18 @@ def _prune_groups(
         sum(r.solve_s for r in reports) + surgery_s,
         reports,
     )
+
+
+def prune(
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    cfg: PruneSection,
+    loader: Loader = (),
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+) -> tuple[PrunePlan, PruneResult]:
+    """Script entry point: plan and prune any nn.Module in place, e.g.
+    `plan, result = prune(model, (3, 32, 32), PruneSection(method="cpli", scope="all"), train_loader)`.
+    `loader` yields (images, labels) batches (only cpli/cp read it; labels feed the classification term)."""
+    plan = make_plan(model, input_shape, cfg)
+    return plan, prune_model(model, plan, cfg, loader, torch.device(device), seed)

@@ -78,3 +78,16 @@ def test_groups_without_a_dense_reader_use_a_named_data_free_criterion() -> None
 def test_refusal_names_the_group_in_the_way() -> None:
     with pytest.raises(UsageError, match=r"cannot be met.*group 'a' \(.*normalises across channels"):
         make_plan(randomised("channels_last"), SHAPE, PruneSection(scope="all", macs_keep=0.1, round_to=4))
+
+
+def test_a_script_prunes_a_plain_module_with_a_dataloader() -> None:
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from toolchain.prune.pruner import prune
+
+    data = batches(SHAPE, n=1, size=32)[0]
+    loader = DataLoader(TensorDataset(*data), batch_size=16)
+    model = randomised("inverted")
+    plan, result = prune(model, SHAPE, PruneSection(scope="all", method="cp", macs_keep=0.5, round_to=2), loader)
+    assert result.model is model and result.groups and abs(plan.macs_keep - 0.5) <= 0.01
+    assert model(data[0]).shape == (32, 10)
