@@ -4,6 +4,7 @@ exact removal (pruned == masked dense), the report's errors, the data-free fallb
 from __future__ import annotations
 
 import pytest
+import torch
 
 from tests.toolchain.prune.group_checks import assert_equals_masked, batches, prune_all, real_errors
 from tests.toolchain.prune.nets import randomised
@@ -91,3 +92,16 @@ def test_a_script_prunes_a_plain_module_with_a_dataloader() -> None:
     plan, result = prune(model, SHAPE, PruneSection(scope="all", method="cp", macs_keep=0.5, round_to=2), loader)
     assert result.model is model and result.groups and abs(plan.macs_keep - 0.5) <= 0.01
     assert model(data[0]).shape == (32, 10)
+
+
+def test_a_pruned_depthwise_model_reloads_from_its_state_dict() -> None:
+    """Catches rebuilding a pruned depthwise conv with its dense group count."""
+    from toolchain.artifacts import fit_to_state_dict
+
+    cfg = PruneSection(scope="all", method="l1", macs_keep=0.5, round_to=2)
+    p = prune_all(randomised("inverted"), SHAPE, cfg, [])
+    fresh = fit_to_state_dict(randomised("inverted"), p.pruned.state_dict())
+    fresh.load_state_dict(p.pruned.state_dict())
+    x = torch.randn(2, *SHAPE)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh.eval()(x), p.pruned(x))
