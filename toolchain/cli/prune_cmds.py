@@ -58,6 +58,14 @@ def prune(recipe: RecipeArg, set_: SetOpt = None, as_json: JsonOpt = False, no_w
         return
     out.print(fitted(layer_table(report)))
     out.print(report["meaning"], highlight=False)
+    free = report.get("data_free_groups", [])
+    if free:
+        out.print(
+            f"{len(free)} groups chosen without data ({free[0]['criterion']}: {free[0]['why']}): "
+            + ", ".join(g["group"] for g in free),
+            highlight=False,
+            markup=False,
+        )
     s = report["seconds"]
     m = report["metrics"]
     out.print(

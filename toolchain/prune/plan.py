@@ -20,10 +20,12 @@ from torch import nn
 
 from toolchain.counting import count_model
 from toolchain.errors import UsageError
+from toolchain.prune.groups import Group, find_groups
 from toolchain.recipe.sections import PruneSection
 
 CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 TOLERANCE = 0.02  # relative: |achieved - target| <= 2% of the target
+BLOCKS_HINT = "; prune.scope = 'all' also prunes residual streams, depthwise/grouped convs and concatenations"
 
 
 @dataclass
@@ -52,6 +54,8 @@ class PrunePlan:
     macs_after: int
     uniform_ratio: float
     layer_macs: dict[str, int] = field(default_factory=dict)  # dense MACs per conv/linear
+    scope: str = "blocks"
+    groups: list[Group] = field(default_factory=list)  # scope "all": the prunable coupled groups
 
     @property
     def macs_keep(self) -> float:
@@ -60,12 +64,35 @@ class PrunePlan:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["macs_keep"] = self.macs_keep
+        d["groups"] = [g.summary() for g in self.groups]  # member index lists would bloat the artifact
         return d
+
+
+def _guard_reshape_mapping() -> None:
+    """Torch-Pruning 1.6 divides by a channel count it infers as 0 for a channel shuffle's reshape
+    (ShuffleNet) and aborts the whole graph. Leave such a reshape without an index mapping instead: the
+    groups through it are then refused (find_groups sees the transpose between its members)."""
+    from torch_pruning.dependency import index_mapping
+
+    original = index_mapping.update_reshape_index_mapping
+    if getattr(original, "guarded", False):
+        return
+
+    def guarded(graph: Any, node: Any) -> None:
+        try:
+            original(graph, node)
+        except ZeroDivisionError:
+            return
+
+    guarded.guarded = True  # type: ignore[attr-defined]
+    index_mapping.update_reshape_index_mapping = guarded
 
 
 def graph(model: nn.Module, input_shape: tuple[int, ...]) -> Any:
     """Torch-Pruning's dependency graph of `model`, traced with one zero input on the model's device."""
     import torch_pruning as tp
+
+    _guard_reshape_mapping()
 
     device = next(model.parameters()).device
     was_training = model.training
@@ -108,28 +135,59 @@ def round_width(channels: int, ratio: float, round_to: int) -> int:
     return int(min(channels, max(step, round(channels * ratio / step) * step)))
 
 
-class MacsModel:
-    """MACs after pruning as a function of the stage widths: a conv's MACs scale with its kept inputs
-    times its kept outputs; everything else is unchanged. Vectorised, because the width search calls it
-    thousands of times."""
+Unit = Any  # a Stage or a Group: .channels and .keep
 
-    def __init__(self, stages: list[Stage], layer_macs: dict[str, int], total: int) -> None:
-        out_of = {s.producer: i for i, s in enumerate(stages)}
-        in_of = {s.consumer: i for i, s in enumerate(stages)}
-        none = len(stages)  # index of a constant 1.0
-        self.stages, self.total = stages, total
+
+class MacsModel:
+    """MACs after pruning as a function of the widths of `units` (stages or groups): a conv's MACs scale with
+    the kept fraction of its inputs times that of its outputs, where each fraction adds up the parts of the
+    layer's channels each unit covers (a concatenation's reader is covered by several groups); a depthwise
+    conv's scale with its kept channels alone. Everything else is unchanged. Vectorised, because the
+    width search calls it thousands of times."""
+
+    def __init__(
+        self,
+        units: list[Unit],
+        layer_macs: dict[str, int],
+        total: int,
+        cover_in: dict[str, dict[int, float]],
+        cover_out: dict[str, dict[int, float]],
+    ) -> None:
+        self.units, self.total = units, total
         self.macs = np.array(list(layer_macs.values()), dtype=np.float64)
-        self.out_idx = np.array([out_of.get(n, none) for n in layer_macs])
-        self.in_idx = np.array([in_of.get(n, none) for n in layer_macs])
-        self.channels = np.array([s.channels for s in stages] + [1], dtype=np.float64)
+        shape = (len(layer_macs), len(units))
+        self.f_in, self.f_out = np.zeros(shape), np.zeros(shape)
+        self.c_in, self.c_out = np.ones(len(layer_macs)), np.ones(len(layer_macs))
+        for li, name in enumerate(layer_macs):
+            for cover, f, c in ((cover_in, self.f_in, self.c_in), (cover_out, self.f_out, self.c_out)):
+                for u, frac in cover.get(name, {}).items():
+                    f[li, u] += frac
+                    c[li] -= frac
+        self.channels = np.array([u.channels for u in units], dtype=np.float64)
+
+    @classmethod
+    def of_stages(cls, stages: list[Stage], layer_macs: dict[str, int], total: int) -> MacsModel:
+        cover_in = {s.consumer: {i: 1.0} for i, s in enumerate(stages)}
+        cover_out = {s.producer: {i: 1.0} for i, s in enumerate(stages)}
+        return cls(stages, layer_macs, total, cover_in, cover_out)
 
     def __call__(self) -> int:
-        keep = np.array([s.keep for s in self.stages] + [1], dtype=np.float64) / self.channels
-        return round(self.total - float((self.macs * (1 - keep[self.in_idx] * keep[self.out_idx])).sum()))
+        keep = np.array([u.keep for u in self.units], dtype=np.float64) / self.channels
+        kept_in = self.f_in @ keep + self.c_in
+        kept_out = self.f_out @ keep + self.c_out
+        return round(self.total - float((self.macs * (1 - kept_in * kept_out)).sum()))
 
 
-def _check_names(cfg: PruneSection, stages: list[Stage], convs: set[str]) -> None:
-    prunable = {s.producer for s in stages}
+def _step(unit: Unit, round_to: int) -> int:
+    return int(unit.step) if isinstance(unit, Group) else min(round_to, unit.channels)
+
+
+def _producers(unit: Unit) -> list[str]:
+    return [m.name for m in unit.producers] if isinstance(unit, Group) else [unit.producer]
+
+
+def _check_names(cfg: PruneSection, units: list[Unit], convs: set[str]) -> None:
+    prunable = {p for u in units for p in _producers(u)}
     for key, names in (("prune.skip", cfg.skip), ("prune.layer_keep", list(cfg.layer_keep))):
         for n in names:
             if n not in convs:
@@ -137,67 +195,126 @@ def _check_names(cfg: PruneSection, stages: list[Stage], convs: set[str]) -> Non
                     f"{key}: {n!r} is not a conv layer of the model; prunable: {', '.join(sorted(prunable))}"
                 )
             if n not in prunable:
+                where = (
+                    "a coupled group that cannot be removed exactly"
+                    if cfg.scope == "all"
+                    else "a residual add, a concat or the classifier"
+                )
                 raise UsageError(
-                    f"{key}: {n!r} cannot be pruned (its outputs feed a residual add, a concat or the classifier); "
-                    f"prunable: {', '.join(sorted(prunable))}"
+                    f"{key}: {n!r} cannot be pruned (its outputs feed {where}); prunable: {', '.join(sorted(prunable))}"
                 )
     for n, r in cfg.layer_keep.items():
         if not 0.0 < r <= 1.0:
             raise UsageError(f"prune.layer_keep: {n!r} = {r}: expected a keep ratio in (0, 1]")
 
 
-def _set_widths(free: list[Stage], ratio: float, round_to: int) -> None:
-    for s in free:
-        s.keep = round_width(s.channels, ratio, round_to)
+def _set_widths(free: list[Unit], ratio: float, round_to: int) -> None:
+    for u in free:
+        u.keep = round_width(u.channels, ratio, _step(u, round_to))
 
 
-def _nudge(free: list[Stage], cost: MacsModel, target_macs: float, round_to: int) -> None:
-    """Move single layers by one rounding step while that brings the MACs closer to the target."""
+def _nudge(free: list[Unit], cost: MacsModel, target_macs: float, round_to: int) -> None:
+    """Move single units by one rounding step while that brings the MACs closer to the target."""
     while True:
         best, best_gap = None, abs(cost() - target_macs)
-        for s in free:
-            step = min(round_to, s.channels)
-            for new in (s.keep - step, s.keep + step):
-                if step <= new <= s.channels:
-                    old, s.keep = s.keep, new
+        for u in free:
+            step = _step(u, round_to)
+            for new in (u.keep - step, u.keep + step):
+                if step <= new <= u.channels:
+                    old, u.keep = u.keep, new
                     gap = abs(cost() - target_macs)
-                    s.keep = old
+                    u.keep = old
                     if gap < best_gap - 1e-9:
-                        best, best_gap = (s, new), gap
+                        best, best_gap = (u, new), gap
         if best is None:
             return
         best[0].keep = best[1]
 
 
+def _group_cover(
+    model: nn.Module, groups: list[Group]
+) -> tuple[dict[str, dict[int, float]], dict[str, dict[int, float]]]:
+    """The fraction of each layer's inputs and outputs that each group's channels are."""
+    cover_in: dict[str, dict[int, float]] = {}
+    cover_out: dict[str, dict[int, float]] = {}
+    for gi, g in enumerate(groups):
+        for m in g.members:
+            layer: Any = model.get_submodule(m.name)
+            linear = isinstance(layer, nn.Linear)
+            size = (layer.in_features if linear else layer.in_channels) if m.side == "in" else layer.weight.shape[0]
+            cover = cover_in if m.side == "in" else cover_out
+            part = cover.setdefault(m.name, {})
+            part[gi] = part.get(gi, 0.0) + len(m.idxs) / size
+    return cover_in, cover_out
+
+
+def _blocking(groups: list[Group], cover: tuple[dict[str, dict[int, float]], ...], layer_macs: dict[str, int]) -> str:
+    """The refused group whose layers carry the most MACs, for the refusal message."""
+    best, best_macs = None, -1.0
+    for gi, g in enumerate(groups):
+        if g.refused is None:
+            continue
+        macs = sum(layer_macs.get(n, 0) * part.get(gi, 0.0) for c in cover for n, part in c.items())
+        if macs > best_macs:
+            best, best_macs = g, macs
+    if best is None:
+        return ""
+    return f"; the largest part kept whole is group {best.root!r} ({best.refused})"
+
+
 def make_plan(model: nn.Module, input_shape: tuple[int, ...], cfg: PruneSection, dg: Any | None = None) -> PrunePlan:
-    """Stages and widths meeting cfg.macs_keep within 2%; a usage error when that is impossible."""
+    """Stages (scope blocks) or groups (scope all) and widths meeting cfg.macs_keep within 2%; a usage error
+    when that is impossible."""
     dg = dg if dg is not None else graph(model, input_shape)
-    stages = find_stages(model, dg)
-    convs = {n for n, m in model.named_modules() if isinstance(m, CONVS)}
-    if not stages:
-        raise UsageError(
-            f"nothing to prune in {type(model).__name__}: no conv feeds exactly one other conv through "
-            "channel-wise ops (block outputs, concatenations and the classifier's input are kept)"
-        )
-    _check_names(cfg, stages, convs)
+    convs = {n for n, m in model.named_modules() if isinstance(m, (*CONVS, nn.Linear))}
     count = count_model(model, input_shape)
     layer_macs = {lc.name: lc.macs for lc in count.layers}
     total = count.macs
-    stages = [s for s in stages if s.producer not in cfg.skip]
-    for s in stages:
-        if s.producer in cfg.layer_keep:
-            s.keep = round_width(s.channels, cfg.layer_keep[s.producer], cfg.round_to)
-    free = [s for s in stages if s.producer not in cfg.layer_keep]
+    stages: list[Stage] = []
+    groups: list[Group] = []
+    blocking = ""
+    if cfg.scope == "all":
+        found = find_groups(model, dg, cfg.round_to)
+        cover = _group_cover(model, found)
+        blocking = _blocking(found, cover, layer_macs)
+        usable = [g.refused is None for g in found]
+        groups = [g for g, ok in zip(found, usable, strict=True) if ok]
+        index = {gi: i for i, gi in enumerate(gi for gi, ok in enumerate(usable) if ok)}
+        cover_in, cover_out = (
+            {n: {index[g]: f for g, f in part.items() if g in index} for n, part in c.items()} for c in cover
+        )
+        units: list[Unit] = list(groups)
+        cost_of = lambda kept: MacsModel(kept, layer_macs, total, cover_in, cover_out)  # noqa: E731
+    else:
+        stages = find_stages(model, dg)
+        units = list(stages)
+        cost_of = lambda kept: MacsModel.of_stages(kept, layer_macs, total)  # noqa: E731
+    if not units:
+        raise UsageError(
+            f"nothing to prune in {type(model).__name__}: no conv feeds exactly one other conv through "
+            "channel-wise ops (block outputs, concatenations and the classifier's input are kept)"
+            + (BLOCKS_HINT if cfg.scope == "blocks" else blocking)
+        )
+    _check_names(
+        cfg, units, convs if cfg.scope == "all" else {n for n in convs if isinstance(model.get_submodule(n), CONVS)}
+    )
+    units = [u for u in units if not set(_producers(u)) & set(cfg.skip)]
+    for u in units:
+        fixed = [cfg.layer_keep[p] for p in _producers(u) if p in cfg.layer_keep]
+        if fixed:
+            u.keep = round_width(u.channels, fixed[0], _step(u, cfg.round_to))
+    free = [u for u in units if not set(_producers(u)) & set(cfg.layer_keep)]
     target = cfg.macs_keep * total
 
-    cost = MacsModel(stages, layer_macs, total)
+    cost = cost_of(units)
     _set_widths(free, 0.0, cfg.round_to)
     floor = cost()
     if floor > target * (1 + TOLERANCE):
         raise UsageError(
             f"prune.macs_keep = {cfg.macs_keep}: cannot be met; with every prunable layer at its minimum width "
             f"(round_to = {cfg.round_to}) the model keeps {floor / total:.1%} of its MACs "
-            f"({len(free)} free layers, {len(cfg.skip)} skipped, {len(cfg.layer_keep)} fixed by prune.layer_keep)"
+            f"({len(free)} free {'groups' if cfg.scope == 'all' else 'layers'}, {len(cfg.skip)} skipped, "
+            f"{len(cfg.layer_keep)} fixed by prune.layer_keep){blocking or BLOCKS_HINT * (cfg.scope == 'blocks')}"
         )
     lo, hi = 0.0, 1.0
     for _ in range(40):  # smallest uniform ratio whose MACs reach the target
@@ -211,6 +328,8 @@ def make_plan(model: nn.Module, input_shape: tuple[int, ...], cfg: PruneSection,
     if abs(achieved - target) > TOLERANCE * target:
         raise UsageError(
             f"prune.macs_keep = {cfg.macs_keep}: the closest plan keeps {achieved / total:.1%} of the MACs, more than "
-            f"2% off; lower prune.round_to (now {cfg.round_to}) or change prune.layer_keep"
+            f"2% off; lower prune.round_to (now {cfg.round_to}) or change prune.layer_keep{blocking}"
         )
-    return PrunePlan(tuple(input_shape), cfg.macs_keep, stages, total, achieved, hi, layer_macs)
+    stages = [u for u in units if isinstance(u, Stage)]
+    groups = [u for u in units if isinstance(u, Group)]
+    return PrunePlan(tuple(input_shape), cfg.macs_keep, stages, total, achieved, hi, layer_macs, cfg.scope, groups)

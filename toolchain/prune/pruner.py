@@ -21,7 +21,8 @@ from torch import nn
 from toolchain.progress import console
 from toolchain.prune.chain import ChainInputs
 from toolchain.prune.criteria import l1_keep, random_keep
-from toolchain.prune.plan import PrunePlan, Stage, graph
+from toolchain.prune.group_pruner import GroupReport, choose_groups, remove_groups
+from toolchain.prune.plan import PrunePlan, Stage, graph, make_plan
 from toolchain.prune.sampling import GramSums, capture_original, prefix_inputs, stage_grams, weight_2d
 from toolchain.prune.solver import select, solve_stage
 from toolchain.prune.surgery import remove_channels, set_weight
@@ -52,12 +53,19 @@ class PruneResult:
     capture_s: float  # forward/backward of the sampling passes
     gram_s: float  # Gram sums
     solve_s: float  # look-ahead, LASSO, refit and surgery
+    groups: list[GroupReport] = field(default_factory=list)  # scope "all"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "stages": [asdict(s) for s in self.stages],
             "seconds": {"capture": self.capture_s, "gram": self.gram_s, "solve": self.solve_s},
         }
+        if self.groups:
+            d["groups"] = [asdict(g) for g in self.groups]
+            d["data_free_groups"] = [
+                {"group": g.root, "criterion": g.criterion, "why": g.why} for g in self.groups if g.why
+            ]
+        return d
 
 
 @dataclass(frozen=True)
@@ -106,6 +114,8 @@ def prune_model(
     """Prune `model` in place per `plan` (stages shallow to deep) and return it with a per-stage report."""
     model.eval().to(device)
     terms = Terms.of(cfg)
+    if plan.scope == "all":
+        return _prune_groups(model, plan, cfg, loader, device, seed, terms)
     dg = graph(model, plan.input_shape)
     by_producer = {s.producer: s for s in plan.stages}
     capture, chain = None, None
@@ -171,3 +181,36 @@ def prune_model(
         (capture.gram_seconds if capture else 0.0) + sum(r.gram_s for r in reports),
         sum(r.solve_s for r in reports),
     )
+
+
+def _prune_groups(
+    model: nn.Module, plan: PrunePlan, cfg: PruneSection, loader: Loader, device: torch.device, seed: int, terms: Terms
+) -> PruneResult:
+    """scope "all": choose every coupled group's channels on the masked model, then remove them."""
+    reports, capture_s = choose_groups(model, plan, cfg, loader, device, seed, terms.classification)
+    start = time.perf_counter()
+    remove_groups(model, plan, reports)
+    surgery_s = time.perf_counter() - start
+    return PruneResult(
+        model,
+        [],
+        capture_s + sum(r.capture_s for r in reports),
+        sum(r.gram_s for r in reports),
+        sum(r.solve_s for r in reports) + surgery_s,
+        reports,
+    )
+
+
+def prune(
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    cfg: PruneSection,
+    loader: Loader = (),
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+) -> tuple[PrunePlan, PruneResult]:
+    """Script entry point: plan and prune any nn.Module in place, e.g.
+    `plan, result = prune(model, (3, 32, 32), PruneSection(method="cpli", scope="all"), train_loader)`.
+    `loader` yields (images, labels) batches (only cpli/cp read it; labels feed the classification term)."""
+    plan = make_plan(model, input_shape, cfg)
+    return plan, prune_model(model, plan, cfg, loader, torch.device(device), seed)

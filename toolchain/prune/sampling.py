@@ -36,6 +36,24 @@ def conv_out_size(conv: Any, spatial: tuple[int, ...]) -> list[int]:
     return [(n + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i, n in enumerate(spatial)]
 
 
+def out_size(layer: Any, x: torch.Tensor) -> list[int]:
+    """Output positions per image: a conv's output map, or a linear layer's leading (token) axes."""
+    if isinstance(layer, nn.Linear):
+        return list(x.shape[1:-1])
+    return conv_out_size(layer, tuple(x.shape[2:]))
+
+
+def layer_positions(layer: Any, x: torch.Tensor, positions: int, gen: torch.Generator) -> torch.Tensor:
+    """Sampled output positions for the layer's input x; one row per image where there is only one."""
+    size = out_size(layer, x)
+    return sample_positions(x.shape[0], size, positions if size else 1, gen)
+
+
+def in_width(layer: Any) -> int:
+    """Input channels of a conv, input features of a linear layer."""
+    return int(layer.in_features if isinstance(layer, nn.Linear) else layer.in_channels)
+
+
 def sample_positions(batch: int, out_size: list[int], positions: int, gen: torch.Generator) -> torch.Tensor:
     """(batch*positions, 1+dims) rows of [image, output coordinates...], uniform with replacement."""
     img = torch.arange(batch).repeat_interleave(positions)
@@ -44,7 +62,10 @@ def sample_positions(batch: int, out_size: list[int], positions: int, gen: torch
 
 
 def gather_patches(x: torch.Tensor, conv: Any, pos: torch.Tensor) -> torch.Tensor:
-    """The conv's input patch behind each sampled output position: (rows, C*k), ordered like weight.flatten(1)."""
+    """The conv's input patch behind each sampled output position: (rows, C*k), ordered like weight.flatten(1);
+    for a linear layer, its input row at the position (channel-last)."""
+    if isinstance(conv, nn.Linear):
+        return x[tuple(pos.to(x.device).t())]
     if getattr(conv, "padding_mode", "zeros") != "zeros":
         raise ValueError(f"padding_mode {conv.padding_mode!r} is not supported")
     dims = x.dim() - 2
@@ -160,9 +181,14 @@ def weight_2d(conv: Any) -> torch.Tensor:
     return w.reshape(w.shape[0], -1)
 
 
+def layer_rows(layer: Any, y: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """Rows of a layer's output (or its gradient) at the sampled positions: (rows, channels)."""
+    return y[tuple(pos.to(y.device).t())] if isinstance(layer, nn.Linear) else gather_rows(y, pos)
+
+
 def output_rows(conv: Any, y: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     """Sampled output rows without the bias: what the input channels' weights reconstruct."""
-    rows = gather_rows(y, pos)
+    rows = layer_rows(conv, y, pos)
     bias = getattr(conv, "bias", None)
     return rows - bias.detach() if bias is not None else rows
 
@@ -211,7 +237,7 @@ def capture_original(
     def pre_hook(name: str):
         def hook(conv: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
             x = inputs[0]
-            pos = sample_positions(x.shape[0], conv_out_size(conv, tuple(x.shape[2:])), positions, gen)
+            pos = layer_positions(conv, x, positions, gen)
             batch[name] = {"pos": pos}
             if name in lookahead:
                 rows = pos.shape[0]
@@ -230,7 +256,7 @@ def capture_original(
             if not grads:
                 return None
             src = y if y.requires_grad else y.detach().requires_grad_()  # the first consumer starts the graph
-            src.register_hook(lambda g: batch[name].__setitem__("G", gather_rows(g.detach(), pos)))
+            src.register_hook(lambda g: batch[name].__setitem__("G", layer_rows(conv, g.detach(), pos)))
             return src.clone()  # later in-place ops (ReLU(inplace)) act on the clone
 
         return hook
@@ -262,7 +288,7 @@ def capture_original(
                     if name in lookahead:
                         if name not in grams:
                             w = weight_2d(convs[name])
-                            c = convs[name].in_channels
+                            c = in_width(convs[name])
                             grams[name] = GramSums.empty(w.shape[1], c, w.shape[0], grads, device)
                             blocks[name] = RowBlocks(grams[name], w)
                         sel = b["sel"].to(b["Y"].device)
@@ -314,7 +340,7 @@ def stage_grams(
     batch), Y and G from the original network. Returns the sums and the time spent producing X."""
     conv: Any = model.get_submodule(consumer)
     w = weight_2d(conv)
-    grams = GramSums.empty(w.shape[1], conv.in_channels, w.shape[0], grads, device)
+    grams = GramSums.empty(w.shape[1], in_width(conv), w.shape[0], grads, device)
     blocks = RowBlocks(grams, w)
     seconds = 0.0
     with progress_bar(transient=True) as bar:
@@ -328,4 +354,56 @@ def stage_grams(
             bar.advance(task)
             start = time.perf_counter()
         blocks.flush()
+    return grams, seconds
+
+
+def group_grams(
+    model: nn.Module,
+    targets: dict[str, Targets],
+    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    grads: bool,
+    device: torch.device,
+) -> tuple[dict[str, GramSums], float]:
+    """Gram sums of every consumer of one coupled group from one pass per batch of the network as pruned
+    so far (X), with Y and G from the original network; the pass stops once every consumer has its input.
+    Returns the sums and the time spent producing X."""
+    layers: dict[str, Any] = {n: model.get_submodule(n) for n in targets}
+    blocks: dict[str, RowBlocks] = {}
+    grams: dict[str, GramSums] = {}
+    for name, layer in layers.items():
+        w = weight_2d(layer)
+        grams[name] = GramSums.empty(w.shape[1], in_width(layer), w.shape[0], grads, device)
+        blocks[name] = RowBlocks(grams[name], w)
+    box: dict[str, torch.Tensor] = {}
+
+    def hook(name: str):
+        def pre(_layer: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+            box[name] = inputs[0].detach()
+            if len(box) == len(layers):
+                raise _Stop
+
+        return pre
+
+    handles = [layer.register_forward_pre_hook(hook(n)) for n, layer in layers.items()]
+    model.eval().to(device)
+    seconds = 0.0
+    try:
+        with torch.no_grad(), progress_bar(transient=True) as bar:
+            task = bar.add_task("capture group", total=len(next(iter(targets.values())).pos), unit="batch")
+            for i, (images, _labels) in enumerate(loader):
+                start = time.perf_counter()
+                box.clear()
+                with contextlib.suppress(_Stop):
+                    model(images.to(device))
+                patches = {n: gather_patches(box[n], layers[n], t.pos[i]) for n, t in targets.items()}
+                sync(device)
+                seconds += time.perf_counter() - start
+                for n, t in targets.items():
+                    blocks[n].add(patches.pop(n), t.Y[i], t.G[i] if grads else None)
+                bar.advance(task)
+        for b in blocks.values():
+            b.flush()
+    finally:
+        for h in handles:
+            h.remove()
     return grams, seconds

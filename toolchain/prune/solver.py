@@ -103,3 +103,71 @@ def refit(grams: GramSums, W: torch.Tensor, c: int, kept: np.ndarray, ridge: flo
     better = after <= before
     weight = (fitted if better else original).to(W.dtype).to(W.device)
     return StageSolution(kept, weight, before, min(after, before), better, time.perf_counter() - start)
+
+
+@dataclass
+class ConsumerTerm:
+    """One dense reader of a coupled group, for the group's shared selection.
+
+    `channels[i]` (an input channel of the consumer) carries root channel `roots[i]` of the group; its other
+    input channels are fixed (their current weights stay in the reconstruction; removed ones have zero
+    weight). W is the consumer's (n, c*k) weight, s its output weights (feature importance)."""
+
+    grams: GramSums
+    W: torch.Tensor
+    c: int
+    channels: np.ndarray
+    roots: np.ndarray
+    s: torch.Tensor
+
+
+def consumer_objective(
+    term: ConsumerTerm, classes: np.ndarray, n_classes: int, gamma_rel: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Q, q) of one consumer over the group's tie classes, divided by the consumer's output energy
+    sum_j s_j ||Y_j||^2 so that every consumer weighs the same whatever its scale.
+
+    With D the design over the consumer's input channels: Q = E^T D^T D E, q = E^T D^T (y - D f), where E
+    maps the group's channels to their classes and f is 1 on the consumer's other (fixed) channels."""
+    g = term.grams
+    k = term.W.shape[1] // term.c
+    dev = g.P.device
+    Wd = term.W.to(dev, torch.float64)
+    sd = term.s.to(dev, torch.float64)
+    Ws = Wd * sd.sqrt()[:, None]
+    MP = (Ws.t() @ Ws) * g.P  # (ck, ck): Q over single columns
+    v = ((g.XtY * sd[None, :]) * Wd.t()).sum(1)  # (ck,): q over single columns
+    free = torch.zeros(term.c, dtype=torch.bool, device=dev)
+    free[torch.as_tensor(term.channels, device=dev)] = True
+    fixed_cols = (~free).repeat_interleave(k).to(torch.float64)
+    cols = torch.as_tensor(term.channels[:, None] * k + np.arange(k)[None, :], device=dev).reshape(-1)
+    col_class = torch.as_tensor(classes[term.roots], device=dev).repeat_interleave(k)
+    q_cols = v[cols] - MP[cols] @ fixed_cols
+    Q = _aggregate(MP[cols][:, cols], col_class, n_classes)
+    q = torch.zeros(n_classes, dtype=torch.float64, device=dev).index_add_(0, col_class, q_cols)
+    energy = float((sd * g.yy).sum())
+    if gamma_rel > 0 and g.AtA is not None and g.Atb is not None and g.bb > 0:
+        gamma = gamma_rel * energy / g.bb
+        ch = torch.as_tensor(term.channels, device=dev)
+        ch_class = torch.as_tensor(classes[term.roots], device=dev)
+        q_cls = g.Atb[ch] - g.AtA[ch] @ (~free).to(torch.float64)
+        Q = Q + gamma * _aggregate(g.AtA[ch][:, ch], ch_class, n_classes)
+        q = q + gamma * torch.zeros(n_classes, dtype=torch.float64, device=dev).index_add_(0, ch_class, q_cls)
+    scale = max(energy, 1e-300)
+    return Q / scale, q / scale
+
+
+def _aggregate(M: torch.Tensor, ids: torch.Tensor, n: int) -> torch.Tensor:
+    """Sum the rows and columns of M that share an id: (n, n)."""
+    rows = torch.zeros(n, M.shape[1], dtype=M.dtype, device=M.device).index_add_(0, ids, M)
+    return torch.zeros(n, n, dtype=M.dtype, device=M.device).index_add_(1, ids, rows)
+
+
+def select_group(
+    terms: list[ConsumerTerm], classes: np.ndarray, n_classes: int, gamma_rel: float, keep: int
+) -> np.ndarray:
+    """Tie classes kept by one LASSO over the sum of every consumer's normalised objective (exactly `keep`)."""
+    parts = [consumer_objective(t, classes, n_classes, gamma_rel) for t in terms]
+    Q = sum(p[0] for p in parts)
+    q = sum(p[1] for p in parts)
+    return select_exact(Q.cpu().numpy(), q.cpu().numpy(), keep)[1]  # type: ignore[union-attr]

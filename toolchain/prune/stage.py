@@ -17,6 +17,7 @@ from toolchain.data import build_split, make_loader
 from toolchain.data.registry import recipe_input_shape
 from toolchain.io import sha256_file, write_json
 from toolchain.progress import console
+from toolchain.prune.group_pruner import GroupReport
 from toolchain.prune.plan import PrunePlan, make_plan
 from toolchain.prune.pruner import PruneResult, StageReport, Terms, prune_model
 from toolchain.recipe import Recipe
@@ -31,16 +32,30 @@ MEANING = (
     "consumer loses the same input channels); macs_keep = MACs after / MACs before of the whole model for "
     "one input of the recorded shape; the target is met within 2%. err = relative reconstruction error "
     "sum||Y - Yhat||^2 / sum||Y||^2 of the consumer's output on the sampled positions, with the kept "
-    "channels' original weights (before) and after the least-squares refit (after)."
+    "channels' original weights (before) and after the least-squares refit (after). scope all: a group is one "
+    "set of coupled channels kept or removed together in every member (groups); its consumers are refitted; "
+    "data_free_groups lists the groups chosen without reconstruction and why (docs/coupled-groups.md)."
 )
 
 
-def layer_table(
-    plan: PrunePlan, dense: ModelCount, pruned: ModelCount, stages: list[StageReport]
-) -> list[dict[str, Any]]:
+def consumer_rows(stages: list[StageReport], groups: list[GroupReport]) -> dict[str, dict[str, Any]]:
+    """Per consumer layer: its reconstruction errors and the cost of the stage (or group) that refitted it;
+    in scope "all" a consumer of several groups shows its last one."""
+    rows: dict[str, dict[str, Any]] = {}
+    for st in stages:
+        rows[st.consumer] = {"err_before": st.err_before, "err_after": st.err_after, "rows": st.rows,
+                             "capture_s": st.capture_s, "gram_s": st.gram_s, "solve_s": st.solve_s}  # fmt: skip
+    for g in groups:
+        for c in g.consumers:
+            rows[c.name] = {"err_before": c.err_before, "err_after": c.err_after, "rows": g.rows, "group": g.root,
+                            "capture_s": g.capture_s, "gram_s": g.gram_s, "solve_s": g.solve_s}  # fmt: skip
+    return rows
+
+
+def layer_table(plan: PrunePlan, dense: ModelCount, pruned: ModelCount, result: PruneResult) -> list[dict[str, Any]]:
     """One row per conv/linear layer: channels and MACs before/after, and the stage it was consumer of."""
     after = {lc.name: lc for lc in pruned.layers}
-    by_consumer = {s.consumer: s for s in stages}
+    consumers = consumer_rows(result.stages, result.groups)
     rows = []
     for lc in dense.layers:
         new = after[lc.name]
@@ -54,17 +69,8 @@ def layer_table(
             "keep": new.out_channels / lc.out_channels,
             "macs_before": lc.macs,
             "macs_after": new.macs,
+            **consumers.get(lc.name, {}),
         }
-        stage = by_consumer.get(lc.name)
-        if stage is not None:
-            row.update(
-                err_before=stage.err_before,
-                err_after=stage.err_after,
-                rows=stage.rows,
-                capture_s=stage.capture_s,
-                gram_s=stage.gram_s,
-                solve_s=stage.solve_s,
-            )
         rows.append(row)
     return rows
 
@@ -85,7 +91,8 @@ def build_report(
         "uniform_ratio": plan.uniform_ratio,
         "round_to": recipe.prune.round_to,
         "meaning": MEANING,
-        "layers": layer_table(plan, dense, pruned, result.stages),
+        "scope": plan.scope,
+        "layers": layer_table(plan, dense, pruned, result),
         **result.to_dict(),
         "load_average": list(os.getloadavg()),
         "threads": torch.get_num_threads(),

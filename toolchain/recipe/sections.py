@@ -130,6 +130,12 @@ class PruneSection:
     """Channel pruning (`cplitool prune`): how channels are chosen and how many MACs remain."""
 
     method: str = opt("cpli", "channel selection", choices=["cpli", "cp", "l1", "random"])
+    scope: str = opt(
+        "blocks",
+        "which channels may go: blocks (a conv feeding exactly one conv, inside blocks, as the paper) or all "
+        "(every coupled group: residual streams, depthwise/grouped convs, concatenations, squeeze-excitation)",
+        choices=["blocks", "all"],
+    )
     macs_keep: float = opt(
         0.5, "fraction of the dense model's MACs to keep (0.5 keeps half)", min_exclusive=0.0, max=1.0
     )

@@ -9,7 +9,17 @@ import torch
 
 from toolchain.prune.lasso import select_exact
 from toolchain.prune.sampling import GramSums
-from toolchain.prune.solver import columns, fit_weights, objective, recon_error, refit, solve_stage
+from toolchain.prune.solver import (
+    ConsumerTerm,
+    columns,
+    consumer_objective,
+    fit_weights,
+    objective,
+    recon_error,
+    refit,
+    select_group,
+    solve_stage,
+)
 
 
 def problem(seed: int, rows: int = 120, c: int = 6, k: int = 4, n: int = 5, grads: bool = True):  # type: ignore[no-untyped-def]
@@ -94,3 +104,40 @@ def test_solve_stage_keeps_the_requested_count_and_lowers_the_error() -> None:
     sol = solve_stage(sums, W, c, torch.ones(W.shape[0]), 1.0, 4, 1e-4)
     assert len(sol.keep) == 4 and sol.weight.shape == (W.shape[0], 4 * (W.shape[1] // c))
     assert sol.err_after < sol.err_before
+
+
+@pytest.mark.parametrize("gamma_rel", [0.0, 0.7])
+def test_consumer_objective_equals_the_design_with_fixed_channels_and_ties(gamma_rel: float) -> None:
+    """One consumer of a coupled group: its channels 1, 3, 4 carry root channels 2, 0, 1 and roots 0 and 2
+    are tied; channels 0, 2, 5 are fixed (their contribution is moved to the target). Catches a missing
+    fixed-channel correction, a wrong channel->root->class map, a wrong classification term and a wrong
+    normalisation by the output energy."""
+    X, W, Y, G, sums, c, k = problem(5)
+    s = torch.tensor([1.0, 0.5, 2.0, 1.0, 0.1], dtype=torch.float64)
+    channels, roots = np.array([1, 3, 4]), np.array([2, 0, 1])
+    classes = np.array([0, 1, 0])  # root -> tie class
+    term = ConsumerTerm(sums, W, c, channels, roots, s)
+    Q, q = consumer_objective(term, classes, 2, gamma_rel)
+    energy = float((s * (Y * Y).sum(0)).sum())
+    gamma = gamma_rel * energy / sums.bb if gamma_rel else 0.0
+    D, y = explicit_design(X, W, Y, G, c, k, s, gamma)
+    fixed = np.setdiff1d(np.arange(c), channels)
+    y = y - D[:, fixed].sum(1)
+    E = np.zeros((c, 2))
+    E[channels, classes[roots]] = 1.0
+    Dg = D @ E
+    np.testing.assert_allclose(Q.numpy(), Dg.T @ Dg / energy, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(q.numpy(), Dg.T @ y / energy, rtol=1e-9, atol=1e-12)
+
+
+def test_a_single_consumer_group_of_all_channels_is_the_stage_objective() -> None:
+    """The group objective is the stage objective up to the positive scale rows/energy: same selection."""
+    _X, W, Y, _G, sums, c, _k = problem(6)
+    s = torch.ones(W.shape[0], dtype=torch.float64)
+    Q, q, _ = objective(sums, W, c, s, 0.5)
+    term = ConsumerTerm(sums, W, c, np.arange(c), np.arange(c), s)
+    Qg, qg = consumer_objective(term, np.arange(c), c, 0.5)
+    scale = sums.rows / float((Y * Y).sum())
+    np.testing.assert_allclose(Qg.numpy(), Q * scale, rtol=1e-9)
+    np.testing.assert_allclose(qg.numpy(), q * scale, rtol=1e-9)
+    assert list(select_group([term], np.arange(c), c, 0.5, 3)) == list(select_exact(Q, q, 3)[1])

@@ -130,3 +130,18 @@ def test_digits_ablation_smoke_cpli_beats_random(trained: Path) -> None:
         pruned = prune_model(model, plan, cfg, batches, torch.device("cpu"), seed=0).model
         top1[method] = evaluate(pruned, val, torch.device("cpu"))["top1"]  # type: ignore[arg-type]
     assert top1["cpli"] > top1["random"], top1
+
+
+def test_prune_stage_scope_all_reports_groups(trained: Path, in_tmp: Path) -> None:
+    """scope all through the CLI: the report lists groups with their consumers' errors, and the pruned
+    model (its classifier after the flatten included) reloads."""
+    args = ["prune", str(trained), "--set", "prune.scope='all'", "--set", "prune.method='cp'"]
+    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    run = RunDir(trained.parent / "run")
+    report = json.loads(run.file("prune_report.json").read_text())
+    assert report["scope"] == "all" and report["groups"] and abs(report["macs_keep"] - 0.5) <= 0.01
+    assert all(c["err_after"] <= c["err_before"] for g in report["groups"] for c in g["consumers"])
+    assert any(r.get("group") for r in report["layers"])
+    model, _ = load_artifact(run.file("pruned.pt"))
+    assert sum(p.numel() for p in model.parameters()) == report["params_after"]

@@ -1,0 +1,63 @@
+"""The scope = "blocks" reference: cpli/l1 on resnet20 and quick_vgg with seeded synthetic data.
+
+`python -m tests.toolchain.prune.blocks_reference` wrote fixtures/blocks_reference.json from the code
+before coupled groups existed (commit bbc5fa0); test_blocks_reference.py checks the code still gives it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from toolchain.models import create_model
+from toolchain.prune.plan import make_plan
+from toolchain.prune.pruner import prune_model
+from toolchain.recipe.sections import PruneSection
+
+FIXTURE = Path(__file__).parent / "fixtures" / "blocks_reference.json"
+CASES = [("resnet20", (3, 32, 32), "cpli"), ("quick_vgg", (1, 8, 8), "cpli"), ("quick_vgg", (1, 8, 8), "l1")]
+
+
+def reference_model(name: str) -> nn.Module:
+    torch.manual_seed(0)
+    model = create_model(name, 10)
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            nn.init.uniform_(m.weight, 0.5, 1.5)
+            nn.init.uniform_(m.bias, -0.2, 0.2)
+    return model.eval()
+
+
+def synthetic_batches(shape: tuple[int, ...], n: int = 3, batch: int = 40) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    gen = torch.Generator().manual_seed(1)
+    return [
+        (torch.randn(batch, *shape, generator=gen), torch.randint(0, 10, (batch,), generator=gen)) for _ in range(n)
+    ]
+
+
+def run_case(name: str, shape: tuple[int, ...], method: str, **extra: Any) -> dict[str, Any]:
+    model = reference_model(name)
+    cfg = PruneSection(method=method, macs_keep=0.5, num_images=120, batch_size=40, **extra)
+    plan = make_plan(model, shape, cfg)
+    result = prune_model(model, plan, cfg, synthetic_batches(shape), torch.device("cpu"), seed=0)
+    weights = {n: p.detach().double() for n, p in result.model.named_parameters() if n.endswith("weight")}
+    return {
+        "keep": [s.keep for s in plan.stages],
+        "kept": [s.kept_channels for s in result.stages],
+        "weight_sums": {n: float(w.sum()) for n, w in weights.items()},
+        "weight_sq": {n: float((w * w).sum()) for n, w in weights.items()},
+    }
+
+
+def compute() -> dict[str, Any]:
+    return {f"{n}/{m}": run_case(n, s, m) for n, s, m in CASES}
+
+
+if __name__ == "__main__":
+    FIXTURE.write_text(json.dumps(compute(), indent=1))
