@@ -104,20 +104,6 @@ def _digits(trained: Path) -> tuple[nn.Module, object, object]:
     return model, make_loader(train, 200, shuffle=False), make_loader(val, 512, shuffle=False)
 
 
-def test_cpli_without_its_terms_is_cp(trained: Path) -> None:
-    dense, loader, _ = _digits(trained)
-    outputs = []
-    for cfg in (
-        PruneSection(method="cp", macs_keep=0.5),
-        PruneSection(method="cpli", macs_keep=0.5, use_classification=False, use_importance=False),
-    ):
-        model = copy.deepcopy(dense)
-        plan = make_plan(model, (1, 8, 8), cfg)
-        pruned = prune_model(model, plan, cfg, list(loader), torch.device("cpu"), seed=0).model  # type: ignore[call-overload]
-        outputs.append(pruned(torch.linspace(-1, 1, 64 * 4).view(4, 1, 8, 8)))
-    assert torch.equal(outputs[0], outputs[1])
-
-
 def test_digits_ablation_smoke_cpli_beats_random(trained: Path) -> None:
     """CI's version of benchmarks/prune_ablation.py: same stages and widths, accuracy before fine-tuning."""
     dense, loader, val = _digits(trained)
