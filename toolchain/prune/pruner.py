@@ -90,7 +90,7 @@ def importance(
     model: nn.Module, stage: Stage, nxt: Stage | None, lookahead: dict[str, GramSums], cfg: PruneSection, terms: Terms
 ) -> torch.Tensor:
     """s over the consumer's outputs: 1 where the next stage (selected ahead on the original network, s = 1)
-    keeps a channel, eps where it drops it; optionally times the next BatchNorm's squared scale."""
+    keeps a channel, eps where it drops it."""
     consumer: Any = model.get_submodule(stage.consumer)
     n = consumer.weight.shape[0]
     s = torch.ones(n, dtype=torch.float64)
@@ -101,11 +101,25 @@ def importance(
     kept = select(lookahead[nxt.consumer], W, n, torch.ones(W.shape[0]), cfg.gamma_rel * terms.classification, nxt.keep)
     s.fill_(cfg.eps)
     s[torch.as_tensor(kept)] = 1.0
-    if cfg.fold_bn and nxt.norm:
-        bn: Any = model.get_submodule(nxt.norm)
-        scale = bn.weight.detach().double().cpu() / (bn.running_var.detach().double().cpu() + bn.eps).sqrt()
-        s = s * scale**2
     return s
+
+
+def norm_after(dg: Any, conv: nn.Module) -> nn.Module | None:
+    """The BatchNorm that takes `conv`'s output directly (its only consumer), from the dependency graph."""
+    outputs = dg.module2node[conv].outputs
+    if len(outputs) == 1 and isinstance(outputs[0].module, nn.modules.batchnorm._BatchNorm):
+        return outputs[0].module
+    return None
+
+
+def fold_norm(s: torch.Tensor, bn: nn.Module | None) -> torch.Tensor:
+    """s_j times the BatchNorm's squared scale (gamma_j / sigma_j)^2: the error measured where the network
+    sees it (prune.fold_bn, at every stage, block outputs included)."""
+    if bn is None:
+        return s
+    b: Any = bn
+    scale = b.weight.detach().double().cpu() / (b.running_var.detach().double().cpu() + b.eps).sqrt()
+    return s * scale**2
 
 
 def prune_model(
@@ -131,6 +145,7 @@ def prune_model(
             lookahead=ahead if terms.importance else set(),
             device=device,
             lookahead_fraction=cfg.lookahead_rows_fraction,
+            per_image=cfg.classification_rows == "image",
         )
         start = time.perf_counter()
         chain = ChainInputs.create(model, plan.stages, plan.input_shape, loader, cfg.num_images, device)
@@ -149,15 +164,35 @@ def prune_model(
         else:
             targets = capture.targets.pop(stage.consumer)
             inputs = chain.inputs(stage) if chain else prefix_inputs(model, stage.consumer, loader, device)
-            grams, report.capture_s = stage_grams(model, stage.consumer, inputs, targets, terms.classification, device)
+            grams, report.capture_s = stage_grams(
+                model,
+                stage.consumer,
+                inputs,
+                targets,
+                terms.classification,
+                device,
+                per_image=cfg.classification_rows == "image",
+                store=cfg.refit_classification,
+            )
             report.gram_s = grams.seconds
             report.rows = grams.rows
             start = time.perf_counter()
             nxt = by_producer.get(stage.consumer)
             s = importance(model, stage, nxt, capture.lookahead, cfg, terms)
+            if cfg.fold_bn and cfg.method == "cpli":
+                s = fold_norm(s, norm_after(dg, consumer))
             capture.lookahead.pop(nxt.consumer if nxt else "", None)  # used once: free its Gram sums
             gamma_rel = cfg.gamma_rel * terms.classification
-            solution = solve_stage(grams, weight_2d(consumer), stage.channels, s, gamma_rel, stage.keep, cfg.ridge)
+            solution = solve_stage(
+                grams,
+                weight_2d(consumer),
+                stage.channels,
+                s,
+                gamma_rel,
+                stage.keep,
+                cfg.ridge,
+                cfg.refit_classification,
+            )
             remove_channels(dg, producer, solution.keep)
             report.kept_channels = solution.keep.tolist()
             set_weight(consumer, solution.weight)

@@ -106,8 +106,29 @@ def symmetric_gram(X: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass
+class StoredRows:
+    """The sampled rows themselves, for a refit whose objective couples output channels (solver.refit_cg):
+    X (rows, c*k) float32, G (rows, n), b_r = <G_r, Y_r>, and the row's image (classification rows per image)."""
+
+    X: list[torch.Tensor] = field(default_factory=list)
+    G: list[torch.Tensor] = field(default_factory=list)
+    b: list[torch.Tensor] = field(default_factory=list)
+    image: list[torch.Tensor] = field(default_factory=list)
+
+
+def per_image(values: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """Rows summed over each image's sampled positions: (images, ...), images in order of first id."""
+    ids, inverse = torch.unique(image.to(values.device), return_inverse=True)
+    out = torch.zeros(len(ids), *values.shape[1:], dtype=values.dtype, device=values.device)
+    return out.index_add_(0, inverse, values)
+
+
+@dataclass
 class GramSums:
-    """Streaming sums that are all the stage solver needs; float64 accumulators, float32 products for float32 features."""
+    """Streaming sums that are all the stage solver needs; float64 accumulators, float32 products for float32 features.
+
+    The classification term has one row per sampled position, or with `per_image` one row per image (its
+    positions' a_r and b_r summed first; the paper's text allows either)."""
 
     P: torch.Tensor  # (ck, ck)  sum_r x_r x_r^T
     XtY: torch.Tensor  # (ck, n)
@@ -117,9 +138,13 @@ class GramSums:
     bb: float = 0.0
     rows: int = 0
     seconds: float = 0.0
+    per_image: bool = False
+    stored: StoredRows | None = None  # the rows themselves, when a refit needs them
 
     @classmethod
-    def empty(cls, ck: int, c: int, n: int, grads: bool, device: torch.device) -> GramSums:
+    def empty(
+        cls, ck: int, c: int, n: int, grads: bool, device: torch.device, per_image: bool = False, store: bool = False
+    ) -> GramSums:
         f64 = torch.float64
         return cls(
             torch.zeros(ck, ck, dtype=f64, device=device),
@@ -127,10 +152,20 @@ class GramSums:
             torch.zeros(n, dtype=f64, device=device),
             torch.zeros(c, c, dtype=f64, device=device) if grads else None,
             torch.zeros(c, dtype=f64, device=device) if grads else None,
+            per_image=per_image,
+            stored=StoredRows() if store and grads else None,
         )
 
-    def add(self, X: torch.Tensor, Y: torch.Tensor, G: torch.Tensor | None, W: torch.Tensor) -> None:
-        """X (rows, c*k), Y and G (rows, n), W (n, c*k) the consumer's weight."""
+    def add(
+        self,
+        X: torch.Tensor,
+        Y: torch.Tensor,
+        G: torch.Tensor | None,
+        W: torch.Tensor,
+        image: torch.Tensor | None = None,
+    ) -> None:
+        """X (rows, c*k), Y and G (rows, n), W (n, c*k) the consumer's weight; `image` (rows,) the image of each
+        row, needed with per_image (an image's rows must all arrive in one call)."""
         start = time.perf_counter()
         dtype = torch.float64 if X.dtype == torch.float64 else torch.float32  # products in the features' precision
         X, Y = X.to(dtype), Y.to(dtype)
@@ -142,6 +177,15 @@ class GramSums:
             c = self.AtA.shape[0]
             A = (X * (G @ W.to(dtype))).view(X.shape[0], c, -1).sum(2)
             b = (G * Y).sum(1)
+            if self.stored is not None:
+                self.stored.X.append(X.float())
+                self.stored.G.append(G)
+                self.stored.b.append(b)
+                self.stored.image.append(image if image is not None else torch.arange(X.shape[0]) + self.rows)
+            if self.per_image:
+                if image is None:
+                    raise ValueError("per-image classification rows need each row's image")
+                A, b = per_image(A, image), per_image(b, image)
             self.AtA += (A.t() @ A).double()
             self.Atb += (A.t() @ b).double()
             self.bb += float((b.double() ** 2).sum())
@@ -151,15 +195,21 @@ class GramSums:
 
 
 class RowBlocks:
-    """Collects per-batch rows and feeds `grams` in blocks of at least BLOCK_ROWS rows; call `flush()` at the end."""
+    """Collects per-batch rows and feeds `grams` in blocks of at least BLOCK_ROWS rows; call `flush()` at the end.
+    Rows carry a running image id (batch-local ids from the positions, offset per batch)."""
 
     def __init__(self, grams: GramSums, W: torch.Tensor) -> None:
         self.grams, self.W = grams, W
-        self.parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
+        self.parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]] = []
         self.rows = 0
+        self.images = 0  # id offset of the next batch's images
 
-    def add(self, X: torch.Tensor, Y: torch.Tensor, G: torch.Tensor | None) -> None:
-        self.parts.append((X, Y, G))
+    def add(self, X: torch.Tensor, Y: torch.Tensor, G: torch.Tensor | None, pos: torch.Tensor | None = None) -> None:
+        """`pos` the rows' sampled positions (first column: the image within its batch); None: one image a row."""
+        local = pos[:, 0] if pos is not None else torch.arange(X.shape[0])
+        image = local.cpu() + self.images
+        self.images = int(image.max()) + 1 if len(image) else self.images
+        self.parts.append((X, Y, G, image))
         self.rows += X.shape[0]
         if self.rows >= BLOCK_ROWS:
             self.flush()
@@ -168,12 +218,12 @@ class RowBlocks:
         if not self.parts:
             return
         start = time.perf_counter()
-        Xs, Ys, Gs = zip(*self.parts, strict=True)
+        Xs, Ys, Gs, images = zip(*self.parts, strict=True)
         X, Y = torch.cat(Xs), torch.cat(Ys)
         G = None if Gs[0] is None else torch.cat(Gs)  # type: ignore[arg-type]
         self.parts, self.rows = [], 0
         self.grams.seconds += time.perf_counter() - start
-        self.grams.add(X, Y, G, self.W)
+        self.grams.add(X, Y, G, self.W, torch.cat(images))
 
 
 def weight_2d(conv: Any) -> torch.Tensor:
@@ -221,10 +271,12 @@ def capture_original(
     lookahead: set[str],
     device: torch.device,
     lookahead_fraction: float = 1.0,
+    per_image: bool = False,
 ) -> Capture:
     """One pass of the ORIGINAL network: sampled Y (and dCE/dY when `grads`) at every consumer conv, and the
     Gram sums of the consumers named in `lookahead` (for the next-stage look-ahead) over a seeded
-    `lookahead_fraction` of the sampled rows (the look-ahead only ranks channels; 1.0 uses every row)."""
+    `lookahead_fraction` of the sampled rows (the look-ahead only ranks channels; 1.0 uses every row);
+    `per_image`: their classification rows per image."""
     model.eval().to(device)
     convs: dict[str, Any] = {s.consumer: model.get_submodule(s.consumer) for s in stages}
     gen = torch.Generator().manual_seed(seed)
@@ -289,10 +341,10 @@ def capture_original(
                         if name not in grams:
                             w = weight_2d(convs[name])
                             c = in_width(convs[name])
-                            grams[name] = GramSums.empty(w.shape[1], c, w.shape[0], grads, device)
+                            grams[name] = GramSums.empty(w.shape[1], c, w.shape[0], grads, device, per_image)
                             blocks[name] = RowBlocks(grams[name], w)
                         sel = b["sel"].to(b["Y"].device)
-                        blocks[name].add(b["X"], b["Y"][sel], b["G"][sel] if grads else None)
+                        blocks[name].add(b["X"], b["Y"][sel], b["G"][sel] if grads else None, b["pos"][sel.cpu()])
                 bar.advance(task)
             for rb in blocks.values():
                 rb.flush()
@@ -335,12 +387,15 @@ def stage_grams(
     targets: Targets,
     grads: bool,
     device: torch.device,
+    per_image: bool = False,
+    store: bool = False,
 ) -> tuple[GramSums, float]:
     """Gram sums of one stage: X from `inputs` (the consumer's input in the network pruned so far, per
-    batch), Y and G from the original network. Returns the sums and the time spent producing X."""
+    batch), Y and G from the original network. Returns the sums and the time spent producing X.
+    `per_image`: classification rows per image; `store`: keep the rows too (for refit_cg)."""
     conv: Any = model.get_submodule(consumer)
     w = weight_2d(conv)
-    grams = GramSums.empty(w.shape[1], in_width(conv), w.shape[0], grads, device)
+    grams = GramSums.empty(w.shape[1], in_width(conv), w.shape[0], grads, device, per_image, store)
     blocks = RowBlocks(grams, w)
     seconds = 0.0
     with progress_bar(transient=True) as bar:
@@ -350,7 +405,7 @@ def stage_grams(
             X = gather_patches(x, conv, targets.pos[i])
             sync(device)
             seconds += time.perf_counter() - start
-            blocks.add(X, targets.Y[i], targets.G[i] if grads else None)
+            blocks.add(X, targets.Y[i], targets.G[i] if grads else None, targets.pos[i])
             bar.advance(task)
             start = time.perf_counter()
         blocks.flush()

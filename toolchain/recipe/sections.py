@@ -151,7 +151,21 @@ class PruneSection:
     use_importance: bool = opt(True, "weigh reconstruction by next-layer feature importance (cpli)")
     gamma_rel: float = opt(1.0, "weight of the classification term relative to reconstruction", min=0.0)
     eps: float = opt(0.1, "importance of features the next stage removes", min=0.0, max=1.0)
-    fold_bn: bool = opt(False, "fold the next BatchNorm's squared scale into the importance")
+    fold_bn: bool = opt(
+        False,
+        "cpli: weigh each output's reconstruction by the squared scale of the BatchNorm right after the consumer "
+        "(every stage, block outputs included)",
+    )
+    classification_rows: str = opt(
+        "position",
+        "cpli: one classification-term row per sampled position, or per image (its positions summed first)",
+        choices=["position", "image"],
+    )
+    refit_classification: bool = opt(
+        False,
+        "cpli: refit the weights on reconstruction plus the classification term (conjugate gradient on the "
+        "stored sampled rows: more memory) instead of plain least squares",
+    )
     lookahead_rows_fraction: float = opt(
         0.25,
         "seeded fraction of sampled rows for the look-ahead's Gram (it only ranks the next stage's channels; "
