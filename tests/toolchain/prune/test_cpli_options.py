@@ -53,8 +53,8 @@ def explicit_objective(Wk, X, Y, G, image, s, gamma, lam, per_image):  # type: i
 @pytest.mark.parametrize("per_image", [False, True])
 def test_cg_refit_is_the_combined_objectives_minimum_and_beats_least_squares(per_image: bool) -> None:
     """The CG weights zero the gradient of the combined objective (explicit rows, autograd) and lower it below
-    the plain least-squares refit. Caught: the classification part left out of the CG operator; per-image
-    sums not applied to the predicted term."""
+    the plain least-squares refit. Caught: the classification part left out of the CG operator; the refit's
+    classification rows taken per position while the sums are per image."""
     X, W, Y, G, image, grams, c, k = problem(per_image)
     s = torch.tensor([1.0, 0.1, 1.0, 0.5], dtype=torch.float64)
     kept = np.array([0, 2, 3])
@@ -82,7 +82,8 @@ def test_cg_refit_is_the_combined_objectives_minimum_and_beats_least_squares(per
 
 
 def test_cg_refit_without_classification_is_the_least_squares_fit() -> None:
-    """gamma = 0: the s-weighted ridge makes each output's problem the plain one, whatever s."""
+    """gamma = 0: the s-weighted ridge makes each output's problem the plain one, whatever s.
+    Caught: the ridge not weighted by s."""
     _, W, _, _, _, grams, c, _ = problem(False)
     s = torch.tensor([1.0, 0.1, 1.0, 0.5], dtype=torch.float64)
     kept = np.array([1, 2, 4])
@@ -139,7 +140,8 @@ def test_fold_bn_weighs_outputs_by_the_following_batchnorm_at_block_outputs(monk
 
 def test_options_run_end_to_end_and_change_the_weights() -> None:
     """refit_classification with per-image rows prunes a chain, reports its errors, and gives other weights
-    than the plain refit on the same channels (the selection does not use the refit)."""
+    than the plain refit on the same channels (the selection does not use the refit).
+    Caught: the stage's rows not stored (the refit then silently plain)."""
     model = quick_vgg()
     loader = batches((1, 8, 8), count=1, size=24)
     base = PruneSection(method="cpli", macs_keep=0.5, positions=8, round_to=1, classification_rows="image")
