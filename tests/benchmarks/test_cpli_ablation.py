@@ -1,0 +1,77 @@
+"""The CPLI ablation script: its interval maths, and a --quick run on real CIFAR-10 images that resumes from
+its cell cache without pruning again."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "cpli_ablation.py"
+
+
+def load_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("cpli_ablation", SCRIPT)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["cpli_ablation"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_paired_interval_is_the_t_interval() -> None:
+    """Caught: the normal quantile 1.96 instead of t with n - 1 degrees of freedom."""
+    ablation = load_script()
+    mean, half = ablation.interval([1.0, 2.0, 3.0])
+    assert mean == 2.0 and half == pytest.approx(4.303 / math.sqrt(3), rel=1e-6)
+    assert ablation.interval([0.5]) == (0.5, None)
+
+
+@pytest.mark.slow
+def test_quick_run_records_paired_cells_and_resumes(
+    cifar_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ablation = load_script()
+    from cifar_resnet import ResNet20  # on sys.path through the script
+
+    torch.manual_seed(0)
+    ckpt = tmp_path / "resnet20.pth"
+    torch.save({"state_dict": {"module." + k: v for k, v in ResNet20().state_dict().items()}}, ckpt)
+    argv = ["--quick", "--root", str(cifar_root), "--checkpoint", str(ckpt), "--out", str(tmp_path), "--images", "32"]
+    argv += ["--variants", "cpli+fold_bn", "cpli+image_rows"]
+    ablation.main(argv)
+    doc = json.loads((tmp_path / "cpli_ablation_quick.json").read_text())
+    best = doc["best_variant"]
+    assert best in ("cpli+fold_bn", "cpli+image_rows")
+    assert set(doc["aliases"]) == {"cp+importance", "cp+classification", "cpli+lookahead=1.0"}  # ResNet: no look-ahead
+    keys = {(c["variant"], c["seed"]) for c in doc["cells"]}
+    assert keys == {(v, s) for v in ("cp", "cpli") for s in (0, 1)} | {("cpli+fold_bn", 0), ("cpli+image_rows", 0)} | {
+        (best, 1)
+    }
+    tuned = {(c["variant"], c["seed"]) for c in doc["cells"] if "top1_after" in c}
+    assert tuned == {(v, s) for v in ("cp", "cpli", best) for s in (0, 1)}
+    assert all(c["images"] == 500 for c in [doc["dense"]])
+    rows = {r["variant"]: r for r in doc["summary"]}
+    assert rows["cpli"]["delta_top1_before"]["half_width_95"] is not None
+    cp = [c for c in doc["cells"] if c["variant"] == "cp"]
+    cpli = [c for c in doc["cells"] if c["variant"] == "cpli"]
+    diffs = [
+        a["top1_before"] - b["top1_before"]
+        for a, b in zip(sorted(cpli, key=lambda c: c["seed"]), sorted(cp, key=lambda c: c["seed"]), strict=True)
+    ]
+    assert rows["cpli"]["delta_top1_before"]["mean"] == pytest.approx(sum(diffs) / 2)
+    assert (tmp_path / "cpli_ablation_quick.md").read_text().startswith("# CPLI vs CP")
+
+    def no_pruning(*_a: object, **_k: object) -> None:
+        raise AssertionError("a cached cell was pruned again")
+
+    monkeypatch.setattr(ablation, "prune_model", no_pruning)
+    monkeypatch.setattr(ablation, "finetune", no_pruning)
+    ablation.main(argv)  # every cell from the cache
+    assert json.loads((tmp_path / "cpli_ablation_quick.json").read_text())["summary"] == doc["summary"]
