@@ -179,6 +179,18 @@ class Cells:
         write_json(self.path, {"signature": self.signature, "cells": self.cells})
 
 
+def prune(s: Settings, dense: nn.Module, target: float, variant: str, seed: int) -> tuple[Any, Any, float]:
+    """(PruneResult, plan, seconds) of one variant on a copy of the dense model."""
+    cfg = PruneSection(
+        macs_keep=target, round_to=s.round_to, num_images=s.images, positions=s.positions, **VARIANTS[variant]
+    )
+    model = copy.deepcopy(dense)
+    plan = make_plan(model, (3, 32, 32), cfg)
+    start = time.perf_counter()
+    result = prune_model(model, plan, cfg, sampled_batches(s, seed), torch.device("cpu"), seed)
+    return result, plan, time.perf_counter() - start
+
+
 def run_cell(
     s: Settings, dense: nn.Module, target: float, variant: str, seed: int, tune: bool, test: Any, cache: Cells
 ) -> dict[str, Any]:
@@ -186,15 +198,9 @@ def run_cell(
     cell = cache.get(key)
     if cell is not None and (not tune or "top1_after" in cell):
         return cell
+    weights = _model_path(cache, key)
     if cell is None:
-        cfg = PruneSection(
-            macs_keep=target, round_to=s.round_to, num_images=s.images, positions=s.positions, **VARIANTS[variant]
-        )
-        model = copy.deepcopy(dense)
-        plan = make_plan(model, (3, 32, 32), cfg)
-        start = time.perf_counter()
-        result = prune_model(model, plan, cfg, sampled_batches(s, seed), torch.device("cpu"), seed)
-        prune_s = time.perf_counter() - start
+        result, plan, prune_s = prune(s, dense, target, variant, seed)
         before = test_metrics(result.model, test)
         cell = {
             "target": target,
@@ -208,11 +214,17 @@ def run_cell(
             "kept": [r.kept_channels for r in result.stages],
             "load_average": os.getloadavg()[0],
         }
-        torch.save(result.model.state_dict(), _model_path(cache, key))  # for the fine-tune phase
+        torch.save(result.model.state_dict(), weights)  # for the fine-tune phase
         cache.put(key, cell)
         print(f"{key}: top-1 {before['top1']:.2f}%  ce {before['ce']:.3f}  prune {prune_s:.0f} s", flush=True)
     if tune:
-        model = pruned_model(dense, s, cell, _model_path(cache, key))
+        if weights.exists():
+            model = pruned_model(dense, s, cell, weights)
+        else:  # a cache without its scratch weights (e.g. committed): pruning is deterministic, redo it
+            redone = prune(s, dense, target, variant, seed)[0]
+            if [r.kept_channels for r in redone.stages] != cell["kept"]:
+                sys.exit(f"{key}: pruning again kept other channels than the cached cell; delete {cache.path}")
+            model = redone.model
         cell["finetune_s"] = finetune(model, s)
         cell["top1_after"] = test_metrics(model, test)["top1"]
         cache.put(key, cell)
