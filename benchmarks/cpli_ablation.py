@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "user_models"))
 from results_io import REPO, RESULTS, record
 
 from toolchain.data import build_split, make_loader
-from toolchain.io import write_json
+from toolchain.io import sha256_file, write_json
 from toolchain.prune.plan import graph, make_plan
 from toolchain.prune.pruner import prune_model
 from toolchain.prune.surgery import remove_channels
@@ -344,9 +344,11 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(f"{what} not found at {path}")
     torch.set_num_threads(s.threads)
     dense = load_dense(s.checkpoint)
-    # what changes a cell's numbers (targets and seeds are in the cells' keys): runs with other targets,
-    # seeds or variants share the cache
-    signature = {k: str(v) for k, v in dataclasses.asdict(s).items() if k not in ("threads", "targets", "seeds")}
+    # what changes a cell's numbers (targets and seeds are in the cells' keys; the checkpoint by content, so
+    # another checkout's copy matches): runs with other targets, seeds, variants or paths share the cache
+    skip = ("threads", "targets", "seeds", "root", "checkpoint")
+    signature = {k: str(v) for k, v in dataclasses.asdict(s).items() if k not in skip}
+    signature["checkpoint_sha256"] = sha256_file(s.checkpoint)
     cache = Cells(Path(args.cache or Path(args.out) / f"{name}.cells.json"), signature)
     val = build_split(dataclasses.replace(data_cfg(s), val_subset=s.test_images), "val", augment=False, seed=0)
     test = list(make_loader(val, 500, shuffle=False))
@@ -389,7 +391,7 @@ def main(argv: list[str] | None = None) -> None:
     ]
     print("\n".join(table))
     data = {
-        "settings": signature,
+        "settings": {**signature, "root": str(s.root), "checkpoint": str(s.checkpoint)},
         "dense": dense_metrics,
         "best_variant": best,
         "aliases": aliases,
