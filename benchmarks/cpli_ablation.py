@@ -286,7 +286,9 @@ def summarise(cells: list[dict[str, Any]], s: Settings, aliases: dict[str, str])
             d_top1 = interval([c["top1_before"] - b["top1_before"] for c, b in pairs])
             d_ce = statistics.fmean([c["ce_before"] - b["ce_before"] for c, b in pairs])
             tuned = [(c, b) for c, b in pairs if "top1_after" in c and "top1_after" in b]
-            after = statistics.fmean([c["top1_after"] for c in mine if "top1_after" in c]) if tuned else None
+            tuned_mine = [c["top1_after"] for c in mine if "top1_after" in c]
+            after = statistics.fmean(tuned_mine) if tuned_mine else None
+            partial = f" ({len(tuned_mine)} of {len(mine)} seeds)" if tuned_mine and len(tuned_mine) < len(mine) else ""
             d_after = interval([c["top1_after"] - b["top1_after"] for c, b in tuned]) if tuned else None
             entry = {
                 "target": target,
@@ -304,7 +306,7 @@ def summarise(cells: list[dict[str, Any]], s: Settings, aliases: dict[str, str])
             rows.append(
                 f"| {target:.0%} | {variant} | {len(mine)} | {entry['top1_before']:.2f} | {entry['ce_before']:.3f} | "
                 f"{'–' if variant == 'cp' else fmt(*d_top1)} | {'–' if variant == 'cp' else f'{d_ce:+.3f}'} | "
-                f"{'' if after is None else f'{after:.2f}'} | "
+                f"{'' if after is None else f'{after:.2f}{partial}'} | "
                 f"{'' if d_after is None or variant == 'cp' else fmt(*d_after)} | {entry['prune_s']:.0f} |"
             )
     return rows, summary
