@@ -130,7 +130,7 @@ def prune(
         macs_after=after.macs,
         params_before=dense.params,
         params_after=after.params,
-        layers=layer_table(plan, dense, after, result.stages),
+        layers=layer_table(plan, dense, after, result),
         seconds=result.to_dict()["seconds"],
     )
     return pruned, report

@@ -12,9 +12,6 @@ from tests.conftest import REPO
 README = REPO / "README.md"
 DOCS = sorted((REPO / "docs").glob("*.md"))
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
-# Pages written on other branches of the same change (coupled groups, the ablation): linked already;
-# remove a name here once its page is merged, so the link check covers it too.
-PENDING = {"cpli-ablation.md"}
 
 
 def test_readme_is_a_front_page() -> None:
@@ -40,8 +37,6 @@ def test_relative_links_resolve(page: Path) -> None:
         if re.match(r"[a-z]+:", target):  # http:, https:, mailto:
             continue
         path = (page.parent / target).resolve()
-        if path.name in PENDING and path.parent == REPO / "docs":
-            continue
         assert path.exists(), f"{page.name}: broken link {target}"
 
 

@@ -212,7 +212,9 @@ def _group(
         if isinstance(target, WEIGHTED) and target in names and side is not None:
             groups = int(getattr(target, "groups", 1))
             depthwise = isinstance(target, CONVS) and groups > 1 and groups == target.in_channels == target.out_channels
-            per = (target.in_channels if side == "in" else target.out_channels) // groups if groups > 1 else 0
+            per = 0
+            if groups > 1:  # only convs have groups; Linear has neither groups nor in/out_channels
+                per = int(target.in_channels if side == "in" else target.out_channels) // groups  # type: ignore[arg-type]
             member = Member(names[target], side, list(item.idxs), list(item.root_idxs), groups, depthwise, per)
             group.members.append(member)
         else:

@@ -220,7 +220,7 @@ class RowBlocks:
         start = time.perf_counter()
         Xs, Ys, Gs, images = zip(*self.parts, strict=True)
         X, Y = torch.cat(Xs), torch.cat(Ys)
-        G = None if Gs[0] is None else torch.cat(Gs)  # type: ignore[arg-type]
+        G = None if Gs[0] is None else torch.cat(Gs)
         self.parts, self.rows = [], 0
         self.grams.seconds += time.perf_counter() - start
         self.grams.add(X, Y, G, self.W, torch.cat(images))
