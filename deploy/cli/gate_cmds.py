@@ -26,7 +26,7 @@ MultipleOpt = Annotated[float, typer.Option(min=0.0, help="tolerance = this mult
 
 def regress_table(report: Any, baseline: Path) -> Table:
     table = Table(title=f"latency against {baseline}")
-    for col in ("measurement", "metric", "baseline", "current", "change", "limit"):
+    for col in ("measurement", "metric", "base", "now", "Δ", "limit"):  # short headers: 80 columns when piped
         table.add_column(col, justify="left" if col in ("measurement", "metric") else "right")
     table.add_column("verdict", min_width=9)
     for r in report.rows:

@@ -20,6 +20,9 @@ from rich.text import Text
 
 
 def _text(renderable: RenderableType) -> str:
+    """The characters a cell shows: console markup such as "[red]REGRESSED[/red]" takes no room."""
+    if isinstance(renderable, str):
+        return Text.from_markup(renderable).plain
     return renderable.plain if isinstance(renderable, Text) else str(renderable)
 
 
@@ -28,7 +31,8 @@ def _range(column: Column) -> tuple[int, int]:
     texts = [_text(column.header), *(_text(c) for c in column.cells)]
     words = [cell_len(w) for t in texts for w in t.split()] or [1]
     lines = [cell_len(line) for t in texts for line in t.splitlines()] or [1]
-    return max(words), max(lines)
+    floor = column.min_width or 1
+    return max(floor, *words), max(floor, *lines)
 
 
 def widths(ranges: list[tuple[int, int]], room: int) -> list[int] | None:

@@ -36,3 +36,19 @@ def test_a_wide_numeric_table_keeps_every_number_whole_at_80_columns() -> None:
     assert max(len(line) for line in text.splitlines()) <= 80
     for n in numbers:
         assert n in text  # on one line, not folded or cut
+
+
+def test_markup_takes_no_room_and_every_column_ends_inside_80() -> None:
+    """Catches sizing cells by their markup ("[red]REGRESSED[/red]" is 9 wide, not 19): the gate's table was
+    cut at its last column when piped."""
+    table = Table(title="t")
+    for h in ("measurement", "metric", "base", "now", "Δ", "limit"):
+        table.add_column(h, justify="right")
+    table.add_column("verdict", min_width=9)
+    table.add_row(
+        "onnxruntime cpu fp32 b16 t1", "pruned/dense CPU-time ratio", "0.5291 ± 0.8%", "0.5341 ± 1.4%", "+1.0%",
+        "0.5500 (+4.0%)", "[red]REGRESSED[/red]",
+    )  # fmt: skip
+    text = render(table)
+    assert "REGRESSED" in text and "0.5291" in text and "0.5500" in text
+    assert all(line.rstrip().endswith(("┓", "┃", "┩", "│", "┘")) for line in text.splitlines()[1:] if line.strip())
