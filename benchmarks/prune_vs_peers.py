@@ -1,0 +1,232 @@
+"""cplitool on users' own networks against Torch-Pruning, at the same MACs on CIFAR-10 (JPEG q75).
+
+Two dense models trained outside cplitool (benchmarks/train_foreign_checkpoint.py) and loaded the way a
+user would load them (benchmarks/user_models/*.toml): a ResNet-20 written as the user's own module
+(model.name = "cifar_resnet:ResNet20", 1x1-conv downsample shortcuts) and torchvision's MobileNetV2 at
+half width (model.name = "torchvision.models:mobilenet_v2"). Each is pruned to 0.5 of its MACs by
+  cpli scope "blocks", cpli scope "all", cp scope "all", l1 scope "all"  (`cplitool prune`, the CLI), and
+  Torch-Pruning's MetaPruner with MagnitudeImportance(p=2) (the peer; its uniform ratio bisected until the
+  same counter, toolchain.counting, gives the same MACs keep),
+then every pruned model gets one identical short fine-tune (plain SGD loop, cross-entropy, same seed and
+batches). Top-1 on the full 10,000-image test set before and after it.
+
+    .venv/bin/python benchmarks/prune_vs_peers.py [--models resnet20,mobilenet_v2] [--finetune-epochs 1]
+
+Finished cells are cached in benchmarks/results/prune_vs_peers.cells.json, so a killed run resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from results_io import REPO, RESULTS, record
+
+from toolchain.artifacts import load_artifact, load_dense
+from toolchain.counting import count_model
+from toolchain.data import build_split, make_loader
+from toolchain.data.registry import set_epoch
+from toolchain.io import write_json
+from toolchain.models.source import ModelSource
+from toolchain.recipe import load_recipe
+
+RECIPES = {
+    "resnet20": REPO / "benchmarks" / "user_models" / "resnet20_cifar10.toml",
+    "mobilenet_v2": REPO / "benchmarks" / "user_models" / "mobilenet_v2_cifar10.toml",
+}
+CPLITOOL = {  # method label -> prune overrides
+    "cpli blocks": {"prune.method": '"cpli"', "prune.scope": '"blocks"'},
+    "cpli all": {"prune.method": '"cpli"', "prune.scope": '"all"'},
+    "cp all": {"prune.method": '"cp"', "prune.scope": '"all"'},
+    "l1 all": {"prune.method": '"l1"', "prune.scope": '"all"'},
+    # the refit's relative ridge raised 100x: MobileNetV2's late layers see few distinct rows at 32x32
+    "cpli all ridge 1e-2": {"prune.method": '"cpli"', "prune.scope": '"all"', "prune.ridge": "0.01"},
+}
+PEER = "torch-pruning magnitude"
+CELLS = RESULTS / "prune_vs_peers.cells.json"
+WORK = REPO / "runs" / "prune_vs_peers"
+
+
+def evaluate(model: nn.Module, loader: Any) -> float:
+    model.eval()
+    correct = seen = 0
+    with torch.no_grad():
+        for x, y in loader:
+            correct += (model(x).argmax(1) == y).sum().item()
+            seen += len(y)
+    return 100.0 * correct / seen
+
+
+def finetune(model: nn.Module, loader: Any, epochs: int, seed: int) -> float:
+    """The identical short fine-tune for every method: SGD 0.01, Nesterov momentum, cosine, cross-entropy."""
+    torch.manual_seed(seed)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    total = epochs * len(loader)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
+    start = time.perf_counter()
+    for epoch in range(epochs):
+        set_epoch(loader, epoch, seed)
+        model.train()
+        for x, y in loader:
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    return time.perf_counter() - start
+
+
+class Refused(Exception):
+    """cplitool refused the cell (exit 2) with this one-line reason."""
+
+
+def cplitool_prune(recipe: Path, label: str, name: str, macs_keep: float, num_images: int) -> Path:
+    """`cplitool prune` as a user runs it; returns the pruned artifact."""
+    run_dir = WORK / name
+    sets = {
+        **CPLITOOL[label],
+        "prune.macs_keep": str(macs_keep),
+        "prune.round_to": "1",
+        "prune.num_images": str(num_images),
+        "run.dir": json.dumps(str(run_dir)),
+        "run.name": json.dumps(name),
+    }
+    cmd = [str(Path(sys.executable).parent / "cplitool"), "prune", str(recipe)]
+    for k, v in sets.items():
+        cmd += ["--set", f"{k}={v}"]
+    done = subprocess.run(cmd, stderr=subprocess.PIPE, text=True)
+    sys.stderr.write(done.stderr)
+    if done.returncode == 2:  # a usage error: the method cannot reach the target on this model
+        raise Refused(done.stderr.strip().splitlines()[-1])
+    done.check_returncode()
+    return run_dir / "pruned.pt"
+
+
+def tp_prune(model: nn.Module, shape: tuple[int, ...], macs_keep: float) -> nn.Module:
+    """Torch-Pruning's MetaPruner, MagnitudeImportance(p=2), classifier ignored; the per-layer ratio is
+    bisected so that toolchain.counting gives the same MACs keep as the cplitool rows (within 1%)."""
+    import copy
+
+    import torch_pruning as tp
+
+    dense = count_model(model, shape).macs
+    lo, hi = 0.0, 0.95
+    best: tuple[nn.Module, float] | None = None
+    for _ in range(14):
+        ratio = (lo + hi) / 2
+        m = copy.deepcopy(model)
+        heads = [mod for mod in m.modules() if isinstance(mod, nn.Linear)][-1:]
+        pruner = tp.pruner.MetaPruner(
+            m, torch.zeros(1, *shape), importance=tp.importance.MagnitudeImportance(p=2),
+            pruning_ratio=ratio, ignored_layers=heads,
+        )  # fmt: skip
+        pruner.step()
+        keep = count_model(m, shape).macs / dense
+        if best is None or abs(keep - macs_keep) < abs(best[1] - macs_keep):
+            best = (m, keep)
+        lo, hi = (ratio, hi) if keep > macs_keep else (lo, ratio)
+    assert best is not None
+    return best[0]
+
+
+def prune_one(
+    model_name: str, label: str, args: argparse.Namespace, source: ModelSource, dense: nn.Module, shape: tuple[int, ...]
+) -> nn.Module:
+    if label == PEER:
+        return tp_prune(dense, shape, args.macs_keep)
+    run_name = f"{model_name}-{label.replace(' ', '-')}"
+    artifact = cplitool_prune(RECIPES[model_name], label, run_name, args.macs_keep, args.num_images)
+    return load_artifact(artifact, trusted=source)[0]
+
+
+def cell(model_name: str, label: str, args: argparse.Namespace, loaders: dict[str, Any]) -> dict[str, Any]:
+    recipe_path = RECIPES[model_name]
+    recipe = load_recipe(recipe_path)
+    source = ModelSource.of(recipe)
+    shape = source.shape()
+    dense = load_dense(source, recipe.model.checkpoint)
+    dense_macs = count_model(dense, shape).macs
+    start = time.perf_counter()
+    try:
+        pruned = prune_one(model_name, label, args, source, dense, shape)
+    except Refused as e:
+        return {"model": model_name, "method": label, "refused": str(e)}
+    prune_s = time.perf_counter() - start
+    macs = count_model(pruned, shape).macs
+    before = evaluate(pruned, loaders["test"])
+    ft_s = finetune(pruned, loaders["train"], args.finetune_epochs, seed=0)
+    after = evaluate(pruned, loaders["test"])
+    return {
+        "model": model_name, "method": label, "macs_keep": macs / dense_macs, "top1_before": before,
+        "top1_after": after, "prune_seconds": prune_s, "finetune_seconds": ft_s,
+        "load_average": os.getloadavg()[0],
+    }  # fmt: skip
+
+
+def row(r: dict[str, Any], dense_top1: dict[str, float]) -> str:
+    head = f"| {r['model']} ({dense_top1[r['model']]:.2f}%) | {r['method']} |"
+    if "refused" in r:
+        return f"{head} refused by cplitool: {r['refused'].removeprefix('error: ')[:160]} | | | |"
+    return (
+        f"{head} {r['macs_keep']:.3f} | {r['top1_before']:.2f}% | {r['top1_after']:.2f}% | {r['prune_seconds']:.0f} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="resnet20,mobilenet_v2")
+    parser.add_argument("--methods", default=",".join([*CPLITOOL, PEER]))
+    parser.add_argument("--macs-keep", type=float, default=0.5)
+    parser.add_argument("--num-images", type=int, default=1000, help="images sampled by cpli/cp")
+    parser.add_argument("--finetune-epochs", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    cells: dict[str, Any] = json.loads(CELLS.read_text()) if CELLS.exists() else {}
+    dense_top1: dict[str, float] = {}
+    for model_name in args.models.split(","):
+        recipe = load_recipe(RECIPES[model_name])
+        if not Path(recipe.data.root).is_dir():
+            sys.exit(f"CIFAR-10 JPEG folder not found at {recipe.data.root}")
+        loaders = {
+            "test": make_loader(build_split(recipe.data, "val", augment=False), 500, shuffle=False),
+            "train": make_loader(build_split(recipe.data, "train", augment=True), 128, shuffle=True, seed=0, drop_last=True),
+        }  # fmt: skip
+        source = ModelSource.of(recipe)
+        dense_top1[model_name] = evaluate(load_dense(source, recipe.model.checkpoint), loaders["test"])
+        for label in args.methods.split(","):
+            key = f"{model_name}|{label}|{args.macs_keep}|{args.num_images}|{args.finetune_epochs}"
+            if key not in cells:
+                cells[key] = cell(model_name, label, args, loaders)
+                write_json(CELLS, cells)
+            print(json.dumps(cells[key]), flush=True)
+    rows = [c for k, c in cells.items() if k.split("|")[0] in dense_top1]
+    table = [
+        f"MACs keep target {args.macs_keep}; cpli/cp sample {args.num_images} training images x 10 positions; "
+        f"fine-tune: {args.finetune_epochs} epoch(s) of SGD (lr 0.01 cosine, batch 128, seed 0), identical for all; "
+        "top-1 on the full 10,000-image CIFAR-10 (JPEG q75) test set; one seed per cell.",
+        "",
+        "| model (dense top-1) | method | MACs keep | top-1 before FT | top-1 after FT | prune s |",
+        "|---|---|---:|---:|---:|---:|",
+        *[row(r, dense_top1) for r in rows],
+    ]
+    print("\n".join(table))
+    record("prune_vs_peers", "Own networks: cplitool vs Torch-Pruning at 0.5 MACs", table,
+           {"dense_top1": dense_top1, "cells": rows}, args.threads)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
