@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "user_models"))
 
 from results_io import REPO, RESULTS, record
+from short_finetune import sgd_steps
 
 from toolchain.data import build_split, make_loader
 from toolchain.io import sha256_file, write_json
@@ -140,27 +141,11 @@ _TRAIN: dict[str, Any] = {}
 def finetune(model: nn.Module, s: Settings) -> float:
     """The same short fine-tune for every cell: plain cross-entropy, SGD (Nesterov, momentum 0.9, weight
     decay 5e-4), cosine from finetune_lr, batch 128, random crop and flip, seed 0. Returns its seconds."""
-    torch.manual_seed(0)
     if str(s.root) not in _TRAIN:  # decoded once per process
         _TRAIN[str(s.root)] = build_split(data_cfg(s), "train", augment=True, seed=0)
     loader = make_loader(_TRAIN[str(s.root)], 128, shuffle=True, seed=0)
     steps = max(1, round(s.finetune_epochs * len(loader)))
-    opt = torch.optim.SGD(model.parameters(), lr=s.finetune_lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    start, step = time.perf_counter(), 0
-    model.train()
-    while step < steps:
-        for x, y in loader:
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            step += 1
-            if step == steps:
-                break
-    model.eval()
-    return time.perf_counter() - start
+    return sgd_steps(model, loader, steps, s.finetune_lr, seed=0)
 
 
 class Cells:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
@@ -28,17 +27,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from results_io import REPO, RESULTS, record
+from short_finetune import sgd_steps
 
 from toolchain.artifacts import load_artifact, load_dense
 from toolchain.counting import count_model
 from toolchain.data import build_split, make_loader
-from toolchain.data.registry import set_epoch
 from toolchain.io import write_json
 from toolchain.models.source import ModelSource
 from toolchain.recipe import load_recipe
@@ -68,25 +66,6 @@ def evaluate(model: nn.Module, loader: Any) -> float:
             correct += (model(x).argmax(1) == y).sum().item()
             seen += len(y)
     return 100.0 * correct / seen
-
-
-def finetune(model: nn.Module, loader: Any, epochs: int, seed: int) -> float:
-    """The identical short fine-tune for every method: SGD 0.01, Nesterov momentum, cosine, cross-entropy."""
-    torch.manual_seed(seed)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    total = epochs * len(loader)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
-    start = time.perf_counter()
-    for epoch in range(epochs):
-        set_epoch(loader, epoch, seed)
-        model.train()
-        for x, y in loader:
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-    return time.perf_counter() - start
 
 
 class Refused(Exception):
@@ -167,7 +146,7 @@ def cell(model_name: str, label: str, args: argparse.Namespace, loaders: dict[st
     prune_s = time.perf_counter() - start
     macs = count_model(pruned, shape).macs
     before = evaluate(pruned, loaders["test"])
-    ft_s = finetune(pruned, loaders["train"], args.finetune_epochs, seed=0)
+    ft_s = sgd_steps(pruned, loaders["train"], args.finetune_epochs * len(loaders["train"]), lr=0.01, seed=0)
     after = evaluate(pruned, loaders["test"])
     return {
         "model": model_name, "method": label, "macs_keep": macs / dense_macs, "top1_before": before,

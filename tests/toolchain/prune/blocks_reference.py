@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from tests.toolchain.prune.nets import randomise_bn
 from toolchain.models import create_model
 from toolchain.prune.plan import make_plan
 from toolchain.prune.pruner import prune_model
@@ -25,13 +26,7 @@ CASES = [("resnet20", (3, 32, 32), "cpli"), ("quick_vgg", (1, 8, 8), "cpli"), ("
 def reference_model(name: str) -> nn.Module:
     torch.manual_seed(0)
     model = create_model(name, 10)
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-            nn.init.uniform_(m.weight, 0.5, 1.5)
-            nn.init.uniform_(m.bias, -0.2, 0.2)
-    return model.eval()
+    return randomise_bn(model)
 
 
 def synthetic_batches(shape: tuple[int, ...], n: int = 3, batch: int = 40) -> list[tuple[torch.Tensor, torch.Tensor]]:

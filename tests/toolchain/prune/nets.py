@@ -111,6 +111,11 @@ def randomised(name: str) -> nn.Module:
     """Seeded weights with non-trivial BatchNorm statistics, so a wrong channel would show."""
     torch.manual_seed(0)
     model = NETS[name]()
+    return randomise_bn(model)
+
+
+def randomise_bn(model: nn.Module) -> nn.Module:
+    """Non-trivial BatchNorm statistics and affine parameters (seeded by the caller), in eval mode."""
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.running_mean.uniform_(-0.5, 0.5)

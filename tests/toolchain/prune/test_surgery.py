@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests.toolchain.prune.nets import randomise_bn
 from toolchain.artifacts import ModelInfo, load_artifact, save_artifact
 from toolchain.models import create_model
 from toolchain.prune.plan import graph, make_plan
@@ -24,13 +25,7 @@ def randomised(name: str, kwargs: dict[str, float]) -> nn.Module:
     """A model with non-trivial BatchNorm statistics and biases, so a wrong channel would show."""
     torch.manual_seed(0)
     model = create_model(name, 10, **kwargs)
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-            nn.init.uniform_(m.weight, 0.5, 1.5)
-            nn.init.uniform_(m.bias, -0.2, 0.2)
-    return model.eval()
+    return randomise_bn(model)
 
 
 @pytest.mark.parametrize("method", ["l1", "random"])
