@@ -165,9 +165,15 @@ class Cells:
 
 
 def prune(s: Settings, dense: nn.Module, target: float, variant: str, seed: int) -> tuple[Any, Any, float]:
-    """(PruneResult, plan, seconds) of one variant on a copy of the dense model."""
+    """(PruneResult, plan, seconds) of one variant on a copy of the dense model. The refit is the paper's plain
+    least squares (ridge_search off, as when the cached cells were made): the ablation is about selection."""
     cfg = PruneSection(
-        macs_keep=target, round_to=s.round_to, num_images=s.images, positions=s.positions, **VARIANTS[variant]
+        macs_keep=target,
+        round_to=s.round_to,
+        num_images=s.images,
+        positions=s.positions,
+        ridge_search=False,
+        **VARIANTS[variant],
     )
     model = copy.deepcopy(dense)
     plan = make_plan(model, (3, 32, 32), cfg)

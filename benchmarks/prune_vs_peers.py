@@ -8,9 +8,11 @@ half width (model.name = "torchvision.models:mobilenet_v2"). Each is pruned to 0
   Torch-Pruning's MetaPruner with MagnitudeImportance(p=2) (the peer; its uniform ratio bisected until the
   same counter, toolchain.counting, gives the same MACs keep),
 then every pruned model gets one identical short fine-tune (plain SGD loop, cross-entropy, same seed and
-batches). Top-1 on the full 10,000-image test set before and after it.
+batches). Top-1 on the full 10,000-image test set before and after it. The "plain refit" rows are the
+refit before the held-out ridge search (prune.ridge_search = false).
 
     .venv/bin/python benchmarks/prune_vs_peers.py [--models resnet20,mobilenet_v2] [--finetune-epochs 1]
+        [--methods "cpli all,torch-pruning magnitude"] [--seeds 0,1,2]
 
 Finished cells are cached in benchmarks/results/prune_vs_peers.cells.json, so a killed run resumes.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -45,13 +48,22 @@ RECIPES = {
     "resnet20": REPO / "benchmarks" / "user_models" / "resnet20_cifar10.toml",
     "mobilenet_v2": REPO / "benchmarks" / "user_models" / "mobilenet_v2_cifar10.toml",
 }
-CPLITOOL = {  # method label -> prune overrides
+PLAIN = {"prune.ridge_search": "false"}  # the refit as before the ridge search: least squares, ridge 1e-4
+CPLITOOL = {  # method label -> prune overrides; the unlabelled rows use the defaults (the ridge search)
     "cpli blocks": {"prune.method": '"cpli"', "prune.scope": '"blocks"'},
     "cpli all": {"prune.method": '"cpli"', "prune.scope": '"all"'},
     "cp all": {"prune.method": '"cp"', "prune.scope": '"all"'},
     "l1 all": {"prune.method": '"l1"', "prune.scope": '"all"'},
-    # the refit's relative ridge raised 100x: MobileNetV2's late layers see few distinct rows at 32x32
-    "cpli all ridge 1e-2": {"prune.method": '"cpli"', "prune.scope": '"all"', "prune.ridge": "0.01"},
+    "cpli blocks, plain refit": {"prune.method": '"cpli"', "prune.scope": '"blocks"', **PLAIN},
+    "cpli all, plain refit": {"prune.method": '"cpli"', "prune.scope": '"all"', **PLAIN},
+    "cp all, plain refit": {"prune.method": '"cp"', "prune.scope": '"all"', **PLAIN},
+    # the plain refit's relative ridge raised 100x by hand: what showed the late layers' refit overfits
+    "cpli all, plain refit, ridge 1e-2": {
+        "prune.method": '"cpli"',
+        "prune.scope": '"all"',
+        "prune.ridge": "0.01",
+        **PLAIN,
+    },
 }
 PEER = "torch-pruning magnitude"
 CELLS = RESULTS / "prune_vs_peers.cells.json"
@@ -72,11 +84,12 @@ class Refused(Exception):
     """cplitool refused the cell (exit 2) with this one-line reason."""
 
 
-def cplitool_prune(recipe: Path, label: str, name: str, macs_keep: float, num_images: int) -> Path:
+def cplitool_prune(recipe: Path, label: str, name: str, macs_keep: float, num_images: int, seed: int) -> Path:
     """`cplitool prune` as a user runs it; returns the pruned artifact."""
     run_dir = WORK / name
     sets = {
         **CPLITOOL[label],
+        "run.seed": str(seed),
         "prune.macs_keep": str(macs_keep),
         "prune.round_to": "1",
         "prune.num_images": str(num_images),
@@ -126,8 +139,8 @@ def prune_one(
 ) -> nn.Module:
     if label == PEER:
         return tp_prune(dense, shape, args.macs_keep)
-    run_name = f"{model_name}-{label.replace(' ', '-')}"
-    artifact = cplitool_prune(RECIPES[model_name], label, run_name, args.macs_keep, args.num_images)
+    run_name = f"{model_name}-{label.replace(' ', '-').replace(',', '')}-seed{args.seed}"
+    artifact = cplitool_prune(RECIPES[model_name], label, run_name, args.macs_keep, args.num_images, args.seed)
     return load_artifact(artifact, trusted=source)[0]
 
 
@@ -146,22 +159,38 @@ def cell(model_name: str, label: str, args: argparse.Namespace, loaders: dict[st
     prune_s = time.perf_counter() - start
     macs = count_model(pruned, shape).macs
     before = evaluate(pruned, loaders["test"])
-    ft_s = sgd_steps(pruned, loaders["train"], args.finetune_epochs * len(loaders["train"]), lr=0.01, seed=0)
+    steps = args.finetune_epochs * len(loaders["train"])
+    ft_s = sgd_steps(pruned, loaders["train"], steps, lr=0.01, seed=args.seed)
     after = evaluate(pruned, loaders["test"])
     return {
-        "model": model_name, "method": label, "macs_keep": macs / dense_macs, "top1_before": before,
+        "model": model_name, "method": label, "seed": args.seed, "macs_keep": macs / dense_macs, "top1_before": before,
         "top1_after": after, "prune_seconds": prune_s, "finetune_seconds": ft_s,
         "load_average": os.getloadavg()[0],
     }  # fmt: skip
 
 
-def row(r: dict[str, Any], dense_top1: dict[str, float]) -> str:
+def spread(values: list[float]) -> str:
+    """Mean, and with several seeds their sample standard deviation and the range."""
+    if len(values) == 1:
+        return f"{values[0]:.2f}%"
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}% ({min(values):.2f}-{max(values):.2f})"
+
+
+def row(runs: list[dict[str, Any]], dense_top1: dict[str, float]) -> str:
+    """One table row for a model and method: every seed's cell pooled."""
+    r = runs[0]
     head = f"| {r['model']} ({dense_top1[r['model']]:.2f}%) | {r['method']} |"
     if "refused" in r:
-        return f"{head} refused by cplitool: {r['refused'].removeprefix('error: ')[:160]} | | | |"
-    return (
-        f"{head} {r['macs_keep']:.3f} | {r['top1_before']:.2f}% | {r['top1_after']:.2f}% | {r['prune_seconds']:.0f} |"
-    )
+        return f"{head} refused by cplitool: {r['refused'].removeprefix('error: ')[:160]} | | | | |"
+    before, after = spread([c["top1_before"] for c in runs]), spread([c["top1_after"] for c in runs])
+    prune_s = statistics.median(c["prune_seconds"] for c in runs)
+    return f"{head} {r['macs_keep']:.3f} | {len(runs)} | {before} | {after} | {prune_s:.0f} |"
+
+
+def cell_key(model_name: str, label: str, args: argparse.Namespace) -> str:
+    """The cache key; seed 0's keys carry no seed (they predate --seeds)."""
+    key = f"{model_name}|{label}|{args.macs_keep}|{args.num_images}|{args.finetune_epochs}"
+    return key + (f"|seed{args.seed}" if args.seed else "")
 
 
 def main() -> None:
@@ -172,6 +201,7 @@ def main() -> None:
     parser.add_argument("--num-images", type=int, default=1000, help="images sampled by cpli/cp")
     parser.add_argument("--finetune-epochs", type=int, default=1)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--seeds", default="0", help="comma-separated: run.seed of the pruning and the fine-tune's")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cells: dict[str, Any] = json.loads(CELLS.read_text()) if CELLS.exists() else {}
@@ -186,21 +216,27 @@ def main() -> None:
         }  # fmt: skip
         source = ModelSource.of(recipe)
         dense_top1[model_name] = evaluate(load_dense(source, recipe.model.checkpoint), loaders["test"])
-        for label in args.methods.split(","):
-            key = f"{model_name}|{label}|{args.macs_keep}|{args.num_images}|{args.finetune_epochs}"
-            if key not in cells:
-                cells[key] = cell(model_name, label, args, loaders)
-                write_json(CELLS, cells)
-            print(json.dumps(cells[key]), flush=True)
+        for seed in [int(v) for v in args.seeds.split(",")]:
+            args.seed = seed
+            for label in args.methods.split(","):
+                key = cell_key(model_name, label, args)
+                if key not in cells:
+                    cells[key] = cell(model_name, label, args, loaders)
+                    write_json(CELLS, cells)
+                print(json.dumps(cells[key]), flush=True)
     rows = [c for k, c in cells.items() if k.split("|")[0] in dense_top1]
+    pooled: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for c in rows:
+        pooled.setdefault((c["model"], c["method"]), []).append(c)
     table = [
         f"MACs keep target {args.macs_keep}; cpli/cp sample {args.num_images} training images x 10 positions; "
-        f"fine-tune: {args.finetune_epochs} epoch(s) of SGD (lr 0.01 cosine, batch 128, seed 0), identical for all; "
-        "top-1 on the full 10,000-image CIFAR-10 (JPEG q75) test set; one seed per cell.",
+        f"fine-tune: {args.finetune_epochs} epoch(s) of SGD (lr 0.01 cosine, batch 128), identical for all; top-1 "
+        "on the full 10,000-image CIFAR-10 (JPEG q75) test set. With several seeds (run.seed of the pruning and "
+        "the fine-tune's seed): mean ± sample standard deviation (range).",
         "",
-        "| model (dense top-1) | method | MACs keep | top-1 before FT | top-1 after FT | prune s |",
-        "|---|---|---:|---:|---:|---:|",
-        *[row(r, dense_top1) for r in rows],
+        "| model (dense top-1) | method | MACs keep | seeds | top-1 before FT | top-1 after FT | prune s (median) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+        *[row(runs, dense_top1) for runs in pooled.values()],
     ]
     print("\n".join(table))
     record("prune_vs_peers", "Own networks: cplitool vs Torch-Pruning at 0.5 MACs", table,

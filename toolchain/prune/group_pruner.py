@@ -30,6 +30,7 @@ from toolchain.recipe.sections import PruneSection
 
 Loader = Iterable[tuple[torch.Tensor, torch.Tensor]]
 L1_PRODUCERS = "l1-producers"  # data-free: sum over producers of filter L1 norms, each producer's divided by its mean
+MAX_GRAM_COLUMNS = 8192  # a consumer reading more values per output row is not reconstructed (Gram > 512 MiB)
 
 
 @dataclass
@@ -37,6 +38,7 @@ class ConsumerReport:
     name: str
     err_before: float  # relative reconstruction error of the consumer's output, kept channels, weights as before
     err_after: float  # after the least-squares refit
+    ridge: float | None = None  # the refit's relative ridge toward the original weights; None: not refitted
 
 
 @dataclass
@@ -68,6 +70,21 @@ def producer_l1(model: nn.Module, group: Group) -> np.ndarray:
         w = weight_2d(model.get_submodule(m.name)).abs().sum(1).double().cpu().numpy()
         score[m.roots] += w[m.idxs] / max(float(w.mean()), 1e-30)
     return score
+
+
+def unreconstructable(model: nn.Module, group: Group) -> str:
+    """Why the group's channels cannot be chosen by reconstruction ('' when they can)."""
+    if not group.reconstructable:
+        return "no dense layer reads the group (only grouped convs do): nothing to reconstruct"
+    for m in group.consumers:
+        cols = weight_2d(model.get_submodule(m.name)).shape[1]
+        if cols > MAX_GRAM_COLUMNS:
+            gib = cols**2 * 8 / 2**30
+            return (
+                f"{m.name} reads {cols} values per output row: its Gram matrix ({gib:.1f} GiB in float64) is "
+                f"over the {MAX_GRAM_COLUMNS}-column limit"
+            )
+    return ""
 
 
 def data_free_classes(model: nn.Module, group: Group, criterion: str, gen: torch.Generator) -> np.ndarray:
@@ -124,7 +141,9 @@ class GroupPruner:
         assert self.capture is not None
         names = [m.name for m in group.consumers]
         targets = {n: self.capture.targets[n] for n in names}
-        grams, report.capture_s = group_grams(self.model, targets, loader, gamma_rel > 0, self.device)
+        grams, report.capture_s = group_grams(
+            self.model, targets, loader, gamma_rel > 0, self.device, held=self.cfg.ridge_search
+        )
         report.gram_s = sum(g.seconds for g in grams.values())
         report.rows = sum(g.rows for g in grams.values())
         start = time.perf_counter()
@@ -145,7 +164,7 @@ class GroupPruner:
             full[:, cols] = solution.weight
             with torch.no_grad():
                 layer.weight.copy_(full.reshape(layer.weight.shape))
-            report.consumers.append(ConsumerReport(m.name, solution.err_before, solution.err_after))
+            report.consumers.append(ConsumerReport(m.name, solution.err_before, solution.err_after, solution.ridge))
         report.solve_s = time.perf_counter() - start
         return kept_roots
 
@@ -171,9 +190,10 @@ def choose_groups(
     model.eval().to(device)
     sampled = cfg.method in ("cpli", "cp")
     order = processing_order(model, plan.groups)
+    why = {g.root: unreconstructable(model, g) for g in order} if sampled else {}
     capture = None
-    if sampled and any(g.reconstructable for g in order):
-        consumers = sorted({m.name for g in order for m in g.consumers})
+    if sampled and not all(why.values()):
+        consumers = sorted({m.name for g in order if not why[g.root] for m in g.consumers})
         capture = capture_original(
             copy.deepcopy(model),
             [Stage("", n, 0) for n in consumers],
@@ -194,13 +214,12 @@ def choose_groups(
         if group.keep >= group.channels:
             kept = np.arange(group.channels)
             report.criterion = "none (kept whole)"
-        elif sampled and group.reconstructable:
+        elif sampled and not why[group.root]:
             kept = pruner.reconstruct(group, report, loader, cfg.gamma_rel * classification)
         else:
             start = time.perf_counter()
             report.criterion = "random" if cfg.method == "random" else L1_PRODUCERS
-            if sampled:
-                report.why = "no dense layer reads the group (only grouped convs do): nothing to reconstruct"
+            report.why = why.get(group.root, "")
             kept = group.roots_of(data_free_classes(model, group, report.criterion, gen))
             pruner.mask(group, kept)
             report.solve_s = time.perf_counter() - start

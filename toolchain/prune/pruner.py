@@ -39,6 +39,7 @@ class StageReport:
     kept: int
     err_before: float | None = None  # relative reconstruction error, kept channels with original weights
     err_after: float | None = None  # after the least-squares refit
+    ridge: float | None = None  # the refit's relative ridge toward the original weights; None: not refitted
     kept_channels: list[int] = field(default_factory=list)  # indices into the producer's original outputs
     rows: int = 0  # sampled output positions
     capture_s: float = 0.0
@@ -173,6 +174,7 @@ def prune_model(
                 device,
                 per_image=cfg.classification_rows == "image",
                 store=cfg.refit_classification,
+                held=cfg.ridge_search,
             )
             report.gram_s = grams.seconds
             report.rows = grams.rows
@@ -197,6 +199,7 @@ def prune_model(
             report.kept_channels = solution.keep.tolist()
             set_weight(consumer, solution.weight)
             report.err_before, report.err_after = solution.err_before, solution.err_after
+            report.ridge = solution.ridge
             report.solve_s = time.perf_counter() - start
             del grams
         reports.append(report)

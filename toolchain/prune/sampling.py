@@ -91,6 +91,7 @@ def gather_rows(y: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
 
 STRIP = 512  # columns per strip of the symmetric Gram product
 BLOCK_ROWS = 4096  # rows per Gram product: large matmuls, one float64 accumulation per block
+HOLD_OUT = 5  # every 5th sampled image is also summed apart: the refit's ridge is chosen on it
 
 
 def symmetric_gram(X: torch.Tensor) -> torch.Tensor:
@@ -140,11 +141,21 @@ class GramSums:
     seconds: float = 0.0
     per_image: bool = False
     stored: StoredRows | None = None  # the rows themselves, when a refit needs them
+    held: GramSums | None = None  # P, XtY, yy of the held-out images' rows alone (also counted above)
 
     @classmethod
     def empty(
-        cls, ck: int, c: int, n: int, grads: bool, device: torch.device, per_image: bool = False, store: bool = False
+        cls,
+        ck: int,
+        c: int,
+        n: int,
+        grads: bool,
+        device: torch.device,
+        per_image: bool = False,
+        store: bool = False,
+        held: bool = False,
     ) -> GramSums:
+        """Zero sums; `held`: also sum the rows of every HOLD_OUT-th image apart (for solver.choose_ridge)."""
         f64 = torch.float64
         return cls(
             torch.zeros(ck, ck, dtype=f64, device=device),
@@ -154,6 +165,13 @@ class GramSums:
             torch.zeros(c, dtype=f64, device=device) if grads else None,
             per_image=per_image,
             stored=StoredRows() if store and grads else None,
+            held=cls.empty(ck, c, n, False, device) if held else None,
+        )
+
+    def without(self, other: GramSums) -> GramSums:
+        """The reconstruction sums of the rows not in `other` (a subset of these rows)."""
+        return GramSums(
+            self.P - other.P, self.XtY - other.XtY, self.yy - other.yy, None, None, rows=self.rows - other.rows
         )
 
     def add(
@@ -190,6 +208,12 @@ class GramSums:
             self.Atb += (A.t() @ b).double()
             self.bb += float((b.double() ** 2).sum())
         self.rows += X.shape[0]
+        if self.held is not None:
+            if image is None:
+                raise ValueError("held-out sums need each row's image")
+            out = (image % HOLD_OUT == HOLD_OUT - 1).to(X.device)
+            if out.any():
+                self.held.add(X[out], Y[out], None, W)
         sync(X.device)
         self.seconds += time.perf_counter() - start
 
@@ -389,13 +413,15 @@ def stage_grams(
     device: torch.device,
     per_image: bool = False,
     store: bool = False,
+    held: bool = False,
 ) -> tuple[GramSums, float]:
     """Gram sums of one stage: X from `inputs` (the consumer's input in the network pruned so far, per
     batch), Y and G from the original network. Returns the sums and the time spent producing X.
-    `per_image`: classification rows per image; `store`: keep the rows too (for refit_cg)."""
+    `per_image`: classification rows per image; `store`: keep the rows too (for refit_cg); `held`: sum the
+    held-out images apart too (for the ridge search)."""
     conv: Any = model.get_submodule(consumer)
     w = weight_2d(conv)
-    grams = GramSums.empty(w.shape[1], in_width(conv), w.shape[0], grads, device, per_image, store)
+    grams = GramSums.empty(w.shape[1], in_width(conv), w.shape[0], grads, device, per_image, store, held)
     blocks = RowBlocks(grams, w)
     seconds = 0.0
     with progress_bar(transient=True) as bar:
@@ -418,16 +444,17 @@ def group_grams(
     loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
     grads: bool,
     device: torch.device,
+    held: bool = False,
 ) -> tuple[dict[str, GramSums], float]:
     """Gram sums of every consumer of one coupled group from one pass per batch of the network as pruned
     so far (X), with Y and G from the original network; the pass stops once every consumer has its input.
-    Returns the sums and the time spent producing X."""
+    Returns the sums and the time spent producing X. `held`: as in stage_grams."""
     layers: dict[str, Any] = {n: model.get_submodule(n) for n in targets}
     blocks: dict[str, RowBlocks] = {}
     grams: dict[str, GramSums] = {}
     for name, layer in layers.items():
         w = weight_2d(layer)
-        grams[name] = GramSums.empty(w.shape[1], in_width(layer), w.shape[0], grads, device)
+        grams[name] = GramSums.empty(w.shape[1], in_width(layer), w.shape[0], grads, device, held=held)
         blocks[name] = RowBlocks(grams[name], w)
     box: dict[str, torch.Tensor] = {}
 
@@ -454,7 +481,7 @@ def group_grams(
                 sync(device)
                 seconds += time.perf_counter() - start
                 for n, t in targets.items():
-                    blocks[n].add(patches.pop(n), t.Y[i], t.G[i] if grads else None)
+                    blocks[n].add(patches.pop(n), t.Y[i], t.G[i] if grads else None, t.pos[i])
                 bar.advance(task)
         for b in blocks.values():
             b.flush()

@@ -22,6 +22,8 @@ import torch
 from toolchain.prune.lasso import select_exact
 from toolchain.prune.sampling import GramSums, StoredRows, per_image
 
+RIDGE_DECADES = 3  # choose_ridge tries up to 1e-3, 1e-2, 1e-1 and 1 (and the configured ridge)
+
 
 @dataclass
 class StageSolution:
@@ -31,6 +33,7 @@ class StageSolution:
     err_after: float  # ... after the refit (plain least squares: never larger, the refit is dropped otherwise)
     refit: bool  # False when the refit did not lower the error and the original weights were kept
     seconds: float
+    ridge: float | None = None  # relative ridge of the refit (toward the original weights); None: not refitted
 
 
 def objective(
@@ -74,17 +77,41 @@ def recon_error(grams: GramSums, cols: torch.Tensor, Wk: torch.Tensor) -> float:
     return max(err, 0.0) / max(total, 1e-300)
 
 
-def fit_weights(grams: GramSums, cols: torch.Tensor, ridge: float) -> torch.Tensor:
-    """Least squares of Y on the kept patches, all output channels at once: (n, len(cols)).
-    The ridge is relative to the mean diagonal of P; 0 uses a rank-revealing solver."""
+def fit_weights(grams: GramSums, cols: torch.Tensor, ridge: float, prior: torch.Tensor | None = None) -> torch.Tensor:
+    """Least squares of Y on the kept patches, all output channels at once: (n, len(cols)), shrunk toward
+    `prior` (n, len(cols)), the original weights, or toward zero without one. The ridge is relative to the
+    mean diagonal of P; 0 uses a rank-revealing solver."""
     cols = cols.to(grams.P.device)
     P = grams.P[cols][:, cols]
     XtY = grams.XtY[cols]
     if ridge > 0:
         lam = ridge * float(P.diagonal().mean())
         eye = torch.eye(P.shape[0], dtype=P.dtype, device=P.device)
-        return torch.linalg.solve(P + lam * eye, XtY).t()
+        rhs = XtY if prior is None else XtY + lam * prior.to(P.device, P.dtype).t()
+        L, info = torch.linalg.cholesky_ex(P + lam * eye)  # SPD: half the work of a general solve
+        if int(info) == 0:
+            return torch.cholesky_solve(rhs, L).t()
+        return torch.linalg.solve(P + lam * eye, rhs).t()
     return torch.linalg.lstsq(P.cpu(), XtY.cpu(), driver="gelsd").solution.t().to(P.device)
+
+
+def ridge_grid(ridge: float) -> list[float]:
+    """The relative ridges the held-out search tries: `ridge` itself, then each power of ten above it up to 1."""
+    return [ridge] + [10.0**e for e in range(-RIDGE_DECADES, 1) if 10.0**e > ridge]
+
+
+def choose_ridge(grams: GramSums, cols: torch.Tensor, original: torch.Tensor, ridge: float) -> float | None:
+    """The relative ridge (toward the original weights) whose fit on the other images reconstructs the
+    held-out images best, or None when the original weights do better than every fit. Without held-out
+    rows (or with nothing else), `ridge` unchanged."""
+    held = grams.held
+    if held is None or held.rows == 0 or held.rows >= grams.rows:
+        return ridge
+    train = grams.without(held)
+    errors: dict[float | None, float] = {None: recon_error(held, cols, original)}
+    for lam in ridge_grid(ridge):
+        errors[lam] = recon_error(held, cols, fit_weights(train, cols, lam, original))
+    return min(errors, key=lambda lam: errors[lam])
 
 
 def select(grams: GramSums, W: torch.Tensor, c: int, s: torch.Tensor, gamma_rel: float, keep: int) -> np.ndarray:
@@ -114,16 +141,22 @@ def solve_stage(
 
 
 def refit(grams: GramSums, W: torch.Tensor, c: int, kept: np.ndarray, ridge: float, start: float) -> StageSolution:
-    """Least-squares weights on the kept channels; kept only when they lower the reconstruction error."""
+    """Least-squares weights on the kept channels, shrunk toward the original ones by the ridge that
+    `choose_ridge` picks on held-out images (when the sums hold some: prune.ridge_search); kept only when
+    they lower the error."""
     k = W.shape[1] // c
     cols = columns(kept, k)
     original = W[:, cols.to(W.device)].double()
     before = recon_error(grams, cols, original)
-    fitted = fit_weights(grams, cols, ridge)
+    searched = grams.held is not None  # without held-out sums: the paper's plain fit, fixed ridge toward zero
+    lam = choose_ridge(grams, cols, original, ridge) if searched else ridge
+    fitted = original if lam is None else fit_weights(grams, cols, lam, original if searched else None)
     after = recon_error(grams, cols, fitted)
-    better = after <= before
+    better = lam is not None and after <= before
     weight = (fitted if better else original).to(W.dtype).to(W.device)
-    return StageSolution(kept, weight, before, min(after, before), better, time.perf_counter() - start)
+    return StageSolution(
+        kept, weight, before, after if better else before, better, time.perf_counter() - start, lam if better else None
+    )
 
 
 @dataclass
@@ -287,4 +320,12 @@ def refit_cg(
     chosen = Wk if better else original
     before = recon_error(grams, cols, original)
     after = recon_error(grams, cols, chosen)
-    return StageSolution(kept, chosen.to(W.dtype).to(W.device), before, after, better, time.perf_counter() - start)
+    return StageSolution(
+        kept,
+        chosen.to(W.dtype).to(W.device),
+        before,
+        after,
+        better,
+        time.perf_counter() - start,
+        ridge if better else None,
+    )

@@ -32,8 +32,9 @@ MEANING = (
     "consumer loses the same input channels); macs_keep = MACs after / MACs before of the whole model for "
     "one input of the recorded shape; the target is met within 2%. err = relative reconstruction error "
     "sum||Y - Yhat||^2 / sum||Y||^2 of the consumer's output on the sampled positions, with the kept "
-    "channels' original weights (before) and after the least-squares refit (after). scope all: a group is one "
-    "set of coupled channels kept or removed together in every member (groups); its consumers are refitted; "
+    "channels' original weights (before) and after the least-squares refit (after); ridge = the refit's "
+    "relative ridge toward the original weights, chosen on held-out images (null: the original weights were "
+    "kept). scope all: a group is one set of coupled channels kept or removed together in every member (groups); its consumers are refitted; "
     "data_free_groups lists the groups chosen without reconstruction and why (docs/coupled-groups.md)."
 )
 
@@ -43,11 +44,12 @@ def consumer_rows(stages: list[StageReport], groups: list[GroupReport]) -> dict[
     in scope "all" a consumer of several groups shows its last one."""
     rows: dict[str, dict[str, Any]] = {}
     for st in stages:
-        rows[st.consumer] = {"err_before": st.err_before, "err_after": st.err_after, "rows": st.rows,
+        rows[st.consumer] = {"err_before": st.err_before, "err_after": st.err_after, "ridge": st.ridge, "rows": st.rows,
                              "capture_s": st.capture_s, "gram_s": st.gram_s, "solve_s": st.solve_s}  # fmt: skip
     for g in groups:
         for c in g.consumers:
-            rows[c.name] = {"err_before": c.err_before, "err_after": c.err_after, "rows": g.rows, "group": g.root,
+            rows[c.name] = {"err_before": c.err_before, "err_after": c.err_after, "ridge": c.ridge, "rows": g.rows,
+                            "group": g.root,
                             "capture_s": g.capture_s, "gram_s": g.gram_s, "solve_s": g.solve_s}  # fmt: skip
     return rows
 

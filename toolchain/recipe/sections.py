@@ -173,7 +173,16 @@ class PruneSection:
         min_exclusive=0.0,
         max=1.0,
     )
-    ridge: float = opt(1e-4, "relative ridge of the least-squares weight fit", min=0.0)
+    ridge: float = opt(
+        1e-4,
+        "relative ridge of the least-squares weight fit (toward the original weights); the search's smallest",
+        min=0.0,
+    )
+    ridge_search: bool = opt(
+        True,
+        "choose the refit's ridge per layer on held-out images (every 5th sampled image): prune.ridge or a power "
+        "of ten up to 1, or the original weights when no fit reconstructs those images better",
+    )
 
 
 @dataclass

@@ -62,7 +62,10 @@ def real_errors(p: Pruned, cfg: object, data: Batches, consumers: list[str]) -> 
                            lookahead=set(), device=torch.device("cpu"))  # fmt: skip
     out: dict[str, list[torch.Tensor]] = {n: [] for n in consumers}
     layers = {n: p.masked.get_submodule(n) for n in consumers}
-    hooks = [m.register_forward_hook(lambda m, _i, y, n=n: out[n].append(y.detach())) for n, m in layers.items()]
+    # a copy: a later in-place ReLU (C3D's classifier) would otherwise rewrite the stored output
+    hooks = [
+        m.register_forward_hook(lambda m, _i, y, n=n: out[n].append(y.detach().clone())) for n, m in layers.items()
+    ]
     with torch.no_grad():
         for images, _ in data:
             p.masked(images)

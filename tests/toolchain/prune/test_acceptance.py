@@ -81,5 +81,8 @@ def test_cpli_all_scope_reports_the_real_error(case: str, tmp_path: Path) -> Non
     last = next(r for r in reversed(p.reports) if r.consumers)
     real = real_errors(p, cfg, data, [c.name for c in last.consumers])
     for c in last.consumers:
-        assert real[c.name] == pytest.approx(c.err_after, rel=1e-2, abs=1e-4), c.name  # float32 forward noise
+        # 16 images: a 512-input linear layer's refit is underdetermined, and the report's error (Gram sums of
+        # float32 products) and the float32 forward then differ by up to ~1e-4 of the output energy; a wrong
+        # refit or wrong columns are off by more than 1e-2 (the errors before the refit are 2e-2 to 6e-2)
+        assert real[c.name] == pytest.approx(c.err_after, rel=1e-2, abs=1e-3), c.name
     onnx_parity(p.pruned, shape, tmp_path)

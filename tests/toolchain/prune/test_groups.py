@@ -9,6 +9,7 @@ import torch
 from tests.toolchain.prune.group_checks import assert_equals_masked, batches, prune_all, real_errors
 from tests.toolchain.prune.nets import randomised
 from toolchain.errors import UsageError
+from toolchain.prune import group_pruner
 from toolchain.prune.group_pruner import L1_PRODUCERS
 from toolchain.prune.groups import find_groups
 from toolchain.prune.plan import graph, make_plan
@@ -74,6 +75,17 @@ def test_groups_without_a_dense_reader_use_a_named_data_free_criterion() -> None
     by_root = {r.root: r for r in p.reports}
     assert by_root["a.0"].criterion == L1_PRODUCERS and "grouped convs" in by_root["a.0"].why
     assert by_root["b.0"].criterion == "lasso" and not by_root["b.0"].why
+
+
+def test_a_consumer_too_large_to_reconstruct_falls_back_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Like torchvision VGG's classifier.0 (25088 inputs: a 4.7 GiB Gram): named in the report, not an OOM."""
+    monkeypatch.setattr(group_pruner, "MAX_GRAM_COLUMNS", 100)  # block.0 reads 16 * 9 = 144 values a row
+    cfg = PruneSection(scope="all", method="cpli", macs_keep=0.5, round_to=2, positions=4)
+    p = prune_all(randomised("residual"), SHAPE, cfg, batches(SHAPE))
+    stream = next(r for r in p.reports if r.root == "stem.0")
+    assert stream.criterion == L1_PRODUCERS and "block.0 reads 144 values per output row" in stream.why
+    assert not stream.consumers  # nothing refitted
+    assert_equals_masked(p, SHAPE)
 
 
 def test_refusal_names_the_group_in_the_way() -> None:

@@ -11,12 +11,14 @@ from toolchain.prune.lasso import select_exact
 from toolchain.prune.sampling import GramSums
 from toolchain.prune.solver import (
     ConsumerTerm,
+    choose_ridge,
     columns,
     consumer_objective,
     fit_weights,
     objective,
     recon_error,
     refit,
+    ridge_grid,
     select_group,
     solve_stage,
 )
@@ -141,3 +143,79 @@ def test_a_single_consumer_group_of_all_channels_is_the_stage_objective() -> Non
     np.testing.assert_allclose(Qg.numpy(), Q * scale, rtol=1e-9)
     np.testing.assert_allclose(qg.numpy(), q * scale, rtol=1e-9)
     assert list(select_group([term], np.arange(c), c, 0.5, 3)) == list(select_exact(Q, q, 3)[1])
+
+
+def correlated_rows(rows: int, truth: torch.Tensor, noise: float, g: torch.Generator):  # type: ignore[no-untyped-def]
+    """Rows whose column pairs are nearly equal (an ill-conditioned P, as after ReLUs) and Y = X truth^T + noise."""
+    X = torch.randn(rows, truth.shape[1], generator=g, dtype=torch.float64)
+    X[:, 1::2] = X[:, ::2] + 0.05 * X[:, 1::2]
+    return X, X @ truth.t() + noise * torch.randn(rows, truth.shape[0], generator=g, dtype=torch.float64)
+
+
+def held_problem(rows: int, noise: float, seed: int = 0, c: int = 6, k: int = 4, n: int = 5):  # type: ignore[no-untyped-def]
+    """A stage with one row per image, held-out sums on, the original weights W0 a noisy copy of the truth."""
+    truth = torch.randn(n, c * k, generator=torch.Generator().manual_seed(100), dtype=torch.float64)
+    g = torch.Generator().manual_seed(seed)
+    X, Y = correlated_rows(rows, truth, noise, g)
+    sums = GramSums.empty(c * k, c, n, False, torch.device("cpu"), held=True)
+    for part in torch.arange(rows).chunk(3):
+        sums.add(X[part], Y[part], None, truth, image=part)
+    W0 = truth + 0.1 * torch.randn(n, c * k, generator=g, dtype=torch.float64)
+    return X, Y, truth, W0, sums, c, k
+
+
+def test_ridge_toward_the_prior_is_the_augmented_least_squares() -> None:
+    X, Y, _, W0, sums, _, k = held_problem(40, 0.3)
+    cols = columns(np.array([0, 2, 3]), k)
+    lam_rel = 0.05
+    lam = lam_rel * float(sums.P[cols][:, cols].diagonal().mean())
+    A = torch.cat([X[:, cols], lam**0.5 * torch.eye(len(cols), dtype=torch.float64)])
+    B = torch.cat([Y, lam**0.5 * W0[:, cols].t()])
+    direct = torch.linalg.lstsq(A, B).solution.t()
+    torch.testing.assert_close(fit_weights(sums, cols, lam_rel, W0[:, cols]), direct, rtol=1e-8, atol=1e-8)
+
+
+def test_held_out_sums_hold_every_fifth_image_and_without_gives_the_rest() -> None:
+    X, Y, _, _, sums, _, _ = held_problem(40, 0.3)
+    out = torch.arange(40) % 5 == 4
+    assert sums.held is not None and sums.held.rows == int(out.sum())
+    torch.testing.assert_close(sums.held.P, X[out].t() @ X[out])
+    rest = sums.without(sums.held)
+    torch.testing.assert_close(rest.XtY, X[~out].t() @ Y[~out])
+    assert rest.rows == 40 - int(out.sum())
+
+
+def test_ridge_search_picks_the_held_out_best_of_the_grid() -> None:
+    X, Y, _, W0, sums, _, k = held_problem(30, 1.0)
+    cols = columns(np.array([0, 1, 2, 3, 4]), k)
+    out = torch.arange(30) % 5 == 4
+
+    def held_error(Wk: torch.Tensor) -> float:  # straight from the rows
+        return float(((Y[out] - X[out][:, cols] @ Wk.t()) ** 2).sum() / (Y[out] ** 2).sum())
+
+    train = sums.without(sums.held)  # type: ignore[arg-type]
+    options = {lam: held_error(fit_weights(train, cols, lam, W0[:, cols])) for lam in ridge_grid(1e-4)}
+    options[None] = held_error(W0[:, cols])  # type: ignore[index]
+    assert choose_ridge(sums, cols, W0[:, cols], 1e-4) == min(options, key=options.__getitem__)
+    assert len(set(options)) == 6  # 1e-4, 1e-3, 1e-2, 0.1, 1 and the original weights
+
+
+def test_ridge_search_keeps_least_squares_when_rows_abound() -> None:
+    _, _, _, W0, sums, c, _ = held_problem(2000, 0.05)
+    sol = refit(sums, W0, c, np.arange(c), 1e-4, 0.0)
+    assert sol.ridge == 1e-4
+
+
+def test_ridge_search_beats_plain_least_squares_on_new_images_when_rows_are_few() -> None:
+    """Few noisy rows for 24 columns: plain least squares overfits, the searched ridge generalises better."""
+    _, _, truth, W0, sums, c, _ = held_problem(30, 1.0, seed=3)
+    X, Y = correlated_rows(5000, truth, 1.0, torch.Generator().manual_seed(4))  # new images, same model
+    searched = refit(sums, W0, c, np.arange(c), 1e-4, 0.0)
+    sums.held = None  # no held-out images: the configured ridge alone
+    plain = refit(sums, W0, c, np.arange(c), 1e-4, 0.0)
+
+    def new_error(Wk: torch.Tensor) -> float:
+        return float(((Y - X @ Wk.t()) ** 2).sum() / (Y**2).sum())
+
+    assert searched.ridge != 1e-4 and plain.ridge == 1e-4
+    assert new_error(searched.weight) < 0.9 * new_error(plain.weight)
