@@ -54,11 +54,11 @@ CPLITOOL = {  # method label -> prune overrides; the unlabelled rows use the def
     "cpli all": {"prune.method": '"cpli"', "prune.scope": '"all"'},
     "cp all": {"prune.method": '"cp"', "prune.scope": '"all"'},
     "l1 all": {"prune.method": '"l1"', "prune.scope": '"all"'},
-    "cpli blocks, plain refit": {"prune.method": '"cpli"', "prune.scope": '"blocks"', **PLAIN},
-    "cpli all, plain refit": {"prune.method": '"cpli"', "prune.scope": '"all"', **PLAIN},
-    "cp all, plain refit": {"prune.method": '"cp"', "prune.scope": '"all"', **PLAIN},
+    "cpli blocks (plain refit)": {"prune.method": '"cpli"', "prune.scope": '"blocks"', **PLAIN},
+    "cpli all (plain refit)": {"prune.method": '"cpli"', "prune.scope": '"all"', **PLAIN},
+    "cp all (plain refit)": {"prune.method": '"cp"', "prune.scope": '"all"', **PLAIN},
     # the plain refit's relative ridge raised 100x by hand: what showed the late layers' refit overfits
-    "cpli all, plain refit, ridge 1e-2": {
+    "cpli all (plain refit ridge 1e-2)": {
         "prune.method": '"cpli"',
         "prune.scope": '"all"',
         "prune.ridge": "0.01",
@@ -139,7 +139,7 @@ def prune_one(
 ) -> nn.Module:
     if label == PEER:
         return tp_prune(dense, shape, args.macs_keep)
-    run_name = f"{model_name}-{label.replace(' ', '-').replace(',', '')}-seed{args.seed}"
+    run_name = f"{model_name}-{label.replace(' ', '-').replace('(', '').replace(')', '')}-seed{args.seed}"
     artifact = cplitool_prune(RECIPES[model_name], label, run_name, args.macs_keep, args.num_images, args.seed)
     return load_artifact(artifact, trusted=source)[0]
 
@@ -225,8 +225,9 @@ def main() -> None:
                     write_json(CELLS, cells)
                 print(json.dumps(cells[key]), flush=True)
     rows = [c for k, c in cells.items() if k.split("|")[0] in dense_top1]
+    order = [PEER, *CPLITOOL]
     pooled: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for c in rows:
+    for c in sorted(rows, key=lambda c: (list(dense_top1).index(c["model"]), order.index(c["method"]))):
         pooled.setdefault((c["model"], c["method"]), []).append(c)
     table = [
         f"MACs keep target {args.macs_keep}; cpli/cp sample {args.num_images} training images x 10 positions; "
