@@ -19,6 +19,7 @@ from toolchain.cli.app import app
 from toolchain.data import build_split, make_loader
 from toolchain.prune.plan import make_plan
 from toolchain.prune.pruner import prune_model
+from toolchain.prune.solver import ridge_grid
 from toolchain.recipe import load_recipe
 from toolchain.recipe.sections import PruneSection
 from toolchain.rundir import RunDir
@@ -58,6 +59,9 @@ def test_prune_stage_writes_artifact_report_and_manifest(trained: Path, in_tmp: 
     assert abs(report["macs_keep"] - 0.5) <= 0.01
     consumers = [r for r in report["layers"] if "err_after" in r]
     assert consumers and all(r["err_after"] <= r["err_before"] for r in consumers)
+    # the searched ridge of each refit (null where the original weights were kept), from the default grid
+    assert all(r["ridge"] is None or r["ridge"] in ridge_grid(1e-4) for r in consumers)
+    assert any(r["ridge"] is not None for r in consumers)
     model, info = load_artifact(run.file("pruned.pt"))
     assert info.plan["method"] == "cpli" and entry["metrics"]["macs_after"] == report["macs_after"]
     assert sum(p.numel() for p in model.parameters()) == report["params_after"] < report["params_before"]
@@ -128,6 +132,7 @@ def test_prune_stage_scope_all_reports_groups(trained: Path, in_tmp: Path) -> No
     report = json.loads(run.file("prune_report.json").read_text())
     assert report["scope"] == "all" and report["groups"] and abs(report["macs_keep"] - 0.5) <= 0.01
     assert all(c["err_after"] <= c["err_before"] for g in report["groups"] for c in g["consumers"])
+    assert all(c["ridge"] is None or c["ridge"] in ridge_grid(1e-4) for g in report["groups"] for c in g["consumers"])
     assert any(r.get("group") for r in report["layers"])
     model, _ = load_artifact(run.file("pruned.pt"))
     assert sum(p.numel() for p in model.parameters()) == report["params_after"]
