@@ -1,14 +1,16 @@
 """One CPLI stage in Gram form: the augmented LASSO's Q and q, channel selection, and the weight refit.
 
-Notation (docs/cpli-method.md, section 2, a reconstruction of the paper's method): the consumer conv has
+Notation (docs/method.md, a reconstruction of the paper's method): the consumer conv has
 c input channels, kernel size k, n outputs; W is (n, c*k). P = X^T X is (c*k, c*k), XtY = X^T Y.
   Q_ii' = <M_ii', P_ii'> with M = W^T diag(s) W,   q_i = sum over channel i's block of (XtY diag(s)) * W^T,
 plus gamma * (A^T A, A^T b) for the classification term, gamma chosen so that
 gamma * ||b||^2 = gamma_rel * sum_j s_j ||Y_j||^2. With s = 1 and gamma = 0 this is exactly CP.
 
-The refit is plain least squares per output channel (the paper's); `refit_cg` (beyond the paper) instead
-minimises the same combined objective as the selection, reconstruction plus classification term, whose
-classification rows couple the output channels: conjugate gradient on the stored sampled rows.
+The refit is least squares per output channel (the paper's). Beyond the paper, with held-out sums it is
+shrunk toward the original weights by a ridge chosen on held-out images (`choose_ridge`), which keeps
+layers that see few distinct rows from overfitting; `refit_cg` instead minimises the same combined
+objective as the selection, reconstruction plus classification term, whose classification rows couple
+the output channels: conjugate gradient on the stored sampled rows.
 """
 
 from __future__ import annotations
