@@ -4,15 +4,28 @@ the real CLI entry point run in-process."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 CIFAR_JPEG = REPO.parent / "shared" / "data" / "cifar10-jpeg"
+
+
+def load_script(path: Path) -> ModuleType:
+    """Import a script (benchmarks/, examples/) by path as the module named after its file; registered in
+    sys.modules first, where dataclasses look their module up."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(autouse=True)

@@ -3,31 +3,21 @@ its cell cache without pruning again."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import torch
 
+from tests.conftest import load_script
+
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "cpli_ablation.py"
-
-
-def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("cpli_ablation", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["cpli_ablation"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_paired_interval_is_the_t_interval() -> None:
     """Caught: the normal quantile 1.96 instead of t with n - 1 degrees of freedom."""
-    ablation = load_script()
+    ablation = load_script(SCRIPT)
     mean, half = ablation.interval([1.0, 2.0, 3.0])
     assert mean == 2.0 and half == pytest.approx(4.303 / math.sqrt(3), rel=1e-6)
     assert ablation.interval([0.5]) == (0.5, None)
@@ -38,7 +28,7 @@ def test_paired_interval_is_the_t_interval() -> None:
 def test_quick_run_records_paired_cells_and_resumes(
     cifar_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ablation = load_script()
+    ablation = load_script(SCRIPT)
     from cifar_resnet import ResNet20  # on sys.path through the script
 
     torch.manual_seed(0)

@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
 from torch import nn
 
+from tests.conftest import load_script
 from toolchain.counting import count_model
 from toolchain.models import create_model
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gate_sensitivity.py"
 SHAPE = (3, 32, 32)
-
-
-def load_script() -> Any:
-    spec = importlib.util.spec_from_file_location("gate_sensitivity", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gate_sensitivity"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def narrow_and_wide() -> tuple[nn.Module, nn.Module]:
@@ -42,7 +31,7 @@ def narrow_and_wide() -> tuple[nn.Module, nn.Module]:
 def test_zero_padding_adds_macs_and_zero_channels_only() -> None:
     """Catches padded filters left as initialised (outputs change, padded channels not zero after their ReLU)
     and pruned weights or BatchNorm statistics not copied across."""
-    gs = load_script()
+    gs = load_script(SCRIPT)
     pruned, dense = narrow_and_wide()
     wide = gs.zero_padded(pruned, gs.conv_widths(dense))
     assert count_model(wide, SHAPE).macs > 3 * count_model(pruned, SHAPE).macs
@@ -65,7 +54,7 @@ def test_zero_padding_adds_macs_and_zero_channels_only() -> None:
 
 def test_slower_lands_on_the_extra_macs() -> None:
     """Catches a bisection that returns the side below the target, and widths off cplitool's multiples of 8."""
-    gs = load_script()
+    gs = load_script(SCRIPT)
     pruned, dense = narrow_and_wide()
     base = count_model(pruned, SHAPE).macs
     slower = gs.slower(pruned, dense, 0.15, SHAPE)
@@ -82,7 +71,7 @@ def test_gate_catches_the_slower_model_and_passes_the_good_one(in_tmp: Path) -> 
     from deploy.gate.run import GATE, run_gate
     from deploy.regress import load_doc
 
-    gs = load_script()
+    gs = load_script(SCRIPT)
     baseline = load_doc(SCRIPT.parents[1] / "deploy" / "baselines" / "cpu.json")
     good, _ = prepare_pair(GATE.spec, in_tmp / "pairs")
     slow = gs.slow_pair(GATE.spec, 0.15, in_tmp / "slow")

@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import load_script
+
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_check.py"
 
 
-def load_script():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gpu_check"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_dry_run_benches_dense_and_pruned_and_says_what_it_skipped(tmp_path: Path) -> None:
-    gpu_check = load_script()
+    gpu_check = load_script(SCRIPT)
     assert gpu_check.main(["--dry-run", "--out", str(tmp_path)]) == 0
     doc = json.loads((tmp_path / "gpu_check_dryrun.json").read_text())
     assert doc["dry_run"] and doc["tests"]["status"] == "ok"
@@ -44,7 +35,7 @@ def test_a_failing_configuration_is_recorded_the_rest_run_and_the_exit_code_says
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Catches a device error (here at batch 2) ending the check without its JSON, or being lost."""
-    gpu_check = load_script()
+    gpu_check = load_script(SCRIPT)
     real = gpu_check.interleaved
 
     def flaky(runners, inputs, *args):  # type: ignore[no-untyped-def]
@@ -69,5 +60,5 @@ def test_without_a_gpu_the_real_run_refuses_clearly(capsys: pytest.CaptureFixtur
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    assert load_script().main([]) == 2
+    assert load_script(SCRIPT).main([]) == 2
     assert "sees no CUDA device" in capsys.readouterr().err

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
-from tests.conftest import REPO
+from tests.conftest import REPO, load_script
 
 
 def test_quickstart_api_example_runs(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("quickstart_api", REPO / "examples" / "quickstart_api.py")
-    assert spec is not None and spec.loader is not None
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+    example = load_script(REPO / "examples" / "quickstart_api.py")
     result = example.main(tmp_path, epochs=2, bench_seconds=0.1)
     assert abs(result["macs_keep"] - 0.5) <= 0.01 + 1e-9  # within the 2% the planner promises
     assert result["dense_top1"] > 50.0 and result["pruned_top1"] > 50.0  # trained, not chance (10%)
