@@ -1,4 +1,5 @@
-"""The Gram-form LASSO equals scikit-learn's Lasso on the explicitly built design."""
+"""The Gram-form LASSO equals scikit-learn's Lasso on the explicitly built design, and the exact-count
+selection keeps the LASSO's own support."""
 
 from __future__ import annotations
 
@@ -6,7 +7,20 @@ import numpy as np
 import pytest
 from sklearn.linear_model import Lasso
 
-from toolchain.prune.lasso import lasso_gram, select_exact
+from toolchain.prune.lasso import lasso_gram, polish, segment, select_exact
+
+
+def design(seed: int, rows: int, c: int, shared: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    """Columns of mixed scale with a shared component (correlated, like post-ReLU features), a sparse truth."""
+    rng = np.random.default_rng(seed)
+    D = rng.standard_normal((rows, c)) * rng.uniform(0.2, 3.0, c) + shared * rng.standard_normal((rows, 1))
+    y = D @ (rng.standard_normal(c) * (rng.uniform(size=c) < 0.5)) + 0.3 * rng.standard_normal(rows)
+    return D, y
+
+
+def sklearn_lasso(D: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
+    # sklearn minimises 1/(2N)||y - D b||^2 + alpha|b|_1, i.e. the Gram form with lam = N * alpha
+    return Lasso(alpha=lam / len(y), fit_intercept=False, tol=1e-14, max_iter=500_000).fit(D, y).coef_
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
@@ -17,10 +31,60 @@ def test_gram_lasso_matches_sklearn(seed: int, alpha: float) -> None:
     D = rng.standard_normal((rows, c)) * rng.uniform(0.2, 3.0, c)
     y = D @ rng.standard_normal(c) + 0.3 * rng.standard_normal(rows)
     ref = Lasso(alpha=alpha, fit_intercept=False, tol=1e-13, max_iter=200_000).fit(D, y).coef_
-    # sklearn minimises 1/(2N)||y - D b||^2 + alpha|b|_1, i.e. the Gram form with lam = N * alpha
     ours = lasso_gram(D.T @ D, D.T @ y, alpha * rows)
     np.testing.assert_allclose(ours, ref, atol=1e-7)
     assert set(np.flatnonzero(ours)) == set(np.flatnonzero(ref))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_polished_solution_is_exact_on_a_correlated_design(seed: int) -> None:
+    """Where descent alone creeps (correlated columns), the feature-sign step lands on the exact minimiser:
+    the same coefficients as scikit-learn run to a tight tolerance, far closer than descent's own stop."""
+    D, y = design(seed, 200, 60, shared=2.0)
+    lam = 0.2 * float(np.abs(D.T @ y).max())
+    ref = sklearn_lasso(D, y, lam)
+    ours = lasso_gram(D.T @ D, D.T @ y, lam, max_sweeps=30)
+    np.testing.assert_allclose(ours, ref, atol=1e-6 * float(np.abs(ref).max()))
+    assert set(np.flatnonzero(ours)) == set(np.flatnonzero(ref))
+
+
+def test_polish_refuses_a_support_that_is_not_optimal() -> None:
+    """A support missing a needed column fails KKT off the support; a wrong sign moves towards the minimiser
+    and drops the coefficient that crosses zero."""
+    D, y = design(4, 300, 8, shared=0.0)
+    Q, q = D.T @ D, D.T @ y
+    lam = 0.05 * float(np.abs(q).max())
+    exact = lasso_gram(Q, q, lam)
+    assert polish(Q, q, lam, exact)[1]
+    big = int(np.argmax(np.abs(exact)))
+    missing = exact.copy()
+    missing[big] = 0.0
+    assert not polish(Q, q, lam, missing)[1]
+    flipped = exact.copy()
+    small = int(np.flatnonzero(exact)[np.argmin(np.abs(exact[exact != 0]))])
+    flipped[small] = -flipped[small]
+    moved, ok = polish(Q, q, lam, flipped)
+    assert not ok and moved[small] == 0.0
+    assert objective(Q, q, lam, moved) < objective(Q, q, lam, flipped)  # a descent step
+
+
+def objective(Q: np.ndarray, q: np.ndarray, lam: float, beta: np.ndarray) -> float:
+    return float(0.5 * beta @ Q @ beta - q @ beta + lam * np.abs(beta).sum())
+
+
+def test_segment_brackets_the_lam_where_the_support_stays() -> None:
+    """Inside (below, above) the exact solution keeps its support; just past either end it changes (LARS knots)."""
+    D, y = design(5, 400, 30, shared=0.5)
+    Q, q = D.T @ D, D.T @ y
+    lam = 0.1 * float(np.abs(q).max())
+    beta = lasso_gram(Q, q, lam)
+    below, above = segment(Q, q, lam, beta)
+    assert 0 < below < lam < above
+    support = set(np.flatnonzero(beta))
+    for inside in (below * 1.001, above * 0.999):
+        assert set(np.flatnonzero(lasso_gram(Q, q, inside))) == support
+    for outside in (below * 0.999, above * 1.001):
+        assert set(np.flatnonzero(lasso_gram(Q, q, outside))) != support
 
 
 @pytest.mark.parametrize("keep", [1, 4, 9])
@@ -30,8 +94,25 @@ def test_select_exact_keeps_exactly_and_matches_the_lasso_support(keep: int) -> 
     y = D @ rng.standard_normal(12)
     beta, kept = select_exact(D.T @ D, D.T @ y, keep)
     assert len(kept) == keep and list(kept) == sorted(kept)
-    if np.count_nonzero(beta) == keep:  # bisection landed exactly: the kept set is the LASSO's support
-        assert set(kept) == set(np.flatnonzero(beta))
+    assert set(kept) == set(np.flatnonzero(beta))  # the bisection lands on exactly `keep` non-zeros
+
+
+@pytest.mark.parametrize("c, seed", [(40, 0), (120, 1), (200, 2)])
+def test_select_exact_is_the_reference_lasso_support(c: int, seed: int) -> None:
+    """The kept set is scikit-learn's LASSO support at the lam the search stopped at (a well-conditioned design)."""
+    D, y = design(seed, 3 * c, c)
+    Q, q = D.T @ D, D.T @ y
+    beta, kept = select_exact(Q, q, c // 2)
+    lam = float(np.abs(q - Q @ beta)[kept].mean())  # on the support |q - Q beta| = lam (KKT)
+    assert set(np.flatnonzero(sklearn_lasso(D, y, lam))) == set(kept)
+
+
+def test_select_exact_never_keeps_a_removed_channel() -> None:
+    """Channels already removed (zero rows and columns of Q) are never selected while others are left."""
+    D, y = design(6, 300, 20)
+    D[:, [3, 7, 11]] = 0.0
+    _, kept = select_exact(D.T @ D, D.T @ y, 10)
+    assert not {3, 7, 11} & set(kept)
 
 
 def test_select_exact_prefers_informative_columns() -> None:
