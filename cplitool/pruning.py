@@ -40,6 +40,7 @@ class PruneReport:
     params_after: int
     layers: list[dict[str, Any]] = field(default_factory=list)  # as prune_report.json's "layers"
     seconds: dict[str, float] = field(default_factory=dict)  # capture, gram, solve
+    peak_memory_mib: dict[str, float] = field(default_factory=dict)  # process_rss (and cuda_allocated)
 
     @property
     def macs_keep(self) -> float:
@@ -132,5 +133,6 @@ def prune(
         params_after=after.params,
         layers=layer_table(plan, dense, after, result),
         seconds=result.to_dict()["seconds"],
+        peak_memory_mib=result.peak_memory_mib,
     )
     return pruned, report

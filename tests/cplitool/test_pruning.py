@@ -36,6 +36,7 @@ def test_cpli_reconstructs_from_the_loader_and_takes_its_shape() -> None:
     assert stages and all(row["err_after"] <= row["err_before"] + 1e-9 for row in stages)
     assert report.input_shape == (1, 8, 8) and report.method == "cpli"
     assert pruned(torch.randn(2, 1, 8, 8)).shape == (2, 10)
+    assert 50 < report.peak_memory_mib["process_rss"] < 64 * 1024  # MiB: torch alone needs more than 50
 
 
 def test_sampling_takes_exactly_num_images() -> None:

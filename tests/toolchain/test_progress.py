@@ -25,3 +25,18 @@ def test_rate_column_shows_the_unit() -> None:
     task_id = bar.add_task("decode", total=10, unit="img")
     task: Task = bar.tasks[task_id]
     assert RateColumn().render(task).plain == "-- img/s"  # no speed measured yet
+
+
+def test_nested_tasks_share_one_display_and_transient_ones_leave() -> None:
+    """rich draws one live display at a time: a stage bar and its capture bar must be tasks of one Progress."""
+    with progress.task("prune stages", 3, "stage", transient=False) as outer:
+        shown = progress._shown
+        assert shown is not None
+        with progress.task("capture + Gram", 10, "batch") as inner:
+            assert progress._shown is shown and len(shown.tasks) == 2
+            inner(4)
+            assert shown.tasks[1].completed == 4
+        assert [t.description for t in shown.tasks] == ["prune stages"]
+        outer(1, description="prune stages (conv2)")
+        assert shown.tasks[0].completed == 1 and shown.tasks[0].description == "prune stages (conv2)"
+    assert progress._shown is None

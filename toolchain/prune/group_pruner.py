@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from toolchain.progress import console
+from toolchain.progress import console, task
 from toolchain.prune.groups import Group, Member
 from toolchain.prune.plan import PrunePlan, Stage, graph
 from toolchain.prune.sampling import Capture, GramSums, capture_original, group_grams, in_width, weight_2d
@@ -207,30 +207,33 @@ def choose_groups(
     pruner = GroupPruner(model, cfg, device, capture)
     gen = torch.Generator().manual_seed(seed)
     reports = []
-    for i, group in enumerate(order):
-        report = GroupReport(
-            group.root, group.channels, group.keep, "lasso", producers=[m.name for m in group.producers]
-        )
-        if group.keep >= group.channels:
-            kept = np.arange(group.channels)
-            report.criterion = "none (kept whole)"
-        elif sampled and not why[group.root]:
-            kept = pruner.reconstruct(group, report, loader, cfg.gamma_rel * classification)
-        else:
-            start = time.perf_counter()
-            report.criterion = "random" if cfg.method == "random" else L1_PRODUCERS
-            report.why = why.get(group.root, "")
-            kept = group.roots_of(data_free_classes(model, group, report.criterion, gen))
-            pruner.mask(group, kept)
-            report.solve_s = time.perf_counter() - start
-        report.kept_channels = kept.tolist()
-        reports.append(report)
-        errs = "  ".join(f"{c.name} {c.err_before:.4f} -> {c.err_after:.4f}" for c in report.consumers)
-        console.print(
-            f"group {i + 1}/{len(order)} {group.root}: {group.channels} -> {group.keep} ({report.criterion}) {errs}",
-            highlight=False,
-            markup=False,
-        )
+    with task("prune groups", len(order), "group", transient=False) as advance:
+        for i, group in enumerate(order):
+            advance(0, description=f"prune groups ({group.root})")
+            report = GroupReport(
+                group.root, group.channels, group.keep, "lasso", producers=[m.name for m in group.producers]
+            )
+            if group.keep >= group.channels:
+                kept = np.arange(group.channels)
+                report.criterion = "none (kept whole)"
+            elif sampled and not why[group.root]:
+                kept = pruner.reconstruct(group, report, loader, cfg.gamma_rel * classification)
+            else:
+                start = time.perf_counter()
+                report.criterion = "random" if cfg.method == "random" else L1_PRODUCERS
+                report.why = why.get(group.root, "")
+                kept = group.roots_of(data_free_classes(model, group, report.criterion, gen))
+                pruner.mask(group, kept)
+                report.solve_s = time.perf_counter() - start
+            report.kept_channels = kept.tolist()
+            reports.append(report)
+            errs = "  ".join(f"{c.name} {c.err_before:.4f} -> {c.err_after:.4f}" for c in report.consumers)
+            console.print(
+                f"group {i + 1}/{len(order)} {group.root}: {group.channels} -> {group.keep} ({report.criterion}) {errs}",
+                highlight=False,
+                markup=False,
+            )
+            advance()
     return reports, (capture.seconds + capture.gram_seconds if capture else 0.0)
 
 

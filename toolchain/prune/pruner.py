@@ -10,6 +10,7 @@ l1/random: the same stages and widths, channels chosen without data, weights lef
 from __future__ import annotations
 
 import copy
+import resource
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -18,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from toolchain.progress import console
+from toolchain.progress import console, task
 from toolchain.prune.chain import ChainInputs
 from toolchain.prune.criteria import l1_keep, random_keep
 from toolchain.prune.group_pruner import GroupReport, choose_groups, remove_groups
@@ -55,11 +56,13 @@ class PruneResult:
     gram_s: float  # Gram sums
     solve_s: float  # look-ahead, LASSO, refit and surgery
     groups: list[GroupReport] = field(default_factory=list)  # scope "all"
+    peak_memory_mib: dict[str, float] = field(default_factory=dict)  # see peak_memory
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "stages": [asdict(s) for s in self.stages],
             "seconds": {"capture": self.capture_s, "gram": self.gram_s, "solve": self.solve_s},
+            "peak_memory_mib": self.peak_memory_mib,
         }
         if self.groups:
             d["groups"] = [asdict(g) for g in self.groups]
@@ -123,14 +126,33 @@ def fold_norm(s: torch.Tensor, bn: nn.Module | None) -> torch.Tensor:
     return s * scale**2
 
 
+def peak_memory(device: torch.device) -> dict[str, float]:
+    """MiB: the process's peak resident memory so far (what a prune needs of the host, the model and data
+    included: the kernel keeps no per-phase peak) and, on CUDA, the peak allocated since the prune began."""
+    peak = {"process_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # KiB on Linux
+    if device.type == "cuda":
+        peak["cuda_allocated"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return peak
+
+
 def prune_model(
     model: nn.Module, plan: PrunePlan, cfg: PruneSection, loader: Loader, device: torch.device, seed: int
 ) -> PruneResult:
     """Prune `model` in place per `plan` (stages shallow to deep) and return it with a per-stage report."""
     model.eval().to(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     terms = Terms.of(cfg)
-    if plan.scope == "all":
-        return _prune_groups(model, plan, cfg, loader, device, seed, terms)
+    prune = _prune_groups if plan.scope == "all" else _prune_stages
+    result = prune(model, plan, cfg, loader, device, seed, terms)
+    result.peak_memory_mib = peak_memory(device)
+    return result
+
+
+def _prune_stages(
+    model: nn.Module, plan: PrunePlan, cfg: PruneSection, loader: Loader, device: torch.device, seed: int, terms: Terms
+) -> PruneResult:
+    """scope "blocks": stages shallow to deep, each pruned for real before the next is sampled."""
     dg = graph(model, plan.input_shape)
     by_producer = {s.producer: s for s in plan.stages}
     capture, chain = None, None
@@ -153,65 +175,72 @@ def prune_model(
         capture.seconds += time.perf_counter() - start
     gen = torch.Generator().manual_seed(seed)
     reports = []
-    for i, stage in enumerate(plan.stages):
-        producer, consumer = model.get_submodule(stage.producer), model.get_submodule(stage.consumer)
-        report = StageReport(stage.producer, stage.consumer, stage.channels, stage.keep)
-        if capture is None:
-            start = time.perf_counter()
-            kept = l1_keep(producer, stage.keep) if cfg.method == "l1" else random_keep(stage.channels, stage.keep, gen)
-            remove_channels(dg, producer, kept)
-            report.kept_channels = kept.tolist()
-            report.solve_s = time.perf_counter() - start
-        else:
-            targets = capture.targets.pop(stage.consumer)
-            inputs = chain.inputs(stage) if chain else prefix_inputs(model, stage.consumer, loader, device)
-            grams, report.capture_s = stage_grams(
-                model,
-                stage.consumer,
-                inputs,
-                targets,
-                terms.classification,
-                device,
-                per_image=cfg.classification_rows == "image",
-                store=cfg.refit_classification,
-                held=cfg.ridge_search,
+    with task("prune stages", len(plan.stages), "stage", transient=False) as advance:
+        for i, stage in enumerate(plan.stages):
+            advance(0, description=f"prune stages ({stage.consumer})")
+            producer, consumer = model.get_submodule(stage.producer), model.get_submodule(stage.consumer)
+            report = StageReport(stage.producer, stage.consumer, stage.channels, stage.keep)
+            if capture is None:
+                start = time.perf_counter()
+                kept = (
+                    l1_keep(producer, stage.keep)
+                    if cfg.method == "l1"
+                    else random_keep(stage.channels, stage.keep, gen)
+                )
+                remove_channels(dg, producer, kept)
+                report.kept_channels = kept.tolist()
+                report.solve_s = time.perf_counter() - start
+            else:
+                targets = capture.targets.pop(stage.consumer)
+                inputs = chain.inputs(stage) if chain else prefix_inputs(model, stage.consumer, loader, device)
+                grams, report.capture_s = stage_grams(
+                    model,
+                    stage.consumer,
+                    inputs,
+                    targets,
+                    terms.classification,
+                    device,
+                    per_image=cfg.classification_rows == "image",
+                    store=cfg.refit_classification,
+                    held=cfg.ridge_search,
+                )
+                report.gram_s = grams.seconds
+                report.rows = grams.rows
+                start = time.perf_counter()
+                nxt = by_producer.get(stage.consumer)
+                s = importance(model, stage, nxt, capture.lookahead, cfg, terms)
+                if cfg.fold_bn and cfg.method == "cpli":
+                    s = fold_norm(s, norm_after(dg, consumer))
+                capture.lookahead.pop(nxt.consumer if nxt else "", None)  # used once: free its Gram sums
+                gamma_rel = cfg.gamma_rel * terms.classification
+                solution = solve_stage(
+                    grams,
+                    weight_2d(consumer),
+                    stage.channels,
+                    s,
+                    gamma_rel,
+                    stage.keep,
+                    cfg.ridge,
+                    cfg.refit_classification,
+                )
+                remove_channels(dg, producer, solution.keep)
+                report.kept_channels = solution.keep.tolist()
+                set_weight(consumer, solution.weight)
+                report.err_before, report.err_after = solution.err_before, solution.err_after
+                report.ridge = solution.ridge
+                report.solve_s = time.perf_counter() - start
+                del grams
+            reports.append(report)
+            console.print(
+                f"stage {i + 1}/{len(plan.stages)} {stage.producer} -> {stage.consumer}: {stage.channels} -> {stage.keep}"
+                + (
+                    f"  error {report.err_before:.4f} -> {report.err_after:.4f}"
+                    if report.err_before is not None and report.err_after is not None
+                    else ""
+                ),
+                highlight=False,
             )
-            report.gram_s = grams.seconds
-            report.rows = grams.rows
-            start = time.perf_counter()
-            nxt = by_producer.get(stage.consumer)
-            s = importance(model, stage, nxt, capture.lookahead, cfg, terms)
-            if cfg.fold_bn and cfg.method == "cpli":
-                s = fold_norm(s, norm_after(dg, consumer))
-            capture.lookahead.pop(nxt.consumer if nxt else "", None)  # used once: free its Gram sums
-            gamma_rel = cfg.gamma_rel * terms.classification
-            solution = solve_stage(
-                grams,
-                weight_2d(consumer),
-                stage.channels,
-                s,
-                gamma_rel,
-                stage.keep,
-                cfg.ridge,
-                cfg.refit_classification,
-            )
-            remove_channels(dg, producer, solution.keep)
-            report.kept_channels = solution.keep.tolist()
-            set_weight(consumer, solution.weight)
-            report.err_before, report.err_after = solution.err_before, solution.err_after
-            report.ridge = solution.ridge
-            report.solve_s = time.perf_counter() - start
-            del grams
-        reports.append(report)
-        console.print(
-            f"stage {i + 1}/{len(plan.stages)} {stage.producer} -> {stage.consumer}: {stage.channels} -> {stage.keep}"
-            + (
-                f"  error {report.err_before:.4f} -> {report.err_after:.4f}"
-                if report.err_before is not None and report.err_after is not None
-                else ""
-            ),
-            highlight=False,
-        )
+            advance()
     return PruneResult(
         model,
         reports,

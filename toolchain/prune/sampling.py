@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from toolchain.progress import progress_bar
+from toolchain.progress import task
 from toolchain.prune.plan import Stage
 
 
@@ -344,8 +344,7 @@ def capture_original(
         p.requires_grad_(False)  # only activation gradients are needed: backward costs about one forward
     seconds = gram_seconds = 0.0
     try:
-        with progress_bar(transient=True) as bar:
-            task = bar.add_task("capture (original network)", total=len(loader), unit="batch")  # type: ignore[arg-type]
+        with task("capture + Gram (original network)", len(loader), "batch") as advance:  # type: ignore[arg-type]
             for images, labels in loader:
                 start = time.perf_counter()
                 batch.clear()
@@ -369,7 +368,7 @@ def capture_original(
                             blocks[name] = RowBlocks(grams[name], w)
                         sel = b["sel"].to(b["Y"].device)
                         blocks[name].add(b["X"], b["Y"][sel], b["G"][sel] if grads else None, b["pos"][sel.cpu()])
-                bar.advance(task)
+                advance()
             for rb in blocks.values():
                 rb.flush()
     finally:
@@ -424,15 +423,14 @@ def stage_grams(
     grams = GramSums.empty(w.shape[1], in_width(conv), w.shape[0], grads, device, per_image, store, held)
     blocks = RowBlocks(grams, w)
     seconds = 0.0
-    with progress_bar(transient=True) as bar:
-        task = bar.add_task(f"capture {consumer}", total=len(targets.pos), unit="batch")
+    with task(f"capture + Gram {consumer}", len(targets.pos), "batch") as advance:
         start = time.perf_counter()
         for i, x in enumerate(inputs):  # the input time counts from the end of the previous batch
             X = gather_patches(x, conv, targets.pos[i])
             sync(device)
             seconds += time.perf_counter() - start
             blocks.add(X, targets.Y[i], targets.G[i] if grads else None, targets.pos[i])
-            bar.advance(task)
+            advance()
             start = time.perf_counter()
         blocks.flush()
     return grams, seconds
@@ -470,8 +468,7 @@ def group_grams(
     model.eval().to(device)
     seconds = 0.0
     try:
-        with torch.no_grad(), progress_bar(transient=True) as bar:
-            task = bar.add_task("capture group", total=len(next(iter(targets.values())).pos), unit="batch")
+        with torch.no_grad(), task("capture + Gram", len(next(iter(targets.values())).pos), "batch") as advance:
             for i, (images, _labels) in enumerate(loader):
                 start = time.perf_counter()
                 box.clear()
@@ -482,7 +479,7 @@ def group_grams(
                 seconds += time.perf_counter() - start
                 for n, t in targets.items():
                     blocks[n].add(patches.pop(n), t.Y[i], t.G[i] if grads else None, t.pos[i])
-                bar.advance(task)
+                advance()
         for b in blocks.values():
             b.flush()
     finally:
