@@ -168,12 +168,6 @@ class GramSums:
             held=cls.empty(ck, c, n, False, device) if held else None,
         )
 
-    def without(self, other: GramSums) -> GramSums:
-        """The reconstruction sums of the rows not in `other` (a subset of these rows)."""
-        return GramSums(
-            self.P - other.P, self.XtY - other.XtY, self.yy - other.yy, None, None, rows=self.rows - other.rows
-        )
-
     def add(
         self,
         X: torch.Tensor,

@@ -68,33 +68,54 @@ def columns(keep: np.ndarray, k: int) -> torch.Tensor:
     return torch.as_tensor((keep[:, None] * k + np.arange(k)[None, :]).reshape(-1))
 
 
+@dataclass
+class KeptSums:
+    """The reconstruction sums restricted to the kept columns, gathered once (a consumer's P can be 170 MB; the
+    ridge search evaluates and fits on it several times)."""
+
+    P: torch.Tensor  # (m, m)
+    XtY: torch.Tensor  # (m, n)
+    yy: torch.Tensor  # (n,)
+
+    @classmethod
+    def of(cls, grams: GramSums, cols: torch.Tensor) -> KeptSums:
+        cols = cols.to(grams.P.device)
+        return cls(grams.P[cols[:, None], cols], grams.XtY[cols], grams.yy)
+
+    def minus(self, other: KeptSums) -> KeptSums:
+        return KeptSums(self.P - other.P, self.XtY - other.XtY, self.yy - other.yy)
+
+    def error(self, Wk: torch.Tensor) -> float:
+        """sum_r ||Y_r - Wk x_r[cols]||^2 / sum_r ||Y_r||^2."""
+        Wt = Wk.to(self.P.device, torch.float64).t()
+        total = float(self.yy.sum())
+        err = total - 2 * float((Wt * self.XtY).sum()) + float(((self.P @ Wt) * Wt).sum())
+        return max(err, 0.0) / max(total, 1e-300)
+
+    def fit(self, ridge: float, prior: torch.Tensor | None = None) -> torch.Tensor:
+        """Least squares of Y on the kept patches, all output channels at once: (n, m), shrunk toward `prior`
+        (n, m), the original weights, or toward zero without one. The ridge is relative to the mean diagonal
+        of P; 0 uses a rank-revealing solver."""
+        P, XtY = self.P, self.XtY
+        if ridge > 0:
+            lam = ridge * float(P.diagonal().mean())
+            A = P + lam * torch.eye(P.shape[0], dtype=P.dtype, device=P.device)
+            rhs = XtY if prior is None else XtY + lam * prior.to(P.device, P.dtype).t()
+            L, info = torch.linalg.cholesky_ex(A)  # SPD: half the work of a general solve
+            if int(info) == 0:
+                return torch.cholesky_solve(rhs, L).t()
+            return torch.linalg.solve(A, rhs).t()
+        return torch.linalg.lstsq(P.cpu(), XtY.cpu(), driver="gelsd").solution.t().to(P.device)
+
+
 def recon_error(grams: GramSums, cols: torch.Tensor, Wk: torch.Tensor) -> float:
     """sum_r ||Y_r - Wk x_r[cols]||^2 / sum_r ||Y_r||^2, from the Gram sums alone."""
-    cols = cols.to(grams.P.device)
-    Wk = Wk.to(grams.P.device, torch.float64)
-    P = grams.P[cols][:, cols]
-    XtY = grams.XtY[cols]
-    total = float(grams.yy.sum())
-    err = total - 2 * float((Wk.t() * XtY).sum()) + float(((P @ Wk.t()) * Wk.t()).sum())
-    return max(err, 0.0) / max(total, 1e-300)
+    return KeptSums.of(grams, cols).error(Wk)
 
 
 def fit_weights(grams: GramSums, cols: torch.Tensor, ridge: float, prior: torch.Tensor | None = None) -> torch.Tensor:
-    """Least squares of Y on the kept patches, all output channels at once: (n, len(cols)), shrunk toward
-    `prior` (n, len(cols)), the original weights, or toward zero without one. The ridge is relative to the
-    mean diagonal of P; 0 uses a rank-revealing solver."""
-    cols = cols.to(grams.P.device)
-    P = grams.P[cols][:, cols]
-    XtY = grams.XtY[cols]
-    if ridge > 0:
-        lam = ridge * float(P.diagonal().mean())
-        eye = torch.eye(P.shape[0], dtype=P.dtype, device=P.device)
-        rhs = XtY if prior is None else XtY + lam * prior.to(P.device, P.dtype).t()
-        L, info = torch.linalg.cholesky_ex(P + lam * eye)  # SPD: half the work of a general solve
-        if int(info) == 0:
-            return torch.cholesky_solve(rhs, L).t()
-        return torch.linalg.solve(P + lam * eye, rhs).t()
-    return torch.linalg.lstsq(P.cpu(), XtY.cpu(), driver="gelsd").solution.t().to(P.device)
+    """KeptSums.fit on the kept columns `cols` of the sums."""
+    return KeptSums.of(grams, cols).fit(ridge, prior)
 
 
 def ridge_grid(ridge: float) -> list[float]:
@@ -102,17 +123,19 @@ def ridge_grid(ridge: float) -> list[float]:
     return [ridge] + [10.0**e for e in range(-RIDGE_DECADES, 1) if 10.0**e > ridge]
 
 
-def choose_ridge(grams: GramSums, cols: torch.Tensor, original: torch.Tensor, ridge: float) -> float | None:
+def choose_ridge(
+    grams: GramSums, cols: torch.Tensor, original: torch.Tensor, ridge: float, full: KeptSums | None = None
+) -> float | None:
     """The relative ridge (toward the original weights) whose fit on the other images reconstructs the
     held-out images best, or None when the original weights do better than every fit. Without held-out
-    rows (or with nothing else), `ridge` unchanged."""
-    held = grams.held
-    if held is None or held.rows == 0 or held.rows >= grams.rows:
+    rows (or with nothing else), `ridge` unchanged. `full`: KeptSums.of(grams, cols), when the caller has it."""
+    if grams.held is None or grams.held.rows == 0 or grams.held.rows >= grams.rows:
         return ridge
-    train = grams.without(held)
-    errors: dict[float | None, float] = {None: recon_error(held, cols, original)}
+    held = KeptSums.of(grams.held, cols)
+    train = (full or KeptSums.of(grams, cols)).minus(held)
+    errors: dict[float | None, float] = {None: held.error(original)}
     for lam in ridge_grid(ridge):
-        errors[lam] = recon_error(held, cols, fit_weights(train, cols, lam, original))
+        errors[lam] = held.error(train.fit(lam, original))
     return min(errors, key=lambda lam: errors[lam])
 
 
@@ -149,11 +172,12 @@ def refit(grams: GramSums, W: torch.Tensor, c: int, kept: np.ndarray, ridge: flo
     k = W.shape[1] // c
     cols = columns(kept, k)
     original = W[:, cols.to(W.device)].double()
-    before = recon_error(grams, cols, original)
+    full = KeptSums.of(grams, cols)
+    before = full.error(original)
     searched = grams.held is not None  # without held-out sums: the paper's plain fit, fixed ridge toward zero
-    lam = choose_ridge(grams, cols, original, ridge) if searched else ridge
-    fitted = original if lam is None else fit_weights(grams, cols, lam, original if searched else None)
-    after = recon_error(grams, cols, fitted)
+    lam = choose_ridge(grams, cols, original, ridge, full) if searched else ridge
+    fitted = original if lam is None else full.fit(lam, original if searched else None)
+    after = full.error(fitted)
     better = lam is not None and after <= before
     weight = (fitted if better else original).to(W.dtype).to(W.device)
     return StageSolution(

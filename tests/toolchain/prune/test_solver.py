@@ -11,6 +11,7 @@ from toolchain.prune.lasso import select_exact
 from toolchain.prune.sampling import GramSums
 from toolchain.prune.solver import (
     ConsumerTerm,
+    KeptSums,
     choose_ridge,
     columns,
     consumer_objective,
@@ -175,14 +176,15 @@ def test_ridge_toward_the_prior_is_the_augmented_least_squares() -> None:
     torch.testing.assert_close(fit_weights(sums, cols, lam_rel, W0[:, cols]), direct, rtol=1e-8, atol=1e-8)
 
 
-def test_held_out_sums_hold_every_fifth_image_and_without_gives_the_rest() -> None:
-    X, Y, _, _, sums, _, _ = held_problem(40, 0.3)
+def test_held_out_sums_hold_every_fifth_image_and_minus_gives_the_rest() -> None:
+    X, Y, _, _, sums, _, k = held_problem(40, 0.3)
     out = torch.arange(40) % 5 == 4
     assert sums.held is not None and sums.held.rows == int(out.sum())
     torch.testing.assert_close(sums.held.P, X[out].t() @ X[out])
-    rest = sums.without(sums.held)
-    torch.testing.assert_close(rest.XtY, X[~out].t() @ Y[~out])
-    assert rest.rows == 40 - int(out.sum())
+    cols = columns(np.array([0, 2, 3]), k)
+    rest = KeptSums.of(sums, cols).minus(KeptSums.of(sums.held, cols))
+    torch.testing.assert_close(rest.XtY, X[~out][:, cols].t() @ Y[~out])
+    torch.testing.assert_close(rest.P, X[~out][:, cols].t() @ X[~out][:, cols])
 
 
 def test_ridge_search_picks_the_held_out_best_of_the_grid() -> None:
@@ -193,8 +195,9 @@ def test_ridge_search_picks_the_held_out_best_of_the_grid() -> None:
     def held_error(Wk: torch.Tensor) -> float:  # straight from the rows
         return float(((Y[out] - X[out][:, cols] @ Wk.t()) ** 2).sum() / (Y[out] ** 2).sum())
 
-    train = sums.without(sums.held)  # type: ignore[arg-type]
-    options = {lam: held_error(fit_weights(train, cols, lam, W0[:, cols])) for lam in ridge_grid(1e-4)}
+    assert sums.held is not None
+    train = KeptSums.of(sums, cols).minus(KeptSums.of(sums.held, cols))
+    options = {lam: held_error(train.fit(lam, W0[:, cols])) for lam in ridge_grid(1e-4)}
     options[None] = held_error(W0[:, cols])  # type: ignore[index]
     assert choose_ridge(sums, cols, W0[:, cols], 1e-4) == min(options, key=options.__getitem__)
     assert len(set(options)) == 6  # 1e-4, 1e-3, 1e-2, 0.1, 1 and the original weights
