@@ -27,6 +27,7 @@ from deploy.bench.stage import (
     write_merged,
 )
 from deploy.bench.timing import TimingConfig
+from deploy.limits import check_batch_memory, check_sample
 from deploy.runners.base import Runner
 from deploy.runners.onnxruntime_runner import OnnxRuntimeRunner, gpu_variant
 from deploy.runners.tensorrt_runner import TensorRTRunner
@@ -55,11 +56,10 @@ class ModelFile:
 
 
 def onnx_file(path: Path, input_shape: tuple[int, ...] | None) -> ModelFile:
-    from deploy.export.checks import load_onnx
+    from deploy.export.checks import graph_input, load_onnx
 
     model = load_onnx(path)
-    weights = {i.name for i in model.graph.initializer}
-    inp = next(i for i in model.graph.input if i.name not in weights)
+    inp = graph_input(model, path)
     dims = [d.dim_value if d.HasField("dim_value") else None for d in inp.type.tensor_type.shape.dim]
     given = input_shape or dims[1:]
     sample = tuple(d for d in given if d is not None)
@@ -68,6 +68,7 @@ def onnx_file(path: Path, input_shape: tuple[int, ...] | None) -> ModelFile:
             f"{path}: input {inp.name!r} has shape {['?' if d is None else d for d in dims]}; pass --input-shape "
             f"with its {len(dims) - 1} per-sample sizes, e.g. --input-shape 3,224,224"
         )
+    check_sample(sample, f"{path}: input {inp.name!r}")
     meta = {p.key: p.value for p in model.metadata_props}
     macs = meta.get("cplitool.macs")
     return ModelFile(
@@ -173,6 +174,8 @@ def bench_files(
     files = model_files(refs, input_shape)
     cfg = BenchSection()
     chosen = check_batches(files, batches)
+    for f in files.values():
+        check_batch_memory(f.sample_shape, chosen, 4, f"{f.path} (--batch, --input-shape)")
     threads = threads or os.cpu_count() or 1
     repeats = repeats or cfg.repeats
     timing = TimingConfig(

@@ -244,10 +244,12 @@ class BenchSection:
         ["torch", "onnxruntime", "tensorrt"], "backends to try; unavailable ones are skipped with a reason"
     )
     warmup_ms: float = opt(200.0, "time-based warm-up per measurement", min=0.0)
-    min_duration_s: float = opt(3.0, "minimum timed duration per model and batch (split over the rounds)", min=0.0)
+    min_duration_s: float = opt(
+        3.0, "minimum timed duration per model and batch (split over the rounds)", min=0.0, max=3600.0
+    )
     min_iters: int = opt(10, "minimum timed iterations per model and batch (split over the rounds)", min=1)
     threads: int = opt(0, "CPU threads for CPU backends (0: all cores)", min=0, max=1024)
-    repeats: int = opt(5, "interleaved dense/pruned rounds (A B A B ...); the ratio is their median", min=1)
+    repeats: int = opt(5, "interleaved dense/pruned rounds (A B A B ...); the ratio is their median", min=1, max=1000)
     trace: bool = opt(False, "write a per-iteration trace")
     fp16: bool = opt(True, "on CUDA, also time the torch backend in FP16")
     cuda_graphs: bool = opt(True, "on CUDA, also time the torch backend replayed as CUDA graphs")
