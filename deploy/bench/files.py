@@ -33,6 +33,7 @@ from deploy.runners.onnxruntime_runner import OnnxRuntimeRunner, gpu_variant
 from deploy.runners.tensorrt_runner import TensorRTRunner
 from toolchain.errors import UsageError
 from toolchain.io import sha256_file
+from toolchain.paths import regular_input
 from toolchain.recipe.sections import BenchSection
 
 SUFFIXES = (".onnx", *ENGINE_SUFFIXES)
@@ -98,8 +99,7 @@ def model_files(refs: list[str], input_shape: tuple[int, ...] | None) -> dict[st
         raise UsageError(f"bench: give one model file, or two to compare (dense, then pruned); got {len(refs)}")
     paths = [Path(r) for r in refs]
     for p in paths:
-        if not p.is_file():
-            raise UsageError(f"{p}: file not found")
+        regular_input(p, "model file")
     engines = {p.suffix.lower() in ENGINE_SUFFIXES for p in paths}
     if len(engines) > 1:
         raise UsageError(f"bench: compare like with like: {refs[0]} and {refs[1]} are not both ONNX or both engines")

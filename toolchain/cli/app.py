@@ -57,8 +57,18 @@ for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(app)
 
 
+MAX_LINE = 600  # an error line quoting a value the user gave (a 1 MB model.name) is cut in the middle
+
+
+def shorten(line: str) -> str:
+    if len(line) <= MAX_LINE:
+        return line
+    return f"{line[: MAX_LINE // 2]}...({len(line) - MAX_LINE:,} characters left out)...{line[-MAX_LINE // 3 :]}"
+
+
 def fail(message: str, code: int) -> None:
-    console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    text = "\n".join(shorten(line) for line in message.splitlines())
+    console.print(f"[red]error:[/red] {escape(text)}", highlight=False)
     sys.exit(code)
 
 
