@@ -489,3 +489,14 @@ def test_sigterm_is_exit_143(command: str, work: Path, earlier_latest: Path) -> 
     assert done.returncode == 143, done.stdout + done.stderr
     assert "interrupted (SIGTERM)" in done.stderr and "Traceback" not in done.stderr
     assert os.readlink(earlier_latest) == "earlier"
+
+
+def test_onnx_runtime_writes_nothing_under_home(work: Path, tmp_path: Path) -> None:
+    """ONNX Runtime's telemetry cache (~/.cache/Microsoft/DeveloperTools) is turned off by importing deploy."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("ORT_DISABLE_TELEMETRY", "XDG_CACHE_HOME")}
+    code = "import deploy, onnxruntime as ort; ort.InferenceSession('d.onnx')"
+    env.update(HOME=str(home), PYTHONPATH=str(REPO))
+    subprocess.run([sys.executable, "-c", code], cwd=work, env=env, check=True, timeout=60)
+    assert not list(home.rglob("*"))
