@@ -117,7 +117,9 @@ def gate(
     if record == 1:
         raise UsageError("--record 1: a measured baseline needs at least 2 measurements to measure their spread")
     # The baseline is read (or, with --record, its path checked) before the pair is pruned and exported.
-    known = check_output(baseline, [], "--baseline") if record else load_doc(baseline)
+    if record:
+        check_output(baseline, [], "--baseline")
+    known = {} if record else load_doc(baseline)
     setup = gate_run.GATE
     pair, built = prepare_pair(setup.spec, setup.pairs)
     out.print(
