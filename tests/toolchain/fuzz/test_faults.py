@@ -143,6 +143,24 @@ def bool_first(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {**state, first: state[first].bool()}
 
 
+def text(name: str, content: str) -> Callable[[Path], Any]:
+    """A setup writing `content` to `name` (someone's own file)."""
+    return lambda work: (work / name).write_text(content)
+
+
+def check_with(*sets: str) -> list[str]:
+    """`cplitool check r.toml --set A --set B ...`"""
+    return ["check", "r.toml", *(arg for s in sets for arg in ("--set", s))]
+
+
+EXTERNAL = {"outside": "../outside/w.bin", "passwd": "/etc/passwd", "dev-zero": "/dev/zero", "missing": "w.bin"}
+
+
+def external(location: str) -> Callable[[Path], Any]:
+    """A setup writing e.onnx whose one weight lives in an external file at `location`."""
+    return lambda work: onnx_model(work / "e.onnx", external=location)
+
+
 # (id, setup(work), argv, fragment of the one error line); every case must exit 2 and change nothing.
 CASES: list[tuple[str, Callable[[Path], Any] | None, list[str], str]] = [
     # 1, 2: an output that is an input or a device
@@ -188,50 +206,20 @@ CASES: list[tuple[str, Callable[[Path], Any] | None, list[str], str]] = [
         ["baseline", "a.json", "a.json", "b.json"],
         "is the input a.json",
     ),
-    (
-        "6-baseline-onto-notes",
-        lambda w: (w / "n.json").write_text("my notes"),
-        ["baseline", "n.json", "d.onnx", "d.onnx"],
-        "--force",
-    ),
-    (
-        "7-bench-output-onto-notes",
-        lambda w: (w / "notes.json").write_text("notes"),
-        ["bench", "d.onnx", "-o", "notes.json"],
-        "--force",
-    ),
+    ("6-baseline-onto-notes", text("n.json", "my notes"), ["baseline", "n.json", "d.onnx", "d.onnx"], "--force"),
+    ("7-bench-output-onto-notes", text("notes.json", "notes"), ["bench", "d.onnx", "-o", "notes.json"], "--force"),
     (
         "7-bench-output-onto-foreign-json",
-        lambda w: (w / "o.json").write_text('{"a": 1}'),
+        text("o.json", '{"a": 1}'),
         ["bench", "d.onnx", "-o", "o.json"],
-        "not a file cplitool wrote",
+        "cplitool wrote",
     ),
     ("9-bench-output-onto-its-onnx", None, ["bench", "d.onnx", "-o", "d.onnx"], "is the input d.onnx"),
     # 8: external data
-    (
-        "8-external-outside",
-        lambda w: onnx_model(w / "e.onnx", external="../outside/w.bin"),
-        ["bench", "e.onnx"],
-        "external weights",
-    ),
-    (
-        "8-external-passwd",
-        lambda w: onnx_model(w / "e.onnx", external="/etc/passwd"),
-        ["bench", "e.onnx"],
-        "external weights",
-    ),
-    (
-        "8-external-dev-zero",
-        lambda w: onnx_model(w / "e.onnx", external="/dev/zero"),
-        ["bench", "e.onnx"],
-        "external weights",
-    ),
-    (
-        "8-external-missing",
-        lambda w: onnx_model(w / "e.onnx", external="w.bin"),
-        ["bench", "e.onnx"],
-        "external weights",
-    ),
+    *[
+        (f"8-external-{name}", external(location), ["bench", "e.onnx"], "external weights")
+        for name, location in EXTERNAL.items()
+    ],
     (
         "8-external-symlink-out",
         lambda w: (os.symlink("/etc/hostname", w / "w.bin"), onnx_model(w / "e.onnx", external="w.bin")),
@@ -255,7 +243,7 @@ CASES: list[tuple[str, Callable[[Path], Any] | None, list[str], str]] = [
     (
         "9-meta-checkpoint",
         saved("m.pt", lambda s: {k: torch.empty_like(v, device="meta") for k, v in s.items()}),
-        ["check", "r.toml", "--set", 'model.checkpoint="m.pt"'],
+        check_with('model.checkpoint="m.pt"'),
         "meta tensor",
     ),
     ("9-export-rank-7-shape", None, ["export", "d.pt", "--input-shape", "1,8,8,8,8,8,8"], "--input-shape"),
@@ -265,7 +253,7 @@ CASES: list[tuple[str, Callable[[Path], Any] | None, list[str], str]] = [
         ["check", "l1.toml"],
         "l1.toml: cannot resolve",
     ),
-    ("9-set-100000-digits", None, ["check", "r.toml", "--set", "train.epochs=" + "9" * 100_000], "--set train.epochs"),
+    ("9-set-100000-digits", None, check_with("train.epochs=" + "9" * 100_000), "--set train.epochs"),
     (
         "9-regress-deep-json",
         lambda w: deep_json(w / "deep.json"),
@@ -293,12 +281,12 @@ CASES: list[tuple[str, Callable[[Path], Any] | None, list[str], str]] = [
         "--batch",
     ),
     # 11: numbers that would allocate terabytes, named by their own key
-    ("11-lr-1e308", None, ["check", "r.toml", "--set", "train.lr=1e308"], "train.lr: expected a value <= 10"),
-    ("11-positions-int-max", None, ["check", "r.toml", "--set", "prune.positions=2147483647"], "prune.positions"),
+    ("11-lr-1e308", None, check_with("train.lr=1e308"), "train.lr: expected a value <= 10"),
+    ("11-positions-int-max", None, check_with("prune.positions=2147483647"), "prune.positions"),
     (
         "11-capture-memory",
         None,
-        ["check", "r.toml", "--set", "prune.positions=60000", "--set", "prune.num_images=100000"],
+        check_with("prune.positions=60000", "prune.num_images=100000"),
         "prune.num_images x prune.positions",
     ),
     ("11-export-huge-shape", None, ["export", "d.pt", "--input-shape", "1,100000,100000"], "check the sizes"),
@@ -306,13 +294,13 @@ CASES: list[tuple[str, Callable[[Path], Any] | None, list[str], str]] = [
     (
         "13-check-wrong-head",
         saved("h.pt", lambda s: last_layer(s, 3)),
-        ["check", "r.toml", "--set", 'model.checkpoint="h.pt"'],
+        check_with('model.checkpoint="h.pt"'),
         "set model.num_classes",
     ),
     (
         "13-check-stacked-prefix",
         saved("p.pt", lambda s: {f"module.backbone.{k}": v for k, v in s.items()}),
-        ["check", "r.toml", "--set", 'model.checkpoint="p.pt"'],
+        check_with('model.checkpoint="p.pt"'),
         "model.key_map = { '^module\\.backbone\\.' = '' }",
     ),
     # 15: minor
@@ -320,7 +308,7 @@ CASES: list[tuple[str, Callable[[Path], Any] | None, list[str], str]] = [
     (
         "15-bool-weights",
         saved("b.pt", bool_first),
-        ["check", "r.toml", "--set", 'model.checkpoint="b.pt"'],
+        check_with('model.checkpoint="b.pt"'),
         "expected floating-point weights",
     ),
 ]
