@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from toolchain.errors import CplitoolError, UsageError
+from toolchain.paths import regular_input
 
 TMP_SUFFIX = ".tmp"  # atomic_path's temporary files: .<name>.<random>.tmp beside the target
 _TORCH_WRITER = ("PytorchStreamWriter", "file write failed", "inline_container")
@@ -234,8 +235,9 @@ def safe_load(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     try:
-        if not path.is_file():
+        if not path.exists():
             raise UsageError(f"{path}: checkpoint not found")
+        regular_input(path, "checkpoint")  # a FIFO would block the read
         if path.suffix == ".safetensors":
             return _load_safetensors(path)
         kind = checkpoint_kind(path)

@@ -190,6 +190,7 @@ CASES: list[tuple[str, Callable[[Path], Any] | None, list[str], str]] = [
     # 4: FIFOs as inputs
     ("4-eval-a-fifo-onnx", lambda w: fifo(w / "f.onnx"), ["eval", "r.toml", "--artifact", "f.onnx"], "is a FIFO"),
     ("4-bench-a-fifo-onnx", lambda w: fifo(w / "f.onnx"), ["bench", "f.onnx"], "is a FIFO"),
+    ("4-checkpoint-a-fifo", lambda w: fifo(w / "f.pt"), ["export", "f.pt"], "checkpoint is a FIFO"),
     ("4-recipe-a-fifo", lambda w: fifo(w / "q.toml"), ["check", "q.toml"], "is a FIFO"),
     ("4-regress-a-fifo", lambda w: fifo(w / "q.json"), ["regress", "q.json", "--baseline", "q.json"], "is a FIFO"),
     # 5: numeric flags hold the recipe's limits
