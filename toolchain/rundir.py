@@ -29,6 +29,7 @@ from toolchain.recipe import Recipe, load_recipe
 
 MANIFEST = "manifest.json"
 LOCK = ".lock"
+PINNED_RECIPE = "recipe.toml"  # `run --set/--smoke` writes the resolved recipe here
 
 
 @dataclass
@@ -89,13 +90,17 @@ def _is_worker_rank() -> bool:
     return os.environ.get("RANK", "0") not in ("", "0")
 
 
-def release_all() -> None:
+def release_all(failed: bool = False) -> None:
     """Release every run lock this process holds (end of a command); remove directories this command
-    created but left without any file but the lock."""
+    created but left without any file but the lock (after a failure: but its own bookkeeping, the lock,
+    the manifest and the pinned recipe, so that a failed command leaves no trace; real work such as a
+    training state file keeps the directory)."""
+    bookkeeping = {LOCK, MANIFEST, PINNED_RECIPE} if failed else {LOCK}
     for key, held in list(_HELD.items()):
         with contextlib.suppress(OSError):
-            if held.created and {p.name for p in held.path.iterdir()} <= {LOCK}:
-                (held.path / LOCK).unlink(missing_ok=True)
+            if held.created and {p.name for p in held.path.iterdir()} <= bookkeeping:
+                for name in bookkeeping:
+                    (held.path / name).unlink(missing_ok=True)
                 for folder in held.created:
                     folder.rmdir()  # stops at the first that holds something else
         with contextlib.suppress(OSError):

@@ -88,7 +88,7 @@ def main() -> None:
     finally:
         if not ok:
             restore_latest()
-        release_all()
+        release_all(failed=not ok)
 
 
 def run_app() -> None:

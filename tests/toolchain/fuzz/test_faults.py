@@ -489,3 +489,25 @@ def test_onnx_runtime_writes_nothing_under_home(work: Path, tmp_path: Path) -> N
     env.update(HOME=str(home), PYTHONPATH=str(REPO))
     subprocess.run([sys.executable, "-c", code], cwd=work, env=env, check=True, timeout=60)
     assert not list(home.rglob("*"))
+
+
+def test_a_failed_run_leaves_no_run_directory_or_lock(work: Path, cli) -> None:
+    """12: `run --set` pinned its recipe and recorded a manifest, then failed, leaving them and the .lock."""
+    saved("h.pt", lambda s: last_layer(s, 3))(work)
+    result = cli("run", "r.toml", "--set", 'model.checkpoint="h.pt"')
+    assert result.code == 2 and "set model.num_classes" in result.err, result.err
+    assert not (work / "runs").exists()
+
+
+def test_an_interrupted_run_keeps_its_real_work(work: Path, cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only bookkeeping is cleared: a state file to resume from keeps the run directory."""
+
+    def train(recipe: Any, **kwargs: Any) -> None:
+        from toolchain.rundir import RunDir
+
+        RunDir.for_recipe(recipe).file("train.state.pt").write_bytes(b"state")
+        os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr("toolchain.train.stage.train_dense", train)
+    assert cli("train", "r.toml").code == 130
+    assert (work / "runs" / "fuzz" / "train.state.pt").is_file()
