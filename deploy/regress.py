@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from toolchain.errors import UsageError
+from toolchain.paths import MAX_JSON_BYTES, regular_input
 from toolchain.rundir import MANIFEST, RunDir
 
 SCHEMA = "cplitool-bench/1"
@@ -116,12 +117,17 @@ def regress_settings(current: Path, baseline: Path | None, tolerance: float | No
 
 def load_doc(path: str | Path, schemas: tuple[str, ...] = (SCHEMA, BASELINE_SCHEMA)) -> dict[str, Any]:
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise UsageError(f"{path}: file not found (bench results come from `cplitool bench` or `cplitool gate`)")
+    regular_input(path, "bench result")
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise UsageError(f"{path}: {path.stat().st_size:,} bytes is not a bench result (at most {MAX_JSON_BYTES:,})")
     try:
         doc = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise UsageError(f"{path}: not a readable JSON file ({e})") from None
+    except RecursionError:
+        raise UsageError(f"{path}: not a bench result (JSON nested too deep to read)") from None
     if not isinstance(doc, dict) or doc.get("schema") not in schemas:
         found = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
         raise UsageError(

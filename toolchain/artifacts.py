@@ -204,6 +204,18 @@ def load_dense(source: ModelSource, checkpoint: str | Path, options: CheckpointO
     return dense_from_payload(source, safe_load(checkpoint), checkpoint, options or CheckpointOptions())
 
 
+def check_dense(recipe: Recipe) -> None:
+    """Raise what prune would say about the recipe's model.checkpoint, building the model on the meta device
+    (no memory for its weights): `cplitool check` reports a checkpoint that does not fit."""
+    import warnings
+
+    checkpoint = recipe.model.checkpoint
+    payload = safe_load(checkpoint)
+    with torch.device("meta"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # copying into meta parameters is a no-op, as intended here
+        dense_from_payload(ModelSource.of(recipe), payload, checkpoint, checkpoint_options(recipe))
+
+
 def dense_from_payload(
     source: ModelSource, payload: dict[str, Any], checkpoint: str | Path, options: CheckpointOptions
 ) -> nn.Module:

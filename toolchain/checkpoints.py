@@ -102,6 +102,11 @@ def tensor_dict(obj: Any, path: str | Path, what: str = "state_dict") -> dict[st
     odd = next((k for k, v in state.items() if v.is_sparse or v.is_quantized or v.is_complex()), None)
     if odd is not None:
         raise UsageError(f"{path}: {what}[{odd!r}] is a {state[odd].layout}/{state[odd].dtype} tensor, expected dense")
+    empty = next((k for k, v in state.items() if v.is_meta), None)
+    if empty is not None:
+        raise UsageError(
+            f"{path}: {what}[{empty!r}] is a meta tensor (a shape without data): saved before loading weights?"
+        )
     return state
 
 
@@ -162,6 +167,17 @@ def _segment_rename(unexpected: list[str], missing: list[str]) -> tuple[int, str
     return votes.most_common(1)[0][0] if votes else None
 
 
+def _nesting(unexpected: list[str], model: Mapping[str, torch.Tensor]) -> str | None:
+    """The prefix of up to three segments (`module.backbone.`) whose removal makes at least half of the
+    file's unexpected keys the model's; the shortest such prefix."""
+    for depth in (1, 2, 3):
+        prefixes = dict.fromkeys(".".join(u.split(".")[:depth]) + "." for u in unexpected if u.count(".") > depth)
+        for extra in prefixes:
+            if sum(u.removeprefix(extra) in model for u in unexpected) >= len(unexpected) / 2:
+                return extra
+    return None
+
+
 def hint(
     file: Mapping[str, torch.Tensor],
     model: Mapping[str, torch.Tensor],
@@ -177,9 +193,9 @@ def hint(
             return f"the file's `{last}` has {file[wrong[0]].shape[0]} outputs: set model.num_classes to match"
         return "same layers, other widths: check model.kwargs (a width setting?); a pruned cplitool artifact loads with --artifact"
     if unexpected and missing:
-        for extra in dict.fromkeys(_root(u) for u in unexpected):  # the file nests the model under a prefix of its own
-            if sum(u.removeprefix(extra) in model for u in unexpected) >= len(unexpected) / 2:
-                return f"the file's keys carry a `{extra}` prefix: set model.key_map = {{ '^{re.escape(extra)}' = '' }}"
+        extra = _nesting(unexpected, model)  # the file nests the model under a prefix of its own
+        if extra:
+            return f"the file's keys carry a `{extra}` prefix: set model.key_map = {{ '^{re.escape(extra)}' = '' }}"
         matched = len(model) - len(missing)
         if matched < len(model) / 2:
             f_root, m_root = _root(unexpected[0]), _root(missing[0])
@@ -237,6 +253,12 @@ def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], source: str |
     report = mismatch(state, own, source, name)
     if report:
         raise UsageError(report)
+    typed = next((k for k, v in own.items() if v.is_floating_point() and not state[k].is_floating_point()), None)
+    if typed is not None:  # load_state_dict would cast bool/int weights silently
+        raise UsageError(
+            f"{source}: {typed!r} holds {state[typed].dtype} values; the model's {typed!r} is {own[typed].dtype}: "
+            "expected floating-point weights"
+        )
     model.load_state_dict(state, strict=True)
     return model
 

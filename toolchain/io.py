@@ -12,6 +12,7 @@ import os
 import pickle
 import pickletools
 import re
+import stat
 import tempfile
 import warnings
 import zipfile
@@ -22,6 +23,7 @@ from typing import Any
 import torch
 
 from toolchain.errors import CplitoolError, UsageError
+from toolchain.paths import regular_input
 
 TMP_SUFFIX = ".tmp"  # atomic_path's temporary files: .<name>.<random>.tmp beside the target
 _TORCH_WRITER = ("PytorchStreamWriter", "file write failed", "inline_container")
@@ -46,6 +48,16 @@ def _is_torch_write_failure(e: BaseException) -> bool:
     return isinstance(e, RuntimeError) and any(s in str(e) for s in _TORCH_WRITER)
 
 
+def _refuse_special(path: Path) -> None:
+    """The rename never replaces a device, a FIFO, a socket or a folder (as root it could replace /dev/full)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        raise UsageError(f"{path}: is not a regular file (a device, FIFO or folder); refusing to replace it")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path` in one rename.
@@ -53,6 +65,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     A failure (disk full, Ctrl-C) removes the temporary file and leaves any earlier `path` intact.
     """
     path = Path(path)
+    _refuse_special(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
@@ -65,6 +78,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; artifacts get ordinary permissions
+        _refuse_special(path)
         os.replace(tmp_path, path)
     except OSError as e:
         raise write_error(path, e) from None
@@ -221,8 +235,9 @@ def safe_load(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     try:
-        if not path.is_file():
+        if not path.exists():
             raise UsageError(f"{path}: checkpoint not found")
+        regular_input(path, "checkpoint")  # a FIFO would block the read
         if path.suffix == ".safetensors":
             return _load_safetensors(path)
         kind = checkpoint_kind(path)

@@ -6,7 +6,8 @@ work without naming the recipe again.
 A command that writes holds the run directory's advisory lock (`<run dir>/.lock`, fcntl.flock) until
 it ends, so two commands never rewrite one run's artifacts at once; manifest updates are
 read-modify-write under that lock, so none is lost. Nothing is written into a run before its first stage
-starts real work: a command that fails on bad input leaves no run directory and no `runs/latest` change.
+starts real work: a command that fails on bad input leaves no run directory, and one that fails later or
+is interrupted (Ctrl-C, SIGTERM) puts `runs/latest` back where it was (restore_latest, from the CLI's main).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from toolchain.recipe import Recipe, load_recipe
 
 MANIFEST = "manifest.json"
 LOCK = ".lock"
+PINNED_RECIPE = "recipe.toml"  # `run --set/--smoke` writes the resolved recipe here
 
 
 @dataclass
@@ -40,6 +42,9 @@ class _Held:
 # Locks this process holds, by the directory's (device, inode): a moved or symlinked run stays one run.
 _HELD: dict[tuple[int, int], _Held] = {}
 _WAIT = [True]  # --no-wait sets False: a busy run directory is then an error at once
+# runs/latest links this command repointed -> their target before it (None: there was no link), so a
+# command that fails or is interrupted can put them back (restore_latest).
+_LATEST_BEFORE: dict[Path, str | None] = {}
 
 
 def set_wait(wait: bool) -> None:
@@ -85,18 +90,46 @@ def _is_worker_rank() -> bool:
     return os.environ.get("RANK", "0") not in ("", "0")
 
 
-def release_all() -> None:
+def release_all(failed: bool = False) -> None:
     """Release every run lock this process holds (end of a command); remove directories this command
-    created but left without any file but the lock."""
+    created but left without any file but the lock (after a failure: but its own bookkeeping, the lock,
+    the manifest and the pinned recipe, so that a failed command leaves no trace; real work such as a
+    training state file keeps the directory)."""
+    bookkeeping = {LOCK, MANIFEST, PINNED_RECIPE} if failed else {LOCK}
     for key, held in list(_HELD.items()):
         with contextlib.suppress(OSError):
-            if held.created and {p.name for p in held.path.iterdir()} <= {LOCK}:
-                (held.path / LOCK).unlink(missing_ok=True)
+            if held.created and {p.name for p in held.path.iterdir()} <= bookkeeping:
+                for name in bookkeeping:
+                    (held.path / name).unlink(missing_ok=True)
                 for folder in held.created:
                     folder.rmdir()  # stops at the first that holds something else
         with contextlib.suppress(OSError):
             os.close(held.fd)
         del _HELD[key]
+    _LATEST_BEFORE.clear()
+
+
+def restore_latest() -> None:
+    """Point every runs/latest this command moved back where it was: a failed command changes nothing."""
+    for link, target in _LATEST_BEFORE.items():
+        with contextlib.suppress(OSError):
+            if target is None:
+                link.unlink(missing_ok=True)
+            else:
+                _point(link, target)
+    _LATEST_BEFORE.clear()
+
+
+def _point(link: Path, target: str) -> None:
+    """Make `link` a symlink to `target` in one rename (readers never see it missing)."""
+    tmp = link.with_name(f".latest.{os.getpid()}")
+    try:
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(target, target_is_directory=True)
+        os.replace(tmp, link)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -193,17 +226,14 @@ class RunDir:
         """Point runs/latest under the current directory at this run (relative, so the tree can move).
         A failure is a warning: the work itself is done and recorded."""
         link = Path.cwd() / "runs" / "latest"
-        tmp = link.with_name(f".latest.{os.getpid()}")
         try:
             if link.parent.resolve() == self.path or link.resolve() == self.path:
                 return
             link.parent.mkdir(parents=True, exist_ok=True)
-            tmp.unlink(missing_ok=True)
-            tmp.symlink_to(os.path.relpath(self.path, link.parent.resolve()), target_is_directory=True)
-            os.replace(tmp, link)
+            before = os.readlink(link) if link.is_symlink() else None
+            _point(link, os.path.relpath(self.path, link.parent.resolve()))
+            _LATEST_BEFORE.setdefault(link, before)
         except (OSError, RuntimeError) as e:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
             reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
             console.print(f"[yellow]warning:[/yellow] runs/latest not updated ({link}: {reason})", highlight=False)
 

@@ -27,11 +27,13 @@ from deploy.bench.stage import (
     write_merged,
 )
 from deploy.bench.timing import TimingConfig
+from deploy.limits import check_batch_memory, check_sample
 from deploy.runners.base import Runner
 from deploy.runners.onnxruntime_runner import OnnxRuntimeRunner, gpu_variant
 from deploy.runners.tensorrt_runner import TensorRTRunner
 from toolchain.errors import UsageError
 from toolchain.io import sha256_file
+from toolchain.paths import regular_input
 from toolchain.recipe.sections import BenchSection
 
 SUFFIXES = (".onnx", *ENGINE_SUFFIXES)
@@ -55,11 +57,10 @@ class ModelFile:
 
 
 def onnx_file(path: Path, input_shape: tuple[int, ...] | None) -> ModelFile:
-    from deploy.export.checks import load_onnx
+    from deploy.export.checks import graph_input, load_onnx
 
     model = load_onnx(path)
-    weights = {i.name for i in model.graph.initializer}
-    inp = next(i for i in model.graph.input if i.name not in weights)
+    inp = graph_input(model, path)
     dims = [d.dim_value if d.HasField("dim_value") else None for d in inp.type.tensor_type.shape.dim]
     given = input_shape or dims[1:]
     sample = tuple(d for d in given if d is not None)
@@ -68,6 +69,7 @@ def onnx_file(path: Path, input_shape: tuple[int, ...] | None) -> ModelFile:
             f"{path}: input {inp.name!r} has shape {['?' if d is None else d for d in dims]}; pass --input-shape "
             f"with its {len(dims) - 1} per-sample sizes, e.g. --input-shape 3,224,224"
         )
+    check_sample(sample, f"{path}: input {inp.name!r}")
     meta = {p.key: p.value for p in model.metadata_props}
     macs = meta.get("cplitool.macs")
     return ModelFile(
@@ -97,8 +99,7 @@ def model_files(refs: list[str], input_shape: tuple[int, ...] | None) -> dict[st
         raise UsageError(f"bench: give one model file, or two to compare (dense, then pruned); got {len(refs)}")
     paths = [Path(r) for r in refs]
     for p in paths:
-        if not p.is_file():
-            raise UsageError(f"{p}: file not found")
+        regular_input(p, "model file")
     engines = {p.suffix.lower() in ENGINE_SUFFIXES for p in paths}
     if len(engines) > 1:
         raise UsageError(f"bench: compare like with like: {refs[0]} and {refs[1]} are not both ONNX or both engines")
@@ -173,6 +174,8 @@ def bench_files(
     files = model_files(refs, input_shape)
     cfg = BenchSection()
     chosen = check_batches(files, batches)
+    for f in files.values():
+        check_batch_memory(f.sample_shape, chosen, 4, f"{f.path} (--batch, --input-shape)")
     threads = threads or os.cpu_count() or 1
     repeats = repeats or cfg.repeats
     timing = TimingConfig(

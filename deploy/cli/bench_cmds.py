@@ -7,9 +7,11 @@ from typing import Annotated, Any
 
 import typer
 
-from deploy.cli.options import ShapeOpt, parse_shape
+from deploy.cli.options import ForceOpt, ShapeOpt, parse_shape, within_recipe_limits
 from toolchain.cli.common import JsonOpt, NoWaitOpt, out, print_json, wait_for_lock
 from toolchain.errors import CplitoolError, UsageError
+from toolchain.paths import check_output, check_overwrite
+from toolchain.recipe.sections import BenchSection
 
 RunArg = Annotated[
     str | None, typer.Argument(help="recipe, run directory, or nothing for runs/latest", show_default=False)
@@ -51,11 +53,9 @@ def bench(
         list[str] | None, typer.Option(help="torch, onnxruntime or tensorrt, repeatable (default: recipe)")
     ] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads (default: recipe bench/run threads)")] = None,
-    repeats: Annotated[
-        int | None, typer.Option(min=1, help="interleaved dense/pruned rounds (default: recipe)")
-    ] = None,
+    repeats: Annotated[int | None, typer.Option(help="interleaved dense/pruned rounds (default: recipe)")] = None,
     duration: Annotated[
-        float | None, typer.Option(min=0.0, help="minimum timed seconds per model and batch (default: recipe)")
+        float | None, typer.Option(help="minimum timed seconds per model and batch (default: recipe)")
     ] = None,
     trace: Annotated[bool, typer.Option("--trace", help="also write bench_trace.json, one row per iteration")] = False,
     input_shape: ShapeOpt = None,
@@ -63,6 +63,7 @@ def bench(
         Path | None,
         typer.Option("--output", "-o", help="model files: also write the results to this JSON (merged into it)"),
     ] = None,
+    force: ForceOpt = False,
     as_json: JsonOpt = False,
     no_wait: NoWaitOpt = False,
 ) -> None:
@@ -71,6 +72,11 @@ def bench(
     from deploy.bench.files import bench_files, is_model_file
     from deploy.bench.table import bench_table
 
+    cfg = BenchSection()
+    within_recipe_limits(batch, cfg, "batches", "--batch")
+    within_recipe_limits(threads, cfg, "threads", "--threads")
+    within_recipe_limits(repeats, cfg, "repeats", "--repeats")
+    within_recipe_limits(duration, cfg, "min_duration_s", "--duration")
     refs = refs or []
     files = [r for r in refs if is_model_file(r)]
     if files:
@@ -79,6 +85,9 @@ def bench(
                 "bench: model files take no recipe, run directory, --backend or --trace: ONNX files run on "
                 "ONNX Runtime, engines on TensorRT"
             )
+        if output:
+            check_output(output, files, "--output")
+            check_overwrite(output, force, "--output")
         doc = bench_files(files, batch, threads, repeats, duration, parse_shape(input_shape), output)
         where = output
     else:

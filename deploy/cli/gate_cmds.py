@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from deploy.cli.options import ForceOpt
 from toolchain.cli.common import JsonOpt, out, print_json
 from toolchain.cli.tables import fitted
 from toolchain.errors import CplitoolError, UsageError
@@ -111,9 +112,14 @@ def gate(
     from deploy.gate.pair import prepare_pair
     from deploy.regress import load_doc, parse_tolerance
     from toolchain.io import write_json
+    from toolchain.paths import check_output
 
     if record == 1:
         raise UsageError("--record 1: a measured baseline needs at least 2 measurements to measure their spread")
+    # The baseline is read (or, with --record, its path checked) before the pair is pruned and exported.
+    if record:
+        check_output(baseline, [], "--baseline")
+    known = {} if record else load_doc(baseline)
     setup = gate_run.GATE
     pair, built = prepare_pair(setup.spec, setup.pairs)
     out.print(
@@ -133,7 +139,7 @@ def gate(
         out.print(f"baseline from {record} measurements: {path}", highlight=False, soft_wrap=True)
         return
     tol = parse_tolerance(tolerance) if tolerance else None
-    outcome = gate_run.run_gate(measure, load_doc(baseline), tol, (str(setup.bench), str(baseline)))
+    outcome = gate_run.run_gate(measure, known, tol, (str(setup.bench), str(baseline)))
     for note in outcome.notes:
         out.print(f"[yellow]gate:[/yellow] {note}", highlight=False, soft_wrap=True)
     show(outcome.report, baseline, as_json, {"notes": outcome.notes, "bench": str(setup.bench)})
@@ -143,12 +149,16 @@ def baseline(
     output: Annotated[Path, typer.Argument(help="baseline JSON to write", show_default=False)],
     benches: Annotated[list[Path], typer.Argument(help="bench.json files of one setup (2 or more)")],
     multiple: MultipleOpt = 5.0,
+    force: ForceOpt = False,
 ) -> None:
     """Write a measured baseline: each figure's median over the bench files, its run-to-run spread, and a
     tolerance of MULTIPLE x spread."""
     from deploy.regress import load_bench, make_baseline
     from toolchain.io import write_json
+    from toolchain.paths import check_output, check_overwrite
 
+    check_output(output, benches, "baseline")
+    check_overwrite(output, force, "baseline")
     doc = make_baseline([load_bench(p) for p in benches], multiple)
     write_json(output, doc)
     for key, f in doc["figures"].items():

@@ -30,6 +30,7 @@ from toolchain.counting import count_model
 from toolchain.errors import CplitoolError, UsageError
 from toolchain.io import safe_load, sha256_file
 from toolchain.models import create_model, input_shape
+from toolchain.paths import check_output
 from toolchain.progress import console
 from toolchain.recipe.sections import ExportSection
 
@@ -46,9 +47,7 @@ class ExportedModelFile:
 
 def load_checkpoint(path: Path, arch: str | None) -> tuple[nn.Module, str]:
     """The model in `path` and its architecture name: from the artifact, or `arch` for a state dict."""
-    if not path.is_file():
-        raise UsageError(f"{path}: file not found")
-    payload = safe_load(path)
+    payload = safe_load(path)  # a missing file, a FIFO or a device: one line naming it
     if payload.get("format") == FORMAT:
         model, info = artifact_from_payload(payload, path)
         if arch and arch != info.arch:
@@ -101,10 +100,12 @@ def export_file(
         )
     if output and len(chosen) > 1:
         raise UsageError("export: --output names one file: give one --precision with it")
+    paths = {p: output or source.with_name(f"{source.stem}.{p}.onnx") for p in chosen}
+    for path in paths.values():
+        check_output(path, [source], "--output" if output else "export: output")
     model, arch_name = load_checkpoint(source, arch)
     shape = sample_shape(model, arch_name, given_shape)
     cfg = ExportSection()
-    paths = {p: output or source.with_name(f"{source.stem}.{p}.onnx") for p in chosen}
     with tempfile.TemporaryDirectory() as scratch:  # FP16 alone still converts from an FP32 graph
         fp32 = paths.get("fp32", Path(scratch) / "fp32.onnx")
         export_onnx(model, shape, fp32, opset=cfg.opset, label=f"{source.name} ({arch_name})")

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from toolchain import __version__
+from toolchain import __version__, interrupts
 from toolchain.errors import CplitoolError
 from toolchain.progress import console
 
@@ -57,32 +57,51 @@ for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(app)
 
 
+MAX_LINE = 600  # an error line quoting a value the user gave (a 1 MB model.name) is cut in the middle
+
+
+def shorten(line: str) -> str:
+    if len(line) <= MAX_LINE:
+        return line
+    return f"{line[: MAX_LINE // 2]}...({len(line) - MAX_LINE:,} characters left out)...{line[-MAX_LINE // 3 :]}"
+
+
 def fail(message: str, code: int) -> None:
-    console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    text = "\n".join(shorten(line) for line in message.splitlines())
+    console.print(f"[red]error:[/red] {escape(text)}", highlight=False)
     sys.exit(code)
 
 
 def main() -> None:
-    try:
-        run_app()
-    finally:
-        from toolchain.rundir import release_all
+    """Run one command; a failure (an error, Ctrl-C, SIGTERM) puts runs/latest back as it was."""
+    from toolchain.rundir import release_all, restore_latest
 
-        release_all()
+    command = next((a for a in sys.argv[1:] if not a.startswith("-")), "cplitool")
+    ok = False
+    try:
+        with interrupts.handled(), interrupts.stage(command):
+            run_app()
+        ok = True
+    except SystemExit as e:
+        ok = e.code in (0, None)
+        raise
+    finally:
+        if not ok:
+            restore_latest()
+        release_all(failed=not ok)
 
 
 def run_app() -> None:
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except CplitoolError as e:
         fail(str(e), e.exit_code)
     except MemoryError:
         fail("out of memory: reduce data.batch_size, data.eval_batch_size or the model's size", 1)
-    except KeyboardInterrupt:
-        console.print(
-            "[yellow]interrupted[/yellow]: finished artifacts and the manifest are intact; run the command again to resume"
-        )
-        sys.exit(130)
+    except interrupts.Interrupted as e:
+        interrupted(str(e), e.exit_code)
+    except KeyboardInterrupt:  # raised by code that bypasses the handlers (signal.default_int_handler)
+        interrupted(f"interrupted in {interrupts.current_stage()}", 130)
     except Exception as e:
         # Typer's own usage errors and exits (typer >= 0.20 vendors click, older releases raise click's
         # classes): recognised by their interface, so both work.
@@ -95,6 +114,21 @@ def run_app() -> None:
         if callable(show):
             show()
         sys.exit(code)
+    # Outside standalone mode typer returns a `typer.Exit(n)` (and a Ctrl-C it caught, as 130) instead of
+    # raising it: the code must still become the exit status.
+    if code == 130:
+        interrupted(f"interrupted in {interrupts.current_stage()}", 130)
+    if isinstance(code, int) and code:
+        sys.exit(code)
+
+
+def interrupted(what: str, code: int) -> None:
+    console.print(
+        f"[yellow]{escape(what)}[/yellow]: finished artifacts and the manifest are intact, runs/latest is "
+        "unchanged; run the command again to resume",
+        highlight=False,
+    )
+    sys.exit(code)
 
 
 def unexpected(e: Exception) -> None:

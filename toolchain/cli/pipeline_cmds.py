@@ -14,7 +14,7 @@ import typer
 from toolchain.cli.common import JsonOpt, NoWaitOpt, RecipeArg, SetOpt, load, out, print_json, wait_for_lock
 from toolchain.pipeline.runner import Outcome, StageSpec
 from toolchain.recipe import Recipe
-from toolchain.rundir import RunDir
+from toolchain.rundir import PINNED_RECIPE, RunDir
 
 BASE = ("run", "model", "data")
 
@@ -101,7 +101,7 @@ def load_for_run(recipe: Path, sets: list[str] | None, smoke: bool) -> Recipe:
     flags = (["--smoke"] if smoke else []) + [f"--set {s}" for s in sets or []]
     text = f"# {r.source} with {' '.join(flags)}, resolved\n{dumps(r.to_dict())}"
     RunDir.open(r)  # under the run's lock: another command may be reading the pinned recipe
-    pinned = atomic_write(r.run_dir / "recipe.toml", lambda p: p.write_text(text))
+    pinned = atomic_write(r.run_dir / PINNED_RECIPE, lambda p: p.write_text(text))
     return load_recipe(pinned)
 
 

@@ -61,6 +61,10 @@ def check(
     if recipe is None:
         raise UsageError("check: missing RECIPE (or pass --reference for the key reference)")
     r = load(recipe, set_)
+    if r.model.checkpoint:
+        from toolchain.artifacts import check_dense
+
+        check_dense(r)
     if as_json:
         print_json({"source": str(r.source), "run_dir": str(r.run_dir), **r.to_dict()})
         return

@@ -50,9 +50,12 @@ def eval_(
 
     r = load(recipe, set_)
     if artifact.endswith(".onnx"):  # deploy's runner, reached only through the CLI wiring
+        from deploy.export.checks import check_fits
         from deploy.export.measure import OnnxModule
         from deploy.runners.onnxruntime_runner import OnnxRuntimeRunner
+        from toolchain.data.registry import recipe_input_shape
 
+        check_fits(artifact, recipe_input_shape(r), f"{recipe} (model and data)")
         with OnnxRuntimeRunner(artifact, threads=r.run.threads) as runner:
             assert isinstance(runner, OnnxRuntimeRunner)
             m = evaluate_model(r, artifact, OnnxModule(runner))

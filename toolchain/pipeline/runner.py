@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from toolchain import interrupts
 from toolchain.errors import UsageError
 from toolchain.io import sha256_file
 from toolchain.progress import console
@@ -152,8 +153,9 @@ def run_one(recipe: Recipe, run: RunDir, spec: StageSpec, redo: bool, settled: s
     run.begin()
     start = time.perf_counter()
     try:
-        result = spec.invoke(fn, recipe, run, redo)
-    except KeyboardInterrupt:
+        with interrupts.stage(f"stage {spec.name}"):
+            result = spec.invoke(fn, recipe, run, redo)
+    except (KeyboardInterrupt, interrupts.Interrupted):
         console.print(f"[yellow]interrupted in stage {spec.name}[/yellow]: the next `cplitool run` resumes there")
         raise
     except Exception:

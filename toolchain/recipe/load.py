@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from toolchain.errors import UsageError
+from toolchain.paths import regular_input
 from toolchain.recipe.sections import Recipe
 from toolchain.recipe.validate import did_you_mean, name_from_stem, validate_table
 
@@ -44,6 +45,10 @@ def parse_assignment(text: str) -> dict[str, Any]:
         parsed = tomllib.loads(f"v = {value}")["v"]
     except tomllib.TOMLDecodeError:
         parsed = value
+    except ValueError:  # an integer of more digits than Python converts (4300)
+        raise UsageError(
+            f"--set {path.strip()}=...: a number of {len(value):,} digits; expected a sensible value"
+        ) from None
     section, key, *rest = path.strip().split(".", 2)
     return {section: {key: {rest[0]: parsed} if rest else parsed}}
 
@@ -122,9 +127,30 @@ def check_model_args(r: Recipe, errors: list[str]) -> None:
     if params > PARAM_LIMIT:
         errors.append(f"{p}model.kwargs: {m.name!r} with {m.kwargs} has {params:,} parameters (too large)")
     elif not errors:  # the model against the data, once each is sound on its own
+        check_capture_memory(model, r, errors)
         check_data(r, errors)
         if not errors:
             check_data_fits(model, shape, r, errors)
+
+
+def check_capture_memory(model: Any, r: Recipe, errors: list[str]) -> None:
+    """Pruning keeps each layer's sampled output rows and their gradients (prune.num_images x prune.positions
+    rows of the widest layer's channels, float32, twice): refuse now what would not fit in memory."""
+    import os
+
+    from torch import nn
+
+    widest = max(
+        (m.weight.shape[0] for m in model.modules() if isinstance(m, nn.Conv2d | nn.Conv3d | nn.Linear)), default=0
+    )
+    need = 2 * 4 * r.prune.num_images * r.prune.positions * widest
+    have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > have // 2:
+        errors.append(
+            f"{r.source}: prune.num_images x prune.positions: {r.prune.num_images:,} x {r.prune.positions:,} sampled "
+            f"rows of up to {widest:,} channels need {need / 2**30:,.1f} GiB, more than half of this machine's "
+            f"{have / 2**30:.1f} GiB; lower prune.positions or prune.num_images"
+        )
 
 
 def check_data_fits(model: Any, shape: tuple[int, ...], r: Recipe, errors: list[str]) -> None:
@@ -261,11 +287,15 @@ def recipe_from_text(text: str, source: Path, overrides: dict[str, Any] | None =
 
 def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
     """Read and validate a recipe file; raises UsageError (exit 2) listing every problem."""
-    source = Path(path).expanduser().resolve()
-    if not source.is_file():
-        raise UsageError(f"{path}: recipe file not found")
     try:
-        text = source.read_text(encoding="utf-8")
+        source = Path(path).expanduser().resolve()
+    except RuntimeError as e:  # a symlink loop, or ~user for a user that does not exist
+        raise UsageError(f"{path}: cannot resolve the recipe's path ({_line(e)})") from None
+    if not exists(str(source)):
+        raise UsageError(f"{path}: recipe file not found")
+    regular_input(source, "recipe")  # a FIFO would block the read
+    try:
+        text = source.read_text(encoding="utf-8-sig")  # a UTF-8 byte-order mark (Windows editors) is no error
     except (OSError, UnicodeDecodeError) as e:
         raise UsageError(f"{path}: cannot read recipe: {e}") from None
     return recipe_from_text(text, source, overrides)

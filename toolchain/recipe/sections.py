@@ -113,7 +113,7 @@ class TrainSection:
 
     epochs: int = opt(30, "training epochs", min=1)
     optimizer: str = opt("sgd", "optimizer", choices=["sgd", "adamw"])
-    lr: float = opt(0.1, "peak learning rate", min_exclusive=0.0)
+    lr: float = opt(0.1, "peak learning rate (at most 10: beyond, SGD diverges)", min_exclusive=0.0, max=10.0)
     momentum: float = opt(0.9, "SGD momentum", min=0.0, max=1.0)
     nesterov: bool = opt(True, "SGD with Nesterov momentum")
     weight_decay: float = opt(5e-4, "weight decay", min=0.0)
@@ -145,7 +145,7 @@ class PruneSection:
         {}, "per-layer channel keep ratios that override the searched uniform ratio", min_exclusive=0.0, max=1.0
     )
     num_images: int = opt(5000, "images sampled for reconstruction", min=1)
-    positions: int = opt(10, "output positions sampled per image", min=1)
+    positions: int = opt(10, "output positions sampled per image", min=1, max=65536)
     batch_size: int = opt(100, "images per batch while sampling", min=1)
     use_classification: bool = opt(True, "add the classification-loss term (cpli)")
     use_importance: bool = opt(True, "weigh reconstruction by next-layer feature importance (cpli)")
@@ -193,7 +193,7 @@ class FinetuneSection(TrainSection):
     """
 
     epochs: int = opt(10, "fine-tuning epochs", min=0)
-    lr: float = opt(0.01, "peak learning rate", min_exclusive=0.0)
+    lr: float = opt(0.01, "peak learning rate (at most 10: beyond, SGD diverges)", min_exclusive=0.0, max=10.0)
     kd_weight: float = opt(0.5, "weight of distillation from the dense model (0: plain fine-tuning)", min=0.0, max=1.0)
     kd_temperature: float = opt(4.0, "distillation temperature", min_exclusive=0.0)
 
@@ -244,10 +244,12 @@ class BenchSection:
         ["torch", "onnxruntime", "tensorrt"], "backends to try; unavailable ones are skipped with a reason"
     )
     warmup_ms: float = opt(200.0, "time-based warm-up per measurement", min=0.0)
-    min_duration_s: float = opt(3.0, "minimum timed duration per model and batch (split over the rounds)", min=0.0)
+    min_duration_s: float = opt(
+        3.0, "minimum timed duration per model and batch (split over the rounds)", min=0.0, max=3600.0
+    )
     min_iters: int = opt(10, "minimum timed iterations per model and batch (split over the rounds)", min=1)
     threads: int = opt(0, "CPU threads for CPU backends (0: all cores)", min=0, max=1024)
-    repeats: int = opt(5, "interleaved dense/pruned rounds (A B A B ...); the ratio is their median", min=1)
+    repeats: int = opt(5, "interleaved dense/pruned rounds (A B A B ...); the ratio is their median", min=1, max=1000)
     trace: bool = opt(False, "write a per-iteration trace")
     fp16: bool = opt(True, "on CUDA, also time the torch backend in FP16")
     cuda_graphs: bool = opt(True, "on CUDA, also time the torch backend replayed as CUDA graphs")
