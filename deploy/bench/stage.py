@@ -216,7 +216,7 @@ def run_targets(
         for target in plan.targets:
             label = device_label(target.device)
             for batch in batches:
-                bar.update(task, description=f"bench {target.backend} {target.device} {target.precision} b{batch}")
+                bar.update(task, description=f"bench b{batch} {target.backend} {target.device} {target.precision}")
                 key = {
                     "backend": target.backend,
                     "device": label,
