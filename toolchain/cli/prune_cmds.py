@@ -16,7 +16,7 @@ def _num(v: float | None, fmt: str) -> str:
 
 
 def _arrow(before: Any, after: Any, fmt: str = "") -> str:
-    """"64→48" without spaces, so a cell is one word and the row one line."""
+    """ "64→48" without spaces, so a cell is one word and the row one line."""
     if before is None:
         return ""
     return format(before, fmt) if before == after else f"{format(before, fmt)}→{format(after, fmt)}"
