@@ -77,6 +77,9 @@ def main() -> None:
 
 
 def run_app() -> None:
+    from toolchain import warning_notes
+
+    warning_notes.install()
     try:
         app(standalone_mode=False)
     except CplitoolError as e:
