@@ -71,7 +71,8 @@ def summarize(recipe: Recipe, run: RunDir) -> Summary:
     ratio = ratio_row(bench, rows, batches)
     if ratio:
         notes.append(
-            "under each latency: p10-p90 of the per-round medians; last row: pruned/dense latency ratio with the "
+            "under each latency: p10-p90 of the per-round medians and the throughput at the median (images/s); last row: "
+            "pruned/dense latency ratio with the "
             "p10-p90 of its paired per-round ratios; unstable: a spread wider than 10% of its median"
         )
     if recipe.data.name == "synthetic":
@@ -103,9 +104,9 @@ def render(summary: Summary, title: str) -> Any:
     from deploy.bench.table import cell
     from toolchain.cli.tables import fitted
 
-    def latency(values: dict[int, dict[str, Any]], b: int) -> str:
+    def latency(values: dict[int, dict[str, Any]], b: int, rate: bool = True) -> str:
         v = values.get(b)
-        return cell(Interval(v["median"], v["p10"], v["p90"], v["rounds"])) if v else "n/a"
+        return cell(Interval(v["median"], v["p10"], v["p90"], v["rounds"]), b if rate else None) if v else "n/a"
 
     table = Table(title=title, caption="\n".join(summary.notes) or None)
     for col in ("model", "top-1 %", "MACs (M)", "params (M)", *(f"ORT CPU b{b} (ms)" for b in summary.batches)):
@@ -126,6 +127,6 @@ def render(summary: Summary, title: str) -> Any:
             "",
             f"{macs:.2f}" if macs is not None else "n/a",
             "",
-            *(latency(summary.ratio["latency"], b) for b in summary.batches),
+            *(latency(summary.ratio["latency"], b, rate=False) for b in summary.batches),
         )
     return fitted(table)
