@@ -1,7 +1,7 @@
 """bench.json as a terminal table: each latency is its median with the p10-p90 of its per-round medians
-underneath and its throughput (images/s at the median), the pruned/dense ratio with the p10-p90 of its paired
-per-round ratios, and "unstable" beside
-any row whose spread exceeds deploy.bench.spread.SPREAD_LIMIT. Cells stack on lines so 80 columns hold it."""
+and its throughput (images/s at the median) underneath, the pruned/dense ratio with the p10-p90 of its
+paired per-round ratios, and "unstable" beside any row whose spread exceeds
+deploy.bench.spread.SPREAD_LIMIT. Cells stack on lines so 80 columns hold it."""
 
 from __future__ import annotations
 
