@@ -17,6 +17,7 @@ from deploy.bench.results import row_key
 from deploy.bench.spread import SPREAD_LIMIT, Interval, latency_interval, ratio_interval
 from deploy.bench.stage import pruned_name
 from deploy.bench.table import grouped, number, target_label
+from toolchain.accuracy import cached_accuracy, recorded
 from toolchain.artifacts import resolve_model
 from toolchain.counting import ModelCount, count_model
 from toolchain.data.registry import recipe_input_shape
@@ -28,14 +29,22 @@ from toolchain.rundir import RunDir
 STAGES = {"dense": "train", "pruned": "prune", "finetuned": "finetune"}
 
 
-def recorded_top1(run: RunDir, which: str, metrics: dict[str, Any]) -> float | None:
-    """Top-1 the stage recorded: in the artifact's metrics, else in its manifest entry."""
+def recorded_accuracy(recipe: Recipe, run: RunDir, which: str, metrics: dict[str, Any], path: Path) -> dict[str, Any]:
+    """{top1, images} as recorded: in the artifact's metrics, else its stage's manifest entry; for a dense
+    checkpoint that no stage trained, the run's accuracy cache (filled by prune or `cplitool eval`).
+    {top1: None, images: 0} when nothing recorded it."""
     entry = (run.stage(STAGES[which]) or {}).get("metrics", {})
     for m in (metrics, entry):
-        for v in (m.get("top1"), (m.get("best") or {}).get("top1"), m.get("top1_before_finetune")):
-            if isinstance(v, int | float):
-                return float(v)
-    return None
+        found = recorded(m)
+        if found:
+            return found
+        if isinstance(m.get("top1_before_finetune"), int | float):  # the pruned model's own evaluation
+            return {"top1": float(m["top1_before_finetune"]), "images": int(m.get("top1_images") or 0)}
+    if which == "dense":
+        cached = cached_accuracy(run, path, recipe.section_hash("data"))
+        if cached:
+            return {"top1": float(cached["top1"]), "images": int(cached.get("images") or 0)}
+    return {"top1": None, "images": 0}
 
 
 def model_rows(recipe: Recipe, run: RunDir) -> tuple[list[dict[str, Any]], dict[str, ModelCount]]:
@@ -46,11 +55,12 @@ def model_rows(recipe: Recipe, run: RunDir) -> tuple[list[dict[str, Any]], dict[
         except UsageError:
             continue
         counts[which] = count_model(model, recipe_input_shape(recipe))
-        top1 = recorded_top1(run, which, info.metrics)
+        accuracy = recorded_accuracy(recipe, run, which, info.metrics, path)
         rows.append(
             {
                 "model": which,
-                "top1": top1,
+                "top1": accuracy["top1"],
+                "top1_images": accuracy["images"],
                 "macs": counts[which].macs,
                 "params": counts[which].params,
                 "path": str(path),
@@ -240,10 +250,17 @@ def plot_widths(plt: Any, counts: dict[str, ModelCount], pruned: str, path: Path
     return name
 
 
+def top1_text(row: dict[str, Any]) -> str:
+    """"99.72 (360 images)": an accuracy never without the images it was measured on."""
+    if row["top1"] is None:
+        return "not recorded"
+    return f"{row['top1']:.2f} ({row['top1_images']:,} images)" if row.get("top1_images") else f"{row['top1']:.2f}"
+
+
 def models_table(rows: list[dict[str, Any]]) -> list[str]:
     lines = ["| model | top-1 (%) | MACs (M) | params (M) |", "|---|---:|---:|---:|"]
     for r in rows:
-        top1 = f"{r['top1']:.2f}" if r["top1"] is not None else "not recorded"
+        top1 = top1_text(r)
         lines.append(f"| {r['model']} | {top1} | {r['macs'] / 1e6:,.2f} | {r['params'] / 1e6:,.3f} |")
     return lines
 

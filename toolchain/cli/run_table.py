@@ -63,7 +63,7 @@ def summarize(recipe: Recipe, run: RunDir) -> Summary:
     bench = load_bench(run)
     latency = ort_latencies(bench)
     batches = list(recipe.bench.batches)
-    notes = ["pruned: before fine-tuning; finetuned: after distillation fine-tuning"]
+    notes = ["pruned: before fine-tuning; finetuned: after distillation fine-tuning; n: validation images"]
     for r in rows:
         r["latency_ms"] = {b: latency[(r["model"], b)] for b in batches if (r["model"], b) in latency}
         if recipe.data.name == "synthetic":
@@ -97,6 +97,13 @@ def ratio_row(bench: dict[str, Any] | None, rows: list[dict[str, Any]], batches:
     return {"model": pruned, "macs": share, "latency": {b: ratios[b] for b in batches if b in ratios}}
 
 
+def top1_cell(row: dict[str, Any]) -> str:
+    """The top-1 with the number of images it was measured on underneath ("n=360", one word)."""
+    if row["top1"] is None:
+        return "n/a"
+    return f"{row['top1']:.2f}" + (f"\nn={row['top1_images']:,}" if row.get("top1_images") else "")
+
+
 def render(summary: Summary, title: str) -> Any:
     from rich.table import Table
 
@@ -114,7 +121,7 @@ def render(summary: Summary, title: str) -> Any:
     for r in summary.rows:
         table.add_row(
             r["model"],
-            f"{r['top1']:.2f}" if r["top1"] is not None else "n/a",
+            top1_cell(r),
             f"{r['macs'] / 1e6:,.2f}",
             f"{r['params'] / 1e6:,.3f}",
             *(latency(r["latency_ms"], b) for b in summary.batches),

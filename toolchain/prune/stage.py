@@ -24,7 +24,7 @@ from toolchain.recipe import Recipe
 from toolchain.rundir import RunDir
 from toolchain.runtime import setup
 from toolchain.train.loop import evaluate
-from toolchain.train.stage import check_classes
+from toolchain.train.stage import check_classes, dense_accuracy, val_loader
 
 PRUNE_SECTIONS = ("run", "model", "data", "prune")
 MEANING = (
@@ -110,9 +110,7 @@ def sampling_loader(recipe: Recipe) -> Any:
 
 
 def top1(recipe: Recipe, model: nn.Module, device: torch.device) -> dict[str, float]:
-    val = build_split(recipe.data, "val", augment=False, seed=recipe.run.seed)
-    loader = make_loader(val, recipe.data.eval_batch_size, shuffle=False, workers=recipe.data.workers)
-    return evaluate(model.to(device), loader, device, label="eval pruned")
+    return evaluate(model.to(device), val_loader(recipe), device, label="eval pruned")
 
 
 def prune_stage(recipe: Recipe) -> dict[str, Any]:
@@ -120,6 +118,7 @@ def prune_stage(recipe: Recipe) -> dict[str, Any]:
     run = RunDir.open(recipe)
     device = setup(recipe.run)
     model, info, dense_path = resolve_model(recipe, run, "dense")
+    dense = dense_accuracy(recipe, run, model, dense_path, info.metrics)
     key = hashlib.sha256((recipe.section_hash(*PRUNE_SECTIONS) + sha256_file(dense_path)).encode()).hexdigest()[:16]
     shape = recipe_input_shape(recipe)
     plan = make_plan(model, shape, recipe.prune)  # unmeetable targets, nothing prunable: fail here
@@ -144,7 +143,9 @@ def prune_stage(recipe: Recipe) -> dict[str, Any]:
         "params_after": pruned_count.params,
         "top1_before_finetune": accuracy["top1"],
         "top5_before_finetune": accuracy["top5"],
-        "dense_top1": info.metrics.get("top1"),
+        "top1_images": int(accuracy["samples"]),
+        "dense_top1": dense["top1"],
+        "dense_top1_images": dense["images"],
         "seconds": report["seconds"],
     }
     report["metrics"] = metrics
@@ -154,6 +155,7 @@ def prune_stage(recipe: Recipe) -> dict[str, Any]:
     run.record("prune", artifact, key, metrics, report="prune_report.json", dense=str(dense_path))
     console.print(
         f"pruned: MACs {dense_count.macs / 1e6:,.2f} M -> {pruned_count.macs / 1e6:,.2f} M "
-        f"({report['macs_keep']:.1%}), top-1 before fine-tuning {accuracy['top1']:.2f}% -> {artifact}"
+        f"({report['macs_keep']:.1%}); top-1 {dense['top1']:.2f}% -> {accuracy['top1']:.2f}% before fine-tuning "
+        f"({int(accuracy['samples'])} images)"
     )
     return report
