@@ -69,6 +69,23 @@ def model_rows(recipe: Recipe, run: RunDir) -> tuple[list[dict[str, Any]], dict[
     return rows, counts
 
 
+def compared_rows(run: RunDir) -> list[dict[str, Any]]:
+    """prune.compare's methods as model rows ("l1 pruned"): top-1 before fine-tuning, MACs, parameters."""
+    found = ((run.stage("prune") or {}).get("metrics") or {}).get("compare") or []
+    return [
+        {
+            "model": f"{c['method']} pruned",
+            "top1": c["top1"],
+            "top1_images": c["images"],
+            "macs": c["macs"],
+            "params": c["params"],
+            "path": "",
+        }
+        for c in found
+        if isinstance(c, dict) and {"method", "top1", "images", "macs", "params"} <= set(c)
+    ]
+
+
 def ablation_rows(run: RunDir) -> list[dict[str, Any]]:
     """Rows with method, macs and top1 from any ablation*.json in the run directory."""
     rows = []
@@ -251,7 +268,7 @@ def plot_widths(plt: Any, counts: dict[str, ModelCount], pruned: str, path: Path
 
 
 def top1_text(row: dict[str, Any]) -> str:
-    """"99.72 (360 images)": an accuracy never without the images it was measured on."""
+    """ "99.72 (360 images)": an accuracy never without the images it was measured on."""
     if row["top1"] is None:
         return "not recorded"
     return f"{row['top1']:.2f} ({row['top1_images']:,} images)" if row.get("top1_images") else f"{row['top1']:.2f}"

@@ -49,7 +49,7 @@ class ParityReport:
     def summary(self) -> str:
         """The verdict in one short line (under 60 characters); details() and to_dict() hold the rest."""
         verdict = "PASS" if self.passed else f"FAIL {self.mismatches}/{self.elements} elements"
-        return f"{verdict} on {self.images} images, max |a-b| {self.abs_err.max:.2g} (atol {self.atol:g})"
+        return f"{verdict} (n={self.images}): max |a-b| {self.abs_err.max:.2g}, atol {self.atol:g}"
 
     def details(self) -> str:
         """Every statistic, for --verbose and the file metadata."""

@@ -189,7 +189,7 @@ class Exporter:
         colour = "green" if ok else "red"
         console.print(
             f"  {path.name}: [{colour}]{'ok' if ok else 'FAILED'}[/{colour}] top-1 {acc['top1']:.2f}% "
-            f"({acc['images']} images); {check}",
+            f"(n={acc['images']}); {check}",
             highlight=False,
         )
         if verbose() or not ok:  # the statistics are in the manifest's parity entry either way

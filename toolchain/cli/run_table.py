@@ -57,9 +57,11 @@ def ort_ratios(bench: dict[str, Any] | None) -> dict[int, dict[str, Any]]:
 
 
 def summarize(recipe: Recipe, run: RunDir) -> Summary:
-    from deploy.report import load_bench, model_rows
+    from deploy.report import compared_rows, load_bench, model_rows
 
     rows, _ = model_rows(recipe, run)
+    compared = compared_rows(run)
+    rows += compared
     bench = load_bench(run)
     latency = ort_latencies(bench)
     batches = list(recipe.bench.batches)
@@ -69,17 +71,20 @@ def summarize(recipe: Recipe, run: RunDir) -> Summary:
         if recipe.data.name == "synthetic":
             r["top1"] = None
     ratio = ratio_row(bench, rows, batches)
+    if compared:
+        names = ", ".join(r["model"] for r in compared)
+        notes.append(f"{names}: the same MACs target with prune.compare's method, before fine-tuning (not benched)")
     if ratio:
         notes.append(
-            "under each latency: p10-p90 of the per-round medians and the throughput at the median (images/s); last row: "
-            "pruned/dense latency ratio with the "
-            "p10-p90 of its paired per-round ratios; unstable: a spread wider than 10% of its median"
+            "under each latency: p10-p90 of the per-round medians and the throughput at the median (images/s); "
+            "last row: pruned/dense latency ratio with the p10-p90 of its paired per-round ratios; unstable: a "
+            "spread wider than 10% of its median"
         )
     if recipe.data.name == "synthetic":
         notes.append("top-1: n/a, the data are synthetic (random labels), so no accuracy is claimed")
     if not latency:
         notes.append("latency: n/a, bench.json holds no ONNX Runtime CPU fp32 measurement (bench stage not run)")
-    elif any(not r["latency_ms"] for r in rows):
+    elif any(not r["latency_ms"] for r in rows if r not in compared):
         notes.append("latency: measured for the dense model and the latest pruned one (fine-tuned when done)")
     if not any(r["model"] != "dense" for r in rows):
         notes.append("pruned: n/a, the prune stage has not produced a model")

@@ -3,6 +3,7 @@ and the manifest entry. Every check that can fail on bad input runs before any s
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import os
@@ -109,8 +110,34 @@ def sampling_loader(recipe: Recipe) -> Any:
     return make_loader(split, recipe.prune.batch_size, shuffle=False, workers=recipe.data.workers)
 
 
-def top1(recipe: Recipe, model: nn.Module, device: torch.device) -> dict[str, float]:
-    return evaluate(model.to(device), val_loader(recipe), device, label="eval pruned")
+def top1(recipe: Recipe, model: nn.Module, device: torch.device, label: str = "eval pruned") -> dict[str, float]:
+    return evaluate(model.to(device), val_loader(recipe), device, label=label)
+
+
+def compare_methods(recipe: Recipe, dense: nn.Module, device: torch.device) -> list[dict[str, Any]]:
+    """prune.compare's methods, each pruned from a copy of `dense` to the same MACs target and evaluated
+    before fine-tuning: {method, macs, params, top1, images} rows beside prune.method's own."""
+    rows = []
+    shape = recipe_input_shape(recipe)
+    for method in recipe.prune.compare:
+        cfg = dataclasses.replace(recipe.prune, method=method, compare=[])
+        model = copy.deepcopy(dense)
+        plan = make_plan(model, shape, cfg)
+        loader = sampling_loader(recipe) if Terms.of(cfg).sampled else []
+        console.print(f"comparing: {method} to the same MACs target, evaluated before fine-tuning")
+        pruned = prune_model(model, plan, cfg, loader, device, recipe.run.seed).model.cpu().eval()
+        count = count_model(pruned, shape)
+        accuracy = top1(recipe, pruned, device, f"eval {method}")
+        rows.append(
+            {
+                "method": method,
+                "macs": count.macs,
+                "params": count.params,
+                "top1": accuracy["top1"],
+                "images": int(accuracy["samples"]),
+            }
+        )
+    return rows
 
 
 def prune_stage(recipe: Recipe) -> dict[str, Any]:
@@ -125,6 +152,7 @@ def prune_stage(recipe: Recipe) -> dict[str, Any]:
     dense_count = count_model(model, shape)
     loader = sampling_loader(recipe) if Terms.of(recipe.prune).sampled else []
     run.begin()
+    compared = compare_methods(recipe, model, device)
     console.print(
         f"pruning {recipe.model.name} with {recipe.prune.method}: {len(plan.stages)} stages, MACs keep "
         f"{plan.macs_keep:.3f} (target {recipe.prune.macs_keep})"
@@ -146,6 +174,7 @@ def prune_stage(recipe: Recipe) -> dict[str, Any]:
         "top1_images": int(accuracy["samples"]),
         "dense_top1": dense["top1"],
         "dense_top1_images": dense["images"],
+        "compare": compared,
         "seconds": report["seconds"],
     }
     report["metrics"] = metrics
