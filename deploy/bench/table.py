@@ -32,9 +32,17 @@ def cell(iv: Interval, batch: int | None = None) -> str:
     return f"{number(iv.median)}\n{number(iv.low)}-{number(iv.high)}{rate}" + ("" if iv.stable else "\nunstable")
 
 
+def target_name(row: dict[str, Any]) -> str:
+    """ "onnxruntime cpu fp32", "torch cuda:NVIDIA H200 fp16 cudagraph": backend, device, precision, then the
+    variant where it says more than the device; the one name tables and plots share."""
+    variant = row.get("variant", "")
+    extra = "" if not variant or variant in row["device"] else f" {variant}"
+    return f"{row['backend']} {row['device']} {row['precision']}{extra}"
+
+
 def target_label(row: dict[str, Any]) -> str:
     threads = f" {row['threads']} threads" if row.get("threads") else ""
-    return f"{row['backend']} {row['device']} {row['variant']} {row['precision']}{threads}"
+    return f"{target_name(row)}{threads}"
 
 
 def grouped(doc: dict[str, Any]) -> dict[tuple[Any, ...], dict[str, dict[str, Any]]]:
