@@ -15,7 +15,7 @@ from typing import Any
 
 from deploy.bench.results import row_key
 from deploy.bench.spread import SPREAD_LIMIT, Interval, latency_interval, ratio_interval
-from deploy.bench.stage import pruned_name
+from deploy.bench.stage import Skip, pruned_name, skip_lines
 from deploy.bench.table import grouped, number, target_label, target_name
 from toolchain.accuracy import cached_accuracy, recorded
 from toolchain.artifacts import resolve_model
@@ -366,8 +366,10 @@ def bench_notes(bench: dict[str, Any]) -> list[str]:
         "interleaved dense/pruned rounds). The ratio is the median of the paired per-round ratios, with their "
         f"p10-p90. **unstable**: a spread wider than {SPREAD_LIMIT:.0%} of the median.",
     ]
-    lines += [f"\n- skipped {s['backend']} ({s['device']}): {s['reason']}" for s in bench.get("skipped", [])]
     env = bench.get("environment", {})
+    skips = [Skip(s["backend"], s["device"], s["reason"]) for s in bench.get("skipped", [])]
+    # as bench printed them: a host without a GPU gets one line for all GPU skips (reasons in bench.json)
+    lines += [f"\n- {line.removeprefix('bench: ')}" for line in skip_lines(skips, bool(env.get("gpu")), False)]
     lines += ["", f"Measured on {env.get('cpu')} ({env.get('threads')} threads), load {env.get('load_average')}."]
     return lines
 
@@ -376,7 +378,14 @@ def markdown(
     run: RunDir, recipe: Recipe, rows: list[dict[str, Any]], bench: dict[str, Any] | None, images: dict[str, str | None]
 ) -> str:
     lines = [f"# cplitool report: {recipe.run.name}", "", f"Recipe `{recipe.source}`, model `{recipe.model.name}`."]
-    lines += ["", "## Models", "", *models_table(rows)]
+    compared = compared_rows(run)
+    lines += ["", "## Models", "", *models_table(rows + compared)]
+    if compared:
+        lines += [
+            "",
+            f"{', '.join(r['model'] for r in compared)}: prune.compare's methods, pruned from the same dense model "
+            "to the same MACs target and evaluated before fine-tuning (not fine-tuned, not benched).",
+        ]
     no_bench = "no bench results: run `cplitool bench`"
     sections = (
         ("Accuracy against MACs", "accuracy", "no accuracy recorded in this run"),

@@ -109,3 +109,27 @@ def test_tables_and_plots_name_a_target_alike() -> None:
     graphs = {"backend": "torch", "device": "cuda:NVIDIA H200", "variant": "cudagraph", "precision": "fp16"}
     assert target_name(ort) == "onnxruntime cpu fp32" and target_label(ort) == "onnxruntime cpu fp32 2 threads"
     assert target_name(graphs) == "torch cuda:NVIDIA H200 fp16 cudagraph"
+
+
+def test_compared_methods_are_rows_of_the_models_table(in_tmp: Path) -> None:
+    _, run = make_run(in_tmp)
+    entry = run.stage("prune")
+    assert entry is not None
+    compare = [{"method": "l1", "macs": 450_000, "params": 54_000, "top1": 11.11, "images": 360}]
+    run.record("prune", run.artifact("prune"), "test", {**entry["metrics"], "compare": compare})
+    text = write_report(run).read_text()
+    assert "| l1 pruned | 11.11 (360 images) | 0.45 | 0.054 |" in text
+    assert "l1 pruned: prune.compare's methods" in text
+
+
+def test_a_gpu_less_bench_gets_one_line_of_gpu_advice_in_the_report() -> None:
+    from deploy.report import bench_notes
+
+    skipped = [
+        {"backend": "onnxruntime", "device": "cuda", "reason": "CUDAExecutionProvider is not available; pip ..."},
+        {"backend": "tensorrt", "device": "cuda", "reason": "tensorrt is not installed: pip install ..."},
+    ]
+    notes = "\n".join(bench_notes({"skipped": skipped, "environment": {"gpu": {}}, "settings": {"repeats": 5}}))
+    assert "GPU backends skipped (onnxruntime, tensorrt): no CUDA device" in notes and "pip" not in notes
+    on_gpu = "\n".join(bench_notes({"skipped": skipped, "environment": {"gpu": {"name": "H200"}}, "settings": {}}))
+    assert on_gpu.count("- skipped") == 2 and "pip" in on_gpu
