@@ -15,8 +15,9 @@ from typing import Any
 
 from deploy.bench.results import row_key
 from deploy.bench.spread import SPREAD_LIMIT, Interval, latency_interval, ratio_interval
-from deploy.bench.stage import pruned_name
-from deploy.bench.table import grouped, number, target_label
+from deploy.bench.stage import Skip, pruned_name, skip_lines
+from deploy.bench.table import grouped, number, target_label, target_name
+from toolchain.accuracy import cached_accuracy, recorded
 from toolchain.artifacts import resolve_model
 from toolchain.counting import ModelCount, count_model
 from toolchain.data.registry import recipe_input_shape
@@ -28,14 +29,22 @@ from toolchain.rundir import RunDir
 STAGES = {"dense": "train", "pruned": "prune", "finetuned": "finetune"}
 
 
-def recorded_top1(run: RunDir, which: str, metrics: dict[str, Any]) -> float | None:
-    """Top-1 the stage recorded: in the artifact's metrics, else in its manifest entry."""
+def recorded_accuracy(recipe: Recipe, run: RunDir, which: str, metrics: dict[str, Any], path: Path) -> dict[str, Any]:
+    """{top1, images} as recorded: in the artifact's metrics, else its stage's manifest entry; for a dense
+    checkpoint that no stage trained, the run's accuracy cache (filled by prune or `cplitool eval`).
+    {top1: None, images: 0} when nothing recorded it."""
     entry = (run.stage(STAGES[which]) or {}).get("metrics", {})
     for m in (metrics, entry):
-        for v in (m.get("top1"), (m.get("best") or {}).get("top1"), m.get("top1_before_finetune")):
-            if isinstance(v, int | float):
-                return float(v)
-    return None
+        found = recorded(m)
+        if found:
+            return found
+        if isinstance(m.get("top1_before_finetune"), int | float):  # the pruned model's own evaluation
+            return {"top1": float(m["top1_before_finetune"]), "images": int(m.get("top1_images") or 0)}
+    if which == "dense":
+        cached = cached_accuracy(run, path, recipe.section_hash("data"))
+        if cached:
+            return {"top1": float(cached["top1"]), "images": int(cached.get("images") or 0)}
+    return {"top1": None, "images": 0}
 
 
 def model_rows(recipe: Recipe, run: RunDir) -> tuple[list[dict[str, Any]], dict[str, ModelCount]]:
@@ -46,17 +55,35 @@ def model_rows(recipe: Recipe, run: RunDir) -> tuple[list[dict[str, Any]], dict[
         except UsageError:
             continue
         counts[which] = count_model(model, recipe_input_shape(recipe))
-        top1 = recorded_top1(run, which, info.metrics)
+        accuracy = recorded_accuracy(recipe, run, which, info.metrics, path)
         rows.append(
             {
                 "model": which,
-                "top1": top1,
+                "top1": accuracy["top1"],
+                "top1_images": accuracy["images"],
                 "macs": counts[which].macs,
                 "params": counts[which].params,
                 "path": str(path),
             }
         )
     return rows, counts
+
+
+def compared_rows(run: RunDir) -> list[dict[str, Any]]:
+    """prune.compare's methods as model rows ("l1 pruned"): top-1 before fine-tuning, MACs, parameters."""
+    found = ((run.stage("prune") or {}).get("metrics") or {}).get("compare") or []
+    return [
+        {
+            "model": f"{c['method']} pruned",
+            "top1": c["top1"],
+            "top1_images": c["images"],
+            "macs": c["macs"],
+            "params": c["params"],
+            "path": "",
+        }
+        for c in found
+        if isinstance(c, dict) and {"method", "top1", "images", "macs", "params"} <= set(c)
+    ]
 
 
 def ablation_rows(run: RunDir) -> list[dict[str, Any]]:
@@ -98,6 +125,7 @@ STYLE = {  # pruned hollow and larger, so a fine-tuned dot at the same place nev
     "pruned": {"marker": "o", "s": 150, "facecolors": "none", "edgecolors": "tab:orange", "linewidths": 2},
     "finetuned": {"marker": "D", "s": 55, "color": "tab:green"},
 }
+COMPARED = {"marker": "X", "s": 70, "color": "tab:red"}  # prune.compare's methods ("l1 pruned")
 # label offset (points) and alignment: dense right, fine-tuned left, pruned below, so none overlap
 LABEL = {"dense": ((8, 6), "left"), "pruned": ((8, -16), "left"), "finetuned": ((-8, 6), "right")}
 
@@ -109,11 +137,17 @@ def top1_limits(values: list[float]) -> tuple[float, float]:
     return max(0.0, lo - pad), min(100.0, hi + pad)
 
 
+def named(row: dict[str, Any]) -> str:
+    """The model's name with its image count, "dense (n=360)": the plot says what each top-1 rests on."""
+    return f"{row['model']} (n={row['top1_images']:,})" if row.get("top1_images") else row["model"]
+
+
 def model_points(ax: Any, points: list[tuple[str, float, float]], xfmt: str) -> None:
     """Scatter (model, x, top-1) points, each labelled with its name, x and top-1."""
     for name, x, top1 in points:
-        ax.scatter(x, top1, zorder=3, label=name, **STYLE.get(name, {}))
-        offset, align = LABEL.get(name, ((8, 6), "left"))
+        model = name.split(" (n=")[0]
+        ax.scatter(x, top1, zorder=3, label=name, **STYLE.get(model, COMPARED))
+        offset, align = LABEL.get(model, ((8, 6), "left"))
         ax.annotate(
             f"{name}\n{format(x, xfmt)}, {top1:.2f}%",
             (x, top1),
@@ -125,7 +159,7 @@ def model_points(ax: Any, points: list[tuple[str, float, float]], xfmt: str) -> 
 
 
 def plot_accuracy(plt: Any, rows: list[dict[str, Any]], ablation: list[dict[str, Any]], path: Path) -> str | None:
-    points = [(r["model"], r["macs"] / 1e6, r["top1"]) for r in rows if r["top1"] is not None]
+    points = [(named(r), r["macs"] / 1e6, r["top1"]) for r in rows if r["top1"] is not None]
     if not points and not ablation:
         return None
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
@@ -150,32 +184,77 @@ def latency_series(bench: dict[str, Any]) -> dict[str, list[tuple[int, Interval]
     names = {m: v.get("artifact", m) for m, v in bench.get("models", {}).items()}
     lines: dict[str, list[tuple[int, Interval]]] = {}
     for m in bench.get("measurements", []):
-        label = f"{m['backend']} {m['device']} {m['precision']} {m['variant']} {names.get(m['model'], m['model'])}"
+        label = f"{target_name(m)} {names.get(m['model'], m['model'])}"
         lines.setdefault(label, []).append((int(m["batch"]), latency_interval(m)))
     return {k: sorted(v, key=lambda p: p[0]) for k, v in sorted(lines.items())}
 
 
 def plot_latency(plt: Any, bench: dict[str, Any], path: Path) -> str | None:
+    """Median latency against batch with p10-p90 error bars, unstable points hollow and labelled; a bench at
+    one batch size is a bar chart (a log axis with one tick says nothing)."""
     lines = latency_series(bench)
     if not lines:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for label, pts in lines.items():
-        b = [p[0] for p in pts]
-        med = [p[1].median for p in pts]
-        err = [[p[1].median - p[1].low for p in pts], [p[1].high - p[1].median for p in pts]]
-        style = "--" if label.endswith("dense") else "-"
-        ax.errorbar(b, med, yerr=err, marker="o", linestyle=style, capsize=4, label=label)
     batches = sorted({b for pts in lines.values() for b, _ in pts})
-    ax.set(xscale="log", yscale="log", xlabel="batch", ylabel="median latency (ms)")
-    ax.set_title("latency against batch (bars: p10-p90 of the per-round medians)", fontsize=10)
-    ax.set_xticks(batches, [str(b) for b in batches])
-    ax.minorticks_off()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    if len(batches) == 1:
+        latency_bars(ax, lines)
+    else:
+        for label, pts in lines.items():
+            line = ax.errorbar(
+                [p[0] for p in pts],
+                [p[1].median for p in pts],
+                yerr=error(pts),
+                marker="o",
+                linestyle="--" if label.endswith("dense") else "-",
+                capsize=4,
+                label=label,
+            )
+            mark_unstable(ax, [(b, iv.median, iv) for b, iv in pts], line[0].get_color())
+        ax.set(xscale="log", yscale="log", xlabel="batch")
+        ax.set_xticks(batches, [str(b) for b in batches])
+        ax.minorticks_off()
+    ax.set_ylabel("median latency (ms)")
+    unstable = "hatched" if len(batches) == 1 else "hollow"
+    ax.set_title(f"latency (error bars: p10-p90 of the per-round medians; {unstable}: unstable)", fontsize=10)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7)
+    if len(batches) > 1:  # the bars carry their labels on the axis
+        ax.legend(fontsize=7)
     name = save(fig, path)
     plt.close(fig)
     return name
+
+
+def error(points: list[tuple[int, Interval]]) -> list[list[float]]:
+    return [[iv.median - iv.low for _, iv in points], [iv.high - iv.median for _, iv in points]]
+
+
+def mark_unstable(ax: Any, points: list[tuple[float, float, Interval]], color: str) -> None:
+    """Draw unstable points hollow with "unstable" beside them: a reader of the plot alone still sees it."""
+    for x, y, iv in points:
+        if not iv.stable:
+            ax.scatter([x], [y], s=90, facecolors="white", edgecolors=color, linewidths=1.5, zorder=4)
+            ax.annotate("unstable", (x, y), textcoords="offset points", xytext=(6, -10), fontsize=7, color=color)
+
+
+def latency_bars(ax: Any, lines: dict[str, list[tuple[int, Interval]]]) -> None:
+    """One bar per target and model at the single batch size, with its p10-p90 and unstable ones hatched."""
+    labels = list(lines)
+    ivs = [lines[k][0][1] for k in labels]
+    bars = ax.bar(
+        range(len(labels)),
+        [iv.median for iv in ivs],
+        yerr=error([lines[k][0] for k in labels]),
+        capsize=4,
+        color=["tab:blue" if k.endswith("dense") else "tab:green" for k in labels],
+    )
+    for bar, iv in zip(bars, ivs, strict=True):
+        if not iv.stable:
+            bar.set_hatch("//")
+            bar.set_facecolor("white")
+            ax.annotate("unstable", (bar.get_x() + bar.get_width() / 2, iv.high), ha="center", fontsize=7)
+    ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right", fontsize=7)
+    ax.set_xlabel(f"batch {lines[labels[0]][0][0]}")
 
 
 def headline_target(bench: dict[str, Any]) -> tuple[Any, ...] | None:
@@ -209,6 +288,7 @@ def plot_accuracy_latency(plt: Any, rows: list[dict[str, Any]], bench: dict[str,
             iv = latency[batch][m]
             ax.errorbar(iv.median, t, xerr=[[iv.median - iv.low], [iv.high - iv.median]], fmt="none", ecolor="grey")
         model_points(ax, points, ".3g")
+        mark_unstable(ax, [(latency[batch][m].median, t, latency[batch][m]) for m, _, t in points], "tab:red")
         ax.set_xlim(0, 1.35 * max(latency[batch][m].high for m, _, _ in points))
         ax.xaxis.set_major_locator(plt.MaxNLocator(5))
         ax.set(xlabel=f"median latency at batch {batch} (ms)", title=f"batch {batch}")
@@ -216,7 +296,8 @@ def plot_accuracy_latency(plt: Any, rows: list[dict[str, Any]], bench: dict[str,
     axes[0][0].set_ylim(*top1_limits(list(top1.values())))
     axes[0][0].set_ylabel("top-1 (%)")
     axes[0][0].legend(fontsize=8, loc="lower right")
-    fig.suptitle(f"accuracy against latency: {' '.join(map(str, target))} (bars: p10-p90 over rounds)", fontsize=10)
+    name = target_name(dict(zip(("backend", "device", "precision", "variant"), target, strict=True)))
+    fig.suptitle(f"accuracy against latency: {name} (bars: p10-p90 over rounds; hollow: unstable)", fontsize=10)
     name = save(fig, path)
     plt.close(fig)
     return name
@@ -240,10 +321,17 @@ def plot_widths(plt: Any, counts: dict[str, ModelCount], pruned: str, path: Path
     return name
 
 
+def top1_text(row: dict[str, Any]) -> str:
+    """ "99.72 (360 images)": an accuracy never without the images it was measured on."""
+    if row["top1"] is None:
+        return "not recorded"
+    return f"{row['top1']:.2f} ({row['top1_images']:,} images)" if row.get("top1_images") else f"{row['top1']:.2f}"
+
+
 def models_table(rows: list[dict[str, Any]]) -> list[str]:
     lines = ["| model | top-1 (%) | MACs (M) | params (M) |", "|---|---:|---:|---:|"]
     for r in rows:
-        top1 = f"{r['top1']:.2f}" if r["top1"] is not None else "not recorded"
+        top1 = top1_text(r)
         lines.append(f"| {r['model']} | {top1} | {r['macs'] / 1e6:,.2f} | {r['params'] / 1e6:,.3f} |")
     return lines
 
@@ -278,8 +366,10 @@ def bench_notes(bench: dict[str, Any]) -> list[str]:
         "interleaved dense/pruned rounds). The ratio is the median of the paired per-round ratios, with their "
         f"p10-p90. **unstable**: a spread wider than {SPREAD_LIMIT:.0%} of the median.",
     ]
-    lines += [f"\n- skipped {s['backend']} ({s['device']}): {s['reason']}" for s in bench.get("skipped", [])]
     env = bench.get("environment", {})
+    skips = [Skip(s["backend"], s["device"], s["reason"]) for s in bench.get("skipped", [])]
+    # as bench printed them: a host without a GPU gets one line for all GPU skips (reasons in bench.json)
+    lines += [f"\n- {line.removeprefix('bench: ')}" for line in skip_lines(skips, bool(env.get("gpu")), False)]
     lines += ["", f"Measured on {env.get('cpu')} ({env.get('threads')} threads), load {env.get('load_average')}."]
     return lines
 
@@ -288,7 +378,14 @@ def markdown(
     run: RunDir, recipe: Recipe, rows: list[dict[str, Any]], bench: dict[str, Any] | None, images: dict[str, str | None]
 ) -> str:
     lines = [f"# cplitool report: {recipe.run.name}", "", f"Recipe `{recipe.source}`, model `{recipe.model.name}`."]
-    lines += ["", "## Models", "", *models_table(rows)]
+    compared = compared_rows(run)
+    lines += ["", "## Models", "", *models_table(rows + compared)]
+    if compared:
+        lines += [
+            "",
+            f"{', '.join(r['model'] for r in compared)}: prune.compare's methods, pruned from the same dense model "
+            "to the same MACs target and evaluated before fine-tuning (not fine-tuned, not benched).",
+        ]
     no_bench = "no bench results: run `cplitool bench`"
     sections = (
         ("Accuracy against MACs", "accuracy", "no accuracy recorded in this run"),
@@ -299,7 +396,7 @@ def markdown(
     for title, key, absent in sections:
         lines += ["", f"## {title}", ""]
         lines.append(f"![{title}]({images[key]})" if images[key] else f"_{absent}._")
-        if key == "accuracy_latency" and images[key]:
+        if key == "accuracy_latency" and images[key] and any(r["model"] == "finetuned" for r in rows):
             lines += [
                 "",
                 "The pruned model before fine-tuning has the fine-tuned model's layer shapes: it is drawn "
@@ -327,7 +424,7 @@ def write_report(run: RunDir) -> Path:
             f"run `cplitool run {recipe.source}` first"
         )
     images = {
-        "accuracy": plot_accuracy(plt, rows, ablation_rows(run), folder / "accuracy_macs.png"),
+        "accuracy": plot_accuracy(plt, rows + compared_rows(run), ablation_rows(run), folder / "accuracy_macs.png"),
         "accuracy_latency": plot_accuracy_latency(plt, rows, bench, folder / "accuracy_latency.png") if bench else None,
         "latency": plot_latency(plt, bench, folder / "latency_batch.png") if bench else None,
         "widths": plot_widths(plt, counts, pruned_name(run), folder / "widths.png"),

@@ -84,6 +84,18 @@ def nvidia_smi(fields: str) -> list[list[str]]:
     return [[v.strip() for v in line.split(",")] for line in out.stdout.strip().splitlines() if line.strip()]
 
 
+def cuda_visible() -> bool:
+    """Whether this host has a CUDA device at all (torch sees one, or nvidia-smi lists one)."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return True
+    except ImportError:
+        pass
+    return bool(nvidia_smi("index"))
+
+
 def environment(threads: int | None = None) -> dict[str, Any]:
     return {
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

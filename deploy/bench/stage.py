@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from deploy.bench.compare import Comparison, interleaved
-from deploy.bench.env import device_label, environment
+from deploy.bench.env import cuda_visible, device_label, environment
 from deploy.bench.results import merge, read_previous
 from deploy.bench.timing import TimingConfig, trace_rows
 from deploy.runners.base import Runner
@@ -35,6 +35,7 @@ from toolchain.progress import console, progress_bar
 from toolchain.recipe import Recipe
 from toolchain.recipe.load import BACKENDS
 from toolchain.rundir import RunDir
+from toolchain.verbosity import verbose
 
 SCHEMA = "cplitool-bench/1"
 MODELS = ("dense", "pruned")
@@ -216,7 +217,7 @@ def run_targets(
         for target in plan.targets:
             label = device_label(target.device)
             for batch in batches:
-                bar.update(task, description=f"bench {target.backend} {target.device} {target.precision} b{batch}")
+                bar.update(task, description=f"bench b{batch} {target.backend} {target.device} {target.precision}")
                 key = {
                     "backend": target.backend,
                     "device": label,
@@ -247,9 +248,20 @@ def run_targets(
     return measurements, comparisons, traces
 
 
+def skip_lines(skips: list[Skip], gpu_host: bool, detailed: bool) -> list[str]:
+    """One line per skip, except on a host without any CUDA device: there the GPU skips are one line (their
+    install advice cannot help here; the reasons stay in bench.json and show with --verbose)."""
+    gpu = [] if gpu_host or detailed else [s for s in skips if s.device != "cpu"]
+    lines = [f"bench: skipped {s.backend} ({s.device}): {s.reason}" for s in skips if s not in gpu]
+    if gpu:
+        names = ", ".join(dict.fromkeys(s.backend for s in gpu))
+        lines.append(f"bench: GPU backends skipped ({names}): no CUDA device; see `cplitool doctor`")
+    return lines
+
+
 def report_skips_and_failures(plan: Plan) -> None:
-    for s in plan.skips:
-        console.print(f"bench: skipped {s.backend} ({s.device}): {s.reason}", highlight=False, markup=False)
+    for line in skip_lines(plan.skips, cuda_visible(), verbose()):
+        console.print(line, highlight=False, markup=False)
     for f in plan.failures:
         console.print(
             f"bench: FAILED {f['backend']} {f['precision']} {f['variant']} b{f['batch']}: {f['reason']}",

@@ -112,7 +112,7 @@ def export_file(
         results = [check(model, source, arch_name, fp32, p, path, shape, cfg) for p, path in paths.items()]
     failed = [r for r in results if not r.parity.passed]
     for r in failed:
-        console.print(f"{r.path}: [red]{r.parity.summary()}[/red]", highlight=False)
+        console.print(f"{r.path}: [red]{r.parity.summary()}[/red]\n  {r.parity.details()}", highlight=False)
     if failed:
         raise CplitoolError(f"export: parity failed for {', '.join(str(r.path) for r in failed)} (kept for inspection)")
     return results
@@ -140,7 +140,7 @@ def check(
         "cplitool.source_sha256": sha256_file(source),
         "cplitool.macs": count.macs,
         "cplitool.params": count.params,
-        "cplitool.parity": f"random inputs: {report.summary()}",
+        "cplitool.parity": f"random inputs: {report.summary()}; {report.details()}",
         "cplitool.status": "done" if report.passed else "failed",
     }
     write_metadata(path, props)

@@ -47,13 +47,17 @@ class ParityReport:
         return {**asdict(self), "passed": self.passed}
 
     def summary(self) -> str:
-        verdict = "PASS" if self.passed else f"FAIL ({self.mismatches}/{self.elements} elements)"
+        """The verdict in one short line (under 60 characters); details() and to_dict() hold the rest."""
+        verdict = "PASS" if self.passed else f"FAIL {self.mismatches}/{self.elements} elements"
+        return f"{verdict} (n={self.images}): max |a-b| {self.abs_err.max:.2g}, atol {self.atol:g}"
+
+    def details(self) -> str:
+        """Every statistic, for --verbose and the file metadata."""
         return (
-            f"{verdict} at atol={self.atol:g} rtol={self.rtol:g} on {self.images} images: "
-            f"|a-b| max {self.abs_err.max:.3g} mean {self.abs_err.mean:.3g} p99 {self.abs_err.p99:.3g}; "
-            f"rel max {self.rel_err.max:.3g} mean {self.rel_err.mean:.3g} p99 {self.rel_err.p99:.3g}; "
-            f"smallest passing atol {self.min_atol:.3g} (at rtol {self.rtol:g}), rtol {self.min_rtol:.3g} (at atol {self.atol:g}); "
-            f"top-1 agreement {self.top1_agreement:.2f}%"
+            f"atol={self.atol:g} rtol={self.rtol:g}: |a-b| max {self.abs_err.max:.3g} mean {self.abs_err.mean:.3g} "
+            f"p99 {self.abs_err.p99:.3g}; rel max {self.rel_err.max:.3g} mean {self.rel_err.mean:.3g} "
+            f"p99 {self.rel_err.p99:.3g}; smallest passing atol {self.min_atol:.3g} (at rtol {self.rtol:g}), "
+            f"rtol {self.min_rtol:.3g} (at atol {self.atol:g}); top-1 agreement {self.top1_agreement:.2f}%"
         )
 
 

@@ -33,6 +33,7 @@ from toolchain.io import sha256_file
 from toolchain.progress import console
 from toolchain.recipe import Recipe
 from toolchain.rundir import RunDir
+from toolchain.verbosity import verbose
 
 PRECISIONS = ("fp32", "fp16", "int8")
 MODELS = ("dense", "pruned")
@@ -188,9 +189,11 @@ class Exporter:
         colour = "green" if ok else "red"
         console.print(
             f"  {path.name}: [{colour}]{'ok' if ok else 'FAILED'}[/{colour}] top-1 {acc['top1']:.2f}% "
-            f"({acc['images']} images); {check}",
+            f"(n={acc['images']}); {check}",
             highlight=False,
         )
+        if verbose() or not ok:  # the statistics are in the manifest's parity entry either way
+            console.print(f"    parity {report.details()}", highlight=False)
         export = {**asdict(info), **extra}
         rel = str(path.relative_to(self.run.path))
         parity = {**report.to_dict(), "decisive": precision != "int8"}  # int8 is judged on accuracy instead

@@ -36,27 +36,27 @@ def cpu_host(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     monkeypatch.setattr(ort_runner.metadata, "version", version)
     monkeypatch.setattr(doctor, "version", lambda name: versions.get(name, ""))
     monkeypatch.setattr(doctor, "nvidia_smi", lambda fields: [])
+    monkeypatch.setattr(doctor, "driver_version", lambda: None)
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
     return versions
 
 
 CPU_LINES = [
-    "  TensorRT      not installed",
-    f"  pycuda        not installed ({install_hint('pycuda')}: optional, builds from source, needs a CUDA toolkit)",
-    "  cuda-python   13.5.0: CUDA runtime error in cudaGetDeviceCount: CUDA driver version is insufficient for CUDA "
-    "runtime version",
-    "  CUDA I/O      none usable",
-    "  ONNX Runtime  onnxruntime 1.22.0",
-    "  providers     CPUExecutionProvider",
-    "  ORT clash     none",
+    "  NVIDIA driver  none (no NVIDIA kernel module, nvidia-smi or libcuda)",
+    "  TensorRT       not installed",
+    "  cuda-python    13.5.0: no NVIDIA driver on this host",  # not cudart's "driver version is insufficient"
+    "  CUDA I/O       none usable",
+    "  ONNX Runtime   onnxruntime 1.22.0",
+    "  providers      CPUExecutionProvider",
+    "  ORT clash      none",
     "commands",
     "  no  export --trt: tensorrt is not installed",
-    f"       fix: {install_hint('trt')} (tensorrt and cuda-python wheels) on a host with an NVIDIA GPU and driver",
     "  ok  bench --backend torch (cpu): fp32 eager, host latency",
     "  ok  bench --backend onnxruntime (cpu): host latency",
-    "  no  bench --backend onnxruntime (cuda): CUDAExecutionProvider is not available (installed: CPUExecutionProvider)",
-    "       fix: pip uninstall -y onnxruntime onnxruntime-gpu && pip install 'onnxruntime-gpu>=1.18'",
+    "  no  bench --backend onnxruntime (cuda): CUDAExecutionProvider is not available",
+    "      (installed: CPUExecutionProvider)",
     "  no  bench --backend tensorrt: tensorrt is not installed",
+    "GPU commands need an NVIDIA GPU and driver, so no install makes them run here;",
 ]
 
 
@@ -64,12 +64,35 @@ def test_cpu_host_screen(cpu_host: dict[str, str], cli: Any) -> None:
     result = cli("doctor")
     assert result.code == 0, result.err
     lines = result.out.splitlines()
-    assert lines[0] == "host" and lines[1].startswith("  python        3.")
-    assert lines[2].startswith("  torch         ") and "sees 0 CUDA device(s)" in lines[2]
-    assert "  GPU           none visible (no nvidia-smi, and torch sees no CUDA device)" in lines
+    assert lines[0] == "host" and lines[1].startswith("  python         3.")
+    assert lines[2].startswith("  torch          ") and "sees 0 CUDA device(s)" in lines[2]
+    assert "  GPU            none visible (no nvidia-smi, and torch sees no CUDA device)" in lines
     missing = [line for line in CPU_LINES if line not in lines]
     assert missing == []
-    assert any(line.startswith("  no  bench --backend torch (cuda): torch sees no CUDA device") for line in lines)
+    assert max(len(line) for line in lines[1:]) <= 80  # the python line holds the venv's path
+    assert not any("fix:" in line for line in lines)  # no install helps without a driver: one line says so
+
+
+@pytest.mark.parametrize(("cuda", "driver"), [("13.0", None), ("13.0", "470.82"), (None, None)])
+def test_torch_cuda_advice_tells_no_driver_from_an_old_one(
+    cpu_host: dict[str, str], monkeypatch: pytest.MonkeyPatch, cuda: str | None, driver: str | None
+) -> None:
+    monkeypatch.setattr(torch.version, "cuda", cuda)
+    monkeypatch.setattr(doctor, "driver_version", lambda: driver)
+    doc = doctor.diagnose()
+    verdict = {v["command"]: v for v in doc["commands"]}["bench --backend torch (cuda)"]
+    facts = {f["name"]: f["value"] for f in doc["facts"]}
+    if cuda is None:  # a CPU-only torch: reinstalling from PyPI is the fix
+        assert "--force-reinstall torch" in verdict["fix"]
+        return
+    assert "force-reinstall" not in verdict["fix"]  # a CUDA torch is never told to reinstall torch
+    if driver is None:
+        assert "no NVIDIA driver" in verdict["why"] and "CUDA 13.0 build already" in verdict["why"]
+        assert facts["cuda-python"] == "13.5.0: no NVIDIA driver on this host"
+    else:
+        assert verdict["fix"].startswith("update the NVIDIA driver") and "470.82" in verdict["why"]
+        assert "driver 470.82 is older" in facts["cuda-python"] and facts["NVIDIA driver"] == "470.82"
+        assert any(line.startswith("       fix:") for line in doctor.render(doc))
 
 
 def test_json_gives_the_same(cpu_host: dict[str, str], cli: Any) -> None:
@@ -95,10 +118,11 @@ def test_gpu_host_with_tensorrt_cuda_python_and_the_ort_clash(
     install_cudart(monkeypatch, gpu, devices=1)
     cpu_host["onnxruntime-gpu"] = "1.22.0"  # installed beside onnxruntime
     monkeypatch.setattr(doctor, "nvidia_smi", lambda fields: [["0", "NVIDIA H200", "570.86", "143771 MiB"]])
+    monkeypatch.setattr(doctor, "driver_version", lambda: "570.86")
     lines = cli("doctor").out.splitlines()
-    assert "  GPU 0         NVIDIA H200, 143771 MiB, driver 570.86" in lines
-    assert "  TensorRT      10.9.0" in lines and "  CUDA I/O      cuda-python" in lines
+    assert "  GPU 0          NVIDIA H200, 143771 MiB, driver 570.86" in lines
+    assert "  TensorRT       10.9.0" in lines and "  CUDA I/O       cuda-python" in lines
     assert "  ok  export --trt: builds engines with TensorRT" in lines
     assert "  ok  bench --backend tensorrt: engines, cuda-python I/O, GPU compute" in lines
-    clash = next(line for line in lines if line.startswith("  ORT clash"))
-    assert "onnxruntime 1.22.0 and onnxruntime-gpu 1.22.0 are installed together" in clash
+    screen = " ".join(line.strip() for line in lines)  # long facts wrap at 80 columns
+    assert "ORT clash      onnxruntime 1.22.0 and onnxruntime-gpu 1.22.0 are installed together" in screen

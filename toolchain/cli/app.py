@@ -13,6 +13,7 @@ from rich.markup import escape
 from toolchain import __version__, interrupts
 from toolchain.errors import CplitoolError
 from toolchain.progress import console
+from toolchain.verbosity import set_verbose
 
 # Each module defines `register(app)`; deploy's modules reach TensorRT/ONNX Runtime only when a command runs.
 COMMAND_MODULES = (
@@ -49,8 +50,12 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit")
     ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="print the details behind each summary line (parity statistics)")
+    ] = False,
 ) -> None:
-    pass  # the app's help text is Typer's `help` above; this callback only adds --version
+    """The app's help text is Typer's `help` above; this callback adds --version and --verbose."""
+    set_verbose(verbose)
 
 
 for _module in COMMAND_MODULES:
@@ -92,6 +97,9 @@ def main() -> None:
 
 
 def run_app() -> None:
+    from toolchain import warning_notes
+
+    warning_notes.install()
     try:
         code = app(standalone_mode=False)
     except CplitoolError as e:

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from toolchain.cli.common import JsonOpt, NoWaitOpt, RecipeArg, SetOpt, load, out, print_json, wait_for_lock
-from toolchain.cli.tables import fitted
+from toolchain.cli.tables import OneLine, one_line
 
 
 def _num(v: float | None, fmt: str) -> str:
@@ -16,21 +16,27 @@ def _num(v: float | None, fmt: str) -> str:
 
 
 def _arrow(before: Any, after: Any, fmt: str = "") -> str:
+    """ "64→48" without spaces, so a cell is one word and the row one line."""
     if before is None:
         return ""
-    return format(before, fmt) if before == after else f"{format(before, fmt)} -> {format(after, fmt)}"
+    return format(before, fmt) if before == after else f"{format(before, fmt)}→{format(after, fmt)}"
 
 
-def layer_table(report: dict[str, Any]) -> Table:
-    """The per-layer table of a prune report: channels, keep ratio, MACs, reconstruction error, time."""
+# Columns in the order shown, and how long each survives a narrow terminal (higher: dropped later).
+COLUMNS = {"layer": 9, "in": 1, "out": 8, "keep": 6, "MACs (M)": 5, "error": 7, "s": 2}
+
+
+def layer_table(report: dict[str, Any]) -> OneLine:
+    """The per-layer table of a prune report, one line per layer: channels, keep ratio, MACs,
+    reconstruction error, time; what the terminal cannot hold is left to prune_report.json."""
     table = Table(
         title=(
             f"{report['method']}: MACs {report['macs_before'] / 1e6:,.2f} M -> {report['macs_after'] / 1e6:,.2f} M "
-            f"(macs_keep {report['macs_keep']:.3f}, target {report['target_macs_keep']}), input "
+            f"(keep {report['macs_keep']:.3f}, target {report['target_macs_keep']}), input "
             f"{'x'.join(map(str, report['input_shape']))}"
         )
     )
-    for col in ("layer", "in", "out", "keep", "MACs (M)", "error", "s"):
+    for col in COLUMNS:
         table.add_column(col, justify="left" if col == "layer" else "right")
     for r in report["layers"]:
         seconds = sum(r[k] for k in ("capture_s", "gram_s", "solve_s")) if "solve_s" in r else None
@@ -43,7 +49,7 @@ def layer_table(report: dict[str, Any]) -> Table:
             _arrow(r.get("err_before"), r.get("err_after"), ".4f"),
             _num(seconds, ".1f"),
         )
-    return table
+    return one_line(table, list(COLUMNS.values()), "prune_report.json")
 
 
 def prune(recipe: RecipeArg, set_: SetOpt = None, as_json: JsonOpt = False, no_wait: NoWaitOpt = False) -> None:
@@ -56,7 +62,7 @@ def prune(recipe: RecipeArg, set_: SetOpt = None, as_json: JsonOpt = False, no_w
     if as_json:
         print_json(report)
         return
-    out.print(fitted(layer_table(report)))
+    out.print(layer_table(report))
     out.print(report["meaning"], highlight=False)
     free = report.get("data_free_groups", [])
     if free:

@@ -57,28 +57,34 @@ def ort_ratios(bench: dict[str, Any] | None) -> dict[int, dict[str, Any]]:
 
 
 def summarize(recipe: Recipe, run: RunDir) -> Summary:
-    from deploy.report import load_bench, model_rows
+    from deploy.report import compared_rows, load_bench, model_rows
 
     rows, _ = model_rows(recipe, run)
+    compared = compared_rows(run)
+    rows += compared
     bench = load_bench(run)
     latency = ort_latencies(bench)
     batches = list(recipe.bench.batches)
-    notes = ["pruned: before fine-tuning; finetuned: after distillation fine-tuning"]
+    notes = ["pruned: before fine-tuning; finetuned: after distillation fine-tuning; n: validation images"]
     for r in rows:
         r["latency_ms"] = {b: latency[(r["model"], b)] for b in batches if (r["model"], b) in latency}
         if recipe.data.name == "synthetic":
             r["top1"] = None
     ratio = ratio_row(bench, rows, batches)
+    if compared:
+        names = ", ".join(r["model"] for r in compared)
+        notes.append(f"{names}: the same MACs target with prune.compare's method, before fine-tuning (not benched)")
     if ratio:
         notes.append(
-            "under each latency: p10-p90 of the per-round medians; last row: pruned/dense latency ratio with the "
-            "p10-p90 of its paired per-round ratios; unstable: a spread wider than 10% of its median"
+            "under each latency: p10-p90 of the per-round medians and the throughput at the median (images/s); "
+            "last row: pruned/dense latency ratio with the p10-p90 of its paired per-round ratios; unstable: a "
+            "spread wider than 10% of its median"
         )
     if recipe.data.name == "synthetic":
         notes.append("top-1: n/a, the data are synthetic (random labels), so no accuracy is claimed")
     if not latency:
         notes.append("latency: n/a, bench.json holds no ONNX Runtime CPU fp32 measurement (bench stage not run)")
-    elif any(not r["latency_ms"] for r in rows):
+    elif any(not r["latency_ms"] for r in rows if r not in compared):
         notes.append("latency: measured for the dense model and the latest pruned one (fine-tuned when done)")
     if not any(r["model"] != "dense" for r in rows):
         notes.append("pruned: n/a, the prune stage has not produced a model")
@@ -96,6 +102,13 @@ def ratio_row(bench: dict[str, Any] | None, rows: list[dict[str, Any]], batches:
     return {"model": pruned, "macs": share, "latency": {b: ratios[b] for b in batches if b in ratios}}
 
 
+def top1_cell(row: dict[str, Any]) -> str:
+    """The top-1 with the number of images it was measured on underneath ("n=360", one word)."""
+    if row["top1"] is None:
+        return "n/a"
+    return f"{row['top1']:.2f}" + (f"\nn={row['top1_images']:,}" if row.get("top1_images") else "")
+
+
 def render(summary: Summary, title: str) -> Any:
     from rich.table import Table
 
@@ -103,9 +116,9 @@ def render(summary: Summary, title: str) -> Any:
     from deploy.bench.table import cell
     from toolchain.cli.tables import fitted
 
-    def latency(values: dict[int, dict[str, Any]], b: int) -> str:
+    def latency(values: dict[int, dict[str, Any]], b: int, rate: bool = True) -> str:
         v = values.get(b)
-        return cell(Interval(v["median"], v["p10"], v["p90"], v["rounds"])) if v else "n/a"
+        return cell(Interval(v["median"], v["p10"], v["p90"], v["rounds"]), b if rate else None) if v else "n/a"
 
     table = Table(title=title, caption="\n".join(summary.notes) or None)
     for col in ("model", "top-1 %", "MACs (M)", "params (M)", *(f"ORT CPU b{b} (ms)" for b in summary.batches)):
@@ -113,7 +126,7 @@ def render(summary: Summary, title: str) -> Any:
     for r in summary.rows:
         table.add_row(
             r["model"],
-            f"{r['top1']:.2f}" if r["top1"] is not None else "n/a",
+            top1_cell(r),
             f"{r['macs'] / 1e6:,.2f}",
             f"{r['params'] / 1e6:,.3f}",
             *(latency(r["latency_ms"], b) for b in summary.batches),
@@ -126,6 +139,6 @@ def render(summary: Summary, title: str) -> Any:
             "",
             f"{macs:.2f}" if macs is not None else "n/a",
             "",
-            *(latency(summary.ratio["latency"], b) for b in summary.batches),
+            *(latency(summary.ratio["latency"], b, rate=False) for b in summary.batches),
         )
     return fitted(table)

@@ -66,6 +66,53 @@ class Fitted:
         yield table
 
 
+@dataclass
+class OneLine:
+    """A table whose rows must each stay on one line (a per-layer listing scanned by eye): at render time
+    the columns COLUMNS cannot hold are dropped, lowest `keep` rank first, and the caption names them
+    and where they are (`elsewhere`)."""
+
+    table: Table
+    ranks: list[int]  # per column: higher is dropped later; the first column is never dropped
+    elsewhere: str
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Table]:
+        table = self.table
+        natural = [_range(c)[1] for c in table.columns]
+        order = sorted(range(1, len(natural)), key=lambda i: self.ranks[i])
+        kept = list(range(len(natural)))
+
+        def width() -> int:  # cells, one space of padding each side, and a border between columns
+            return sum(natural[i] for i in kept) + 3 * len(kept) + 1
+
+        dropped = []
+        while order and width() > options.max_width:
+            i = order.pop(0)
+            kept.remove(i)
+            dropped.append(i)
+        yield table if not dropped else self.narrowed(kept, dropped)
+
+    def narrowed(self, kept: list[int], dropped: list[int]) -> Table:
+        src = self.table
+        names = ", ".join(_text(src.columns[i].header) for i in dropped)
+        note = f"not shown at this width: {names} (in {self.elsewhere})"
+        caption = f"{_text(src.caption)}\n{note}" if src.caption else note
+        out = Table(title=src.title, caption=caption)
+        for i in kept:
+            c = src.columns[i]
+            out.add_column(c.header, justify=c.justify, no_wrap=True)
+        for row in zip(*(src.columns[i].cells for i in kept), strict=True):
+            out.add_row(*row)
+        return out
+
+
+def one_line(table: Table, ranks: list[int], elsewhere: str) -> OneLine:
+    """`table`, each row on one line: cells never wrap, and columns are dropped instead (see OneLine)."""
+    for column in table.columns:
+        column.no_wrap = True
+    return OneLine(table, ranks, elsewhere)
+
+
 def fitted(table: Table) -> Fitted:
     """`table`, to be printed without a cut number: every column may wrap at spaces and fold a word that is
     still too wide; call it on a finished table just before printing it."""

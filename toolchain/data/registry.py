@@ -7,6 +7,7 @@ ones (ImageNet folders, video clips) decode per sample in worker processes.
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 
 from toolchain.errors import UsageError
 from toolchain.models.source import ModelSource
+from toolchain.progress import console
 from toolchain.recipe.sections import DataSection, Recipe
 
 
@@ -133,6 +135,28 @@ def _passthrough(batch: Any) -> Any:
     return batch
 
 
+_clamp_noted: set[tuple[int, int]] = set()
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, as torch's DataLoader counts them)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def worker_count(workers: int) -> int:
+    """`workers`, at most the usable cores: more only contend for them (and make torch warn); says so once."""
+    cores = usable_cores()
+    if workers <= cores:
+        return workers
+    if (workers, cores) not in _clamp_noted:
+        _clamp_noted.add((workers, cores))
+        console.print(f"note: data.workers = {workers} clamped to the {cores} usable cores", highlight=False)
+    return cores
+
+
 def make_loader(
     data: DataSplit,
     batch_size: int,
@@ -157,7 +181,7 @@ def make_loader(
         batch_size=batch_size,
         sampler=sampler,
         drop_last=drop_last,
-        num_workers=0 if data.batched else workers,
+        num_workers=0 if data.batched else worker_count(workers),
         generator=generator,
         collate_fn=_passthrough if data.batched else None,
         persistent_workers=False,

@@ -3,6 +3,7 @@ and the manifest entry. Every check that can fail on bad input runs before any s
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import os
@@ -24,7 +25,7 @@ from toolchain.recipe import Recipe
 from toolchain.rundir import RunDir
 from toolchain.runtime import setup
 from toolchain.train.loop import evaluate
-from toolchain.train.stage import check_classes
+from toolchain.train.stage import check_classes, dense_accuracy, val_loader
 
 PRUNE_SECTIONS = ("run", "model", "data", "prune")
 MEANING = (
@@ -109,10 +110,34 @@ def sampling_loader(recipe: Recipe) -> Any:
     return make_loader(split, recipe.prune.batch_size, shuffle=False, workers=recipe.data.workers)
 
 
-def top1(recipe: Recipe, model: nn.Module, device: torch.device) -> dict[str, float]:
-    val = build_split(recipe.data, "val", augment=False, seed=recipe.run.seed)
-    loader = make_loader(val, recipe.data.eval_batch_size, shuffle=False, workers=recipe.data.workers)
-    return evaluate(model.to(device), loader, device, label="eval pruned")
+def top1(recipe: Recipe, model: nn.Module, device: torch.device, label: str = "eval pruned") -> dict[str, float]:
+    return evaluate(model.to(device), val_loader(recipe), device, label=label)
+
+
+def compare_methods(recipe: Recipe, dense: nn.Module, device: torch.device) -> list[dict[str, Any]]:
+    """prune.compare's methods, each pruned from a copy of `dense` to the same MACs target and evaluated
+    before fine-tuning: {method, macs, params, top1, images} rows beside prune.method's own."""
+    rows = []
+    shape = recipe_input_shape(recipe)
+    for method in recipe.prune.compare:
+        cfg = dataclasses.replace(recipe.prune, method=method, compare=[])
+        model = copy.deepcopy(dense)
+        plan = make_plan(model, shape, cfg)
+        loader = sampling_loader(recipe) if Terms.of(cfg).sampled else []
+        console.print(f"comparing: {method} to the same MACs target, evaluated before fine-tuning")
+        pruned = prune_model(model, plan, cfg, loader, device, recipe.run.seed).model.cpu().eval()
+        count = count_model(pruned, shape)
+        accuracy = top1(recipe, pruned, device, f"eval {method}")
+        rows.append(
+            {
+                "method": method,
+                "macs": count.macs,
+                "params": count.params,
+                "top1": accuracy["top1"],
+                "images": int(accuracy["samples"]),
+            }
+        )
+    return rows
 
 
 def prune_stage(recipe: Recipe) -> dict[str, Any]:
@@ -120,12 +145,14 @@ def prune_stage(recipe: Recipe) -> dict[str, Any]:
     run = RunDir.open(recipe)
     device = setup(recipe.run)
     model, info, dense_path = resolve_model(recipe, run, "dense")
+    dense = dense_accuracy(recipe, run, model, dense_path, info.metrics)
     key = hashlib.sha256((recipe.section_hash(*PRUNE_SECTIONS) + sha256_file(dense_path)).encode()).hexdigest()[:16]
     shape = recipe_input_shape(recipe)
     plan = make_plan(model, shape, recipe.prune)  # unmeetable targets, nothing prunable: fail here
     dense_count = count_model(model, shape)
     loader = sampling_loader(recipe) if Terms.of(recipe.prune).sampled else []
     run.begin()
+    compared = compare_methods(recipe, model, device)
     console.print(
         f"pruning {recipe.model.name} with {recipe.prune.method}: {len(plan.stages)} stages, MACs keep "
         f"{plan.macs_keep:.3f} (target {recipe.prune.macs_keep})"
@@ -144,7 +171,10 @@ def prune_stage(recipe: Recipe) -> dict[str, Any]:
         "params_after": pruned_count.params,
         "top1_before_finetune": accuracy["top1"],
         "top5_before_finetune": accuracy["top5"],
-        "dense_top1": info.metrics.get("top1"),
+        "top1_images": int(accuracy["samples"]),
+        "dense_top1": dense["top1"],
+        "dense_top1_images": dense["images"],
+        "compare": compared,
         "seconds": report["seconds"],
     }
     report["metrics"] = metrics
@@ -154,6 +184,7 @@ def prune_stage(recipe: Recipe) -> dict[str, Any]:
     run.record("prune", artifact, key, metrics, report="prune_report.json", dense=str(dense_path))
     console.print(
         f"pruned: MACs {dense_count.macs / 1e6:,.2f} M -> {pruned_count.macs / 1e6:,.2f} M "
-        f"({report['macs_keep']:.1%}), top-1 before fine-tuning {accuracy['top1']:.2f}% -> {artifact}"
+        f"({report['macs_keep']:.1%}); top-1 {dense['top1']:.2f}% -> {accuracy['top1']:.2f}% before fine-tuning "
+        f"({int(accuracy['samples'])} images)"
     )
     return report

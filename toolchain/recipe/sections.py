@@ -130,6 +130,12 @@ class PruneSection:
     """Channel pruning (`cplitool prune`): how channels are chosen and how many MACs remain."""
 
     method: str = opt("cpli", "channel selection", choices=["cpli", "cp", "l1", "random"])
+    compare: list[str] = opt(
+        [],
+        "other methods pruned to the same MACs and evaluated before fine-tuning, for rows beside prune.method "
+        "(l1 is data-free: what reconstruction buys)",
+        choices=["cpli", "cp", "l1", "random"],
+    )
     scope: str = opt(
         "blocks",
         "which channels may go: blocks (a conv feeding exactly one conv, inside blocks, as the paper) or all "

@@ -8,6 +8,7 @@ from typing import Any
 
 from torch import nn
 
+from toolchain.accuracy import CACHE, cached_accuracy, recorded, store_accuracy
 from toolchain.artifacts import model_info_from_recipe, resolve_model, save_artifact
 from toolchain.data import build_split, make_loader
 from toolchain.data.registry import DataSplit
@@ -68,15 +69,36 @@ def train_dense(recipe: Recipe, force: bool = False) -> dict[str, Any]:
 
 def evaluate_model(recipe: Recipe, which: str, model: nn.Module | None = None) -> dict[str, Any]:
     """Top-1/top-5/loss of `which` (dense, pruned, finetuned or a path) on the validation split; `model`,
-    when given, is what `which` names already loaded (e.g. an ONNX file behind a module)."""
-    run = RunDir(recipe.run_dir)  # evaluation only reads: no lock, nothing written
+    when given, is what `which` names already loaded (e.g. an ONNX file behind a module). The dense
+    model's result goes to the run's accuracy cache, so the report shows it; nothing else is written."""
+    run = RunDir(recipe.run_dir)
     device = setup(recipe.run)
     if model is None:
         model, _info, path = resolve_model(recipe, run, which)
     else:
         path = Path(which)
+    metrics = evaluate(model.to(device), val_loader(recipe), device, label=f"eval {which}")
+    if which == "dense" and run.path.is_dir():
+        store_accuracy(run, path, recipe.section_hash("data"), metrics)
+    return {"artifact": str(path), **metrics}
+
+
+def val_loader(recipe: Recipe) -> Any:
     val = build_split(recipe.data, "val", augment=False, seed=recipe.run.seed)
     check_classes(recipe, val)
-    loader = make_loader(val, recipe.data.eval_batch_size, shuffle=False, workers=recipe.data.workers)
-    metrics = evaluate(model.to(device), loader, device, label=f"eval {which}")
-    return {"artifact": str(path), **metrics}
+    return make_loader(val, recipe.data.eval_batch_size, shuffle=False, workers=recipe.data.workers)
+
+
+def dense_accuracy(
+    recipe: Recipe, run: RunDir, model: nn.Module, path: Path, metrics: dict[str, Any]
+) -> dict[str, Any]:
+    """{top1, images} of the dense model: as training recorded it (`metrics`), else from the run's cache,
+    else evaluated now, once, and cached (a checkpoint brought by the user)."""
+    known = recorded(metrics) or cached_accuracy(run, path, recipe.section_hash("data"))
+    if known:
+        return known
+    console.print(f"evaluating the dense checkpoint {path.name} once (cached in the run's {CACHE})")
+    device = setup(recipe.run)
+    result = evaluate(model.to(device), val_loader(recipe), device, label="eval dense")
+    model.cpu()
+    return store_accuracy(run, path, recipe.section_hash("data"), result)

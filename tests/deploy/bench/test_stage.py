@@ -133,3 +133,21 @@ def test_fp32_on_an_ampere_or_newer_gpu_is_labelled_tf32(monkeypatch: pytest.Mon
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
     assert precision_label("cuda", "fp32") == "fp32"  # Turing has no TF32
+
+
+def test_a_host_without_a_gpu_gets_one_line_of_gpu_advice() -> None:
+    from deploy.bench.stage import Skip, skip_lines
+
+    skips = [
+        Skip("onnxruntime", "cuda", "CUDAExecutionProvider is not available; pip install onnxruntime-gpu"),
+        Skip("torch", "cuda", "torch sees no CUDA device"),
+        Skip("tensorrt", "cuda", "tensorrt is not installed"),
+        Skip("onnxruntime", "cpu", "no ONNX files: run `cplitool export`"),
+    ]
+    lines = skip_lines(skips, gpu_host=False, detailed=False)
+    assert lines == [
+        "bench: skipped onnxruntime (cpu): no ONNX files: run `cplitool export`",
+        "bench: GPU backends skipped (onnxruntime, torch, tensorrt): no CUDA device; see `cplitool doctor`",
+    ]
+    assert len(skip_lines(skips, gpu_host=True, detailed=False)) == 4  # on a GPU host each reason helps
+    assert len(skip_lines(skips, gpu_host=False, detailed=True)) == 4  # --verbose

@@ -48,6 +48,8 @@ def test_table_shows_medians_spreads_and_unstable_rows() -> None:
     assert "0.190" in text and "0.150-0.200" in text  # the ratio with its interval
     assert text.count("unstable") == 1 + 2  # the caption's definition, then dense and the ratio
     assert "MACs ratio pruned/dense 0.500" in text
+    assert "5,740/s" in text and "30,918/s" in text  # batch 64 at 11.15 ms and at 2.07 ms
+    assert text.count("/s") == 2 + 1  # under each latency (the caption: "images/s"), never under the ratio
     assert "…" not in text and max(map(len, text.splitlines())) <= 80
 
 

@@ -35,7 +35,8 @@ def test_statistics_and_top1_agreement() -> None:
     assert r.abs_err.max == pytest.approx(2.5) and r.abs_err.mean == pytest.approx(2.5 / 8)
     assert r.rel_err.max == pytest.approx(2.5)
     assert r.top1_agreement == pytest.approx(75.0)  # row 2 flips from class 0 to class 1
-    assert "FAIL (1/8 elements)" in r.summary()
+    assert r.summary() == "FAIL 1/8 elements (n=4): max |a-b| 2.5, atol 0.001"
+    assert "top-1 agreement 75.00%" in r.details() and "rel max 2.5" in r.details()
 
 
 def test_zero_reference_is_judged_by_atol() -> None:

@@ -179,3 +179,19 @@ def test_an_engine_that_fails_to_build_is_recorded_and_the_others_are_built(
     assert status[("dense", "fp16")] == ("failed", "RuntimeError: Cuda Runtime Error: out of memory")
     engines = [f["path"] for f in exported_files(run) if f["path"].endswith(".engine")]
     assert sorted(Path(p).name for p in engines) == ["dense.fp32.engine", "pruned.fp32.engine"]
+
+
+def test_each_file_is_one_short_line_and_verbose_adds_the_statistics(
+    trained: Path, in_tmp: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from toolchain.verbosity import ENV
+
+    recipe, run = fresh_run(trained, in_tmp)
+    monkeypatch.delenv(ENV, raising=False)
+    export_stage(recipe, run, models=["dense"], precisions=["fp32"])
+    quiet = [line for line in capsys.readouterr().err.splitlines() if "dense.fp32.onnx" in line]
+    assert len(quiet) == 1 and len(quiet[0]) < 100 and "parity PASS (n=128)" in quiet[0]
+    monkeypatch.setenv(ENV, "1")
+    (in_tmp / "again").mkdir()
+    export_stage(*fresh_run(trained, in_tmp / "again"), models=["dense"], precisions=["fp32"])
+    assert "smallest passing atol" in capsys.readouterr().err

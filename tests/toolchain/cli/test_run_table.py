@@ -24,4 +24,5 @@ def test_run_table_shows_spreads_and_the_ratio_row_within_80_columns(in_tmp: Pat
     assert isinstance(console.file, io.StringIO)
     text = console.file.getvalue()
     assert "pruned /" in text and f"{ratio['macs']:.2f}" in text
+    assert f"{2 * 1000 / dense['median']:,.0f}/s" in text  # throughput beside the latency
     assert "…" not in text and max(map(len, text.splitlines())) <= 80

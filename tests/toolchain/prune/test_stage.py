@@ -136,3 +136,57 @@ def test_prune_stage_scope_all_reports_groups(trained: Path, in_tmp: Path) -> No
     assert any(r.get("group") for r in report["layers"])
     model, _ = load_artifact(run.file("pruned.pt"))
     assert sum(p.numel() for p in model.parameters()) == report["params_after"]
+
+
+def test_a_users_checkpoint_gets_its_dense_accuracy_evaluated_once_and_reported(trained: Path, in_tmp: Path) -> None:
+    """Bringing your own model: no train stage records the dense top-1, so prune evaluates the checkpoint
+    once (cached by its content hash) and the report's dense row shows it with its image count."""
+    from deploy.report import model_rows
+
+    model, _ = load_artifact(trained.parent / "run" / "dense.pt")
+    checkpoint = in_tmp / "mine.pth"
+    torch.save(model.state_dict(), checkpoint)
+    own = ["--set", f"model.checkpoint='{checkpoint}'", "--set", f"run.dir='{in_tmp / 'own'}'"]
+    outputs = [CliRunner().invoke(app, ["prune", str(trained), *own], catch_exceptions=False).output for _ in range(2)]
+    assert [o.count("evaluating the dense checkpoint mine.pth once") for o in outputs] == [1, 0]  # then cached
+    recipe = load_recipe(trained, {"model": {"checkpoint": str(checkpoint)}, "run": {"dir": str(in_tmp / "own")}})
+    rows = {r["model"]: r for r in model_rows(recipe, RunDir(in_tmp / "own"))[0]}
+    assert rows["dense"]["top1"] is not None and rows["dense"]["top1"] > 80
+    assert rows["dense"]["top1_images"] == rows["pruned"]["top1_images"] == 360  # digits' validation split
+    entry = RunDir(in_tmp / "own").stage("prune")
+    assert entry is not None and entry["metrics"]["dense_top1"] == rows["dense"]["top1"]
+
+
+def test_eval_of_the_dense_checkpoint_fills_the_reports_dense_row(trained: Path, in_tmp: Path) -> None:
+    from deploy.report import model_rows
+
+    model, _ = load_artifact(trained.parent / "run" / "dense.pt")
+    checkpoint = in_tmp / "mine.pth"
+    torch.save(model.state_dict(), checkpoint)
+    overrides = {"model": {"checkpoint": str(checkpoint)}, "run": {"dir": str(in_tmp / "evalrun")}}
+    recipe = load_recipe(trained, overrides)
+    run = RunDir.open(recipe)
+    assert model_rows(recipe, run)[0][0]["top1"] is None  # nothing recorded yet
+    sets = [f"--set=model.checkpoint='{checkpoint}'", f"--set=run.dir='{in_tmp / 'evalrun'}'"]
+    result = CliRunner().invoke(app, ["eval", str(trained), *sets], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    dense = model_rows(recipe, run)[0][0]
+    assert dense["top1"] is not None and f"{dense['top1']:.2f}%" in result.output and dense["top1_images"] == 360
+
+
+def test_compare_prunes_l1_to_the_same_macs_beside_cpli_and_the_run_table_shows_it(trained: Path, in_tmp: Path) -> None:
+    from toolchain.cli.run_table import summarize
+
+    dense = trained.parent / "run" / "dense.pt"
+    sets = ["--set=prune.compare=['l1']", f"--set=run.dir='{in_tmp / 'cmp'}'", f"--set=model.checkpoint='{dense}'"]
+    result = CliRunner().invoke(app, ["prune", str(trained), *sets], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    run = RunDir(in_tmp / "cmp")
+    metrics = run.stage("prune")["metrics"]  # type: ignore[index]
+    (row,) = metrics["compare"]
+    assert row["method"] == "l1" and row["images"] == 360
+    assert abs(row["macs"] - metrics["macs_after"]) / metrics["macs_after"] < 0.05  # the same target
+    assert row["top1"] < metrics["top1_before_finetune"]  # without reconstruction l1 loses more before fine-tuning
+    recipe = load_recipe(trained, {"run": {"dir": str(in_tmp / "cmp")}, "model": {"checkpoint": str(dense)}})
+    rows = {r["model"]: r for r in summarize(recipe, run).rows}
+    assert rows["l1 pruned"]["top1"] == row["top1"] and rows["l1 pruned"]["latency_ms"] == {}
