@@ -19,9 +19,11 @@ $(BIN)/cplitool: pyproject.toml
 quickstart: setup
 	$(BIN)/cplitool run $(RECIPE)
 
-# Lint, format check, type check of deploy/, then the fast tests.
+# Lint, format check, type check of deploy/, then the fast tests; then the numeric reference tests once more
+# with torch's scalar kernels, a stand-in for another CPU (docs/development.md, "Numeric fixtures").
 test: setup lint
 	$(BIN)/pytest
+	ATEN_CPU_CAPABILITY=default $(BIN)/pytest -m reference
 
 lint: setup
 	$(BIN)/ruff check .
