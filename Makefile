@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 RECIPE ?= recipes/quickstart.toml
 
-.PHONY: setup quickstart test test-slow lint gate gate-baseline gpu-check clean
+.PHONY: setup quickstart test test-slow lint gate gate-baseline gpu-check gpu-bundle clean
 
 # Create .venv and install cplitool with its test tools (editable).
 setup: $(BIN)/cplitool
@@ -51,6 +51,11 @@ gate-baseline: setup
 GPU_PY := $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PY))
 gpu-check:
 	$(GPU_PY) benchmarks/gpu_check.py
+
+# For a GPU host without network: gpu-bundle/ (git-ignored, about 1 MiB) with the pure-Python wheels the GPU
+# check needs and such a host lacks (torch_pruning, onnxslim, ...), for Python 3.12; gpu_check.py uses it.
+gpu-bundle: setup
+	$(BIN)/python benchmarks/gpu_bundle.py
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache .mypy_cache
