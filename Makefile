@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 RECIPE ?= recipes/quickstart.toml
 
-.PHONY: setup quickstart test test-slow lint gate gate-baseline gpu-check clean
+.PHONY: setup quickstart test test-slow lint gate gate-baseline gpu-check gpu-bundle clean
 
 # Create .venv and install cplitool with its test tools (editable).
 setup: $(BIN)/cplitool
@@ -19,9 +19,11 @@ $(BIN)/cplitool: pyproject.toml
 quickstart: setup
 	$(BIN)/cplitool run $(RECIPE)
 
-# Lint, format check, type check of deploy/, then the fast tests.
+# Lint, format check, type check of deploy/, then the fast tests; then the numeric reference tests once more
+# with torch's scalar kernels, a stand-in for another CPU (docs/development.md, "Numeric fixtures").
 test: setup lint
 	$(BIN)/pytest
+	ATEN_CPU_CAPABILITY=default $(BIN)/pytest -m reference
 
 lint: setup
 	$(BIN)/ruff check .
@@ -49,6 +51,11 @@ gate-baseline: setup
 GPU_PY := $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PY))
 gpu-check:
 	$(GPU_PY) benchmarks/gpu_check.py
+
+# For a GPU host without network: gpu-bundle/ (git-ignored, about 1 MiB) with the pure-Python wheels the GPU
+# check needs and such a host lacks (torch_pruning, onnxslim, ...), for Python 3.12; gpu_check.py uses it.
+gpu-bundle: setup
+	$(BIN)/python benchmarks/gpu_bundle.py
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache .mypy_cache

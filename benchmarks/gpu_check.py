@@ -1,4 +1,4 @@
-"""GPU check: one command, at most 8 minutes, for a GPU host with PyTorch+CUDA but no TensorRT and no network.
+"""GPU check: one command, within --budget seconds (default 270), for a GPU host with PyTorch+CUDA but no TensorRT and no network.
 
 1. runs the GPU-marked tests (pytest -m gpu);
 2. benches dense vs pruned vgg16_cifar and resnet56 (random weights, synthetic inputs: latency only) with
@@ -8,7 +8,11 @@
    pycuda: deploy/runners/device_io.py) and times the copies; where a pycuda source archive
    (pycuda-*.tar.gz) lies beside this script, builds it first (offline: put the archives of its
    dependencies beside it too);
-4. writes benchmarks/results/gpu_check_<host>.json and .md.
+4. writes benchmarks/results/gpu_check_<host>.json and .md (the host name made filename-safe).
+
+Wheels in gpu-bundle/ (`make gpu-bundle`: torch_pruning, onnxslim, ... for a host without network) go
+on its path and, in PYTHONPATH, on its children's, after what is already there. `--budget` (default 270 s,
+what a device call leaves) bounds the optional work.
 
 Every step, and every benchmark configuration, catches its own failure and records
 {"status": "failed", "reason": ...}; the JSON is always written and the exit code is 1 when anything
@@ -23,6 +27,7 @@ the reason.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -36,6 +41,19 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+BUNDLE = REPO / "gpu-bundle"
+
+
+def use_bundle(bundle: Path) -> list[str]:
+    """Put the bundle's pure-Python wheels (imported as zip archives) after sys.path's entries, and in
+    PYTHONPATH after the caller's, so children find them too; installed packages still come first."""
+    wheels = [str(w) for w in sorted(bundle.glob("*.whl"))]
+    sys.path.extend(w for w in wheels if w not in sys.path)
+    kept = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([*kept, str(REPO), *wheels]))
+    return wheels
+
+
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))
 
@@ -64,7 +82,10 @@ class Settings:
     budget_s: float
 
 
-FULL = Settings("cuda", ("vgg16_cifar", "resnet56"), (1, 64, 256), TimingConfig(200.0, 1.0, 10), 2, ("tests",), 450.0)
+BUDGET_S = 270.0  # a device call leaves about 5 minutes
+FULL = Settings(
+    "cuda", ("vgg16_cifar", "resnet56"), (1, 64, 256), TimingConfig(200.0, 1.0, 10), 2, ("tests",), BUDGET_S
+)
 # The dry run prunes the small siblings (plain chain and residual net) to keep the fast test fast.
 DRY = Settings(
     "cpu", ("quick_vgg", "resnet20"), (1, 2), TimingConfig(5.0, 0.02, 2), 1, ("tests/deploy/runners",), 120.0
@@ -72,7 +93,7 @@ DRY = Settings(
 
 
 class Budget:
-    """Stops optional work before the 8-minute limit; what did not fit is recorded, not dropped."""
+    """Stops optional work before the --budget runs out; what did not fit is recorded, not dropped."""
 
     def __init__(self, seconds: float) -> None:
         self.end = time.monotonic() + seconds
@@ -229,8 +250,8 @@ def check_io(s: Settings, name: str) -> dict[str, Any]:
     """Round-trip 64 CIFAR images through one CUDA I/O library in a child process (a crash stays there)."""
     if s.device == "cpu":
         return {"status": "skipped", "reason": "dry run on the CPU: no CUDA device"}
-    path = os.pathsep.join(str(p) for p in (PYCUDA_TARGET, REPO) if p.exists())
-    env = {**os.environ, "PYTHONPATH": path}
+    path = [str(PYCUDA_TARGET)] if PYCUDA_TARGET.exists() else []
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([*path, os.environ.get("PYTHONPATH", "")])}
     from deploy.runners.device_io import io_classes
 
     check = {c.name: c for c in io_classes()}[name].availability()
@@ -288,8 +309,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="GPU check: GPU tests, dense vs pruned CUDA latency, pycuda plumbing")
     ap.add_argument("--dry-run", action="store_true", help="same code path on the CPU with tiny settings")
     ap.add_argument("--out", type=Path, default=HERE / "results", help="folder for the JSON and Markdown results")
+    ap.add_argument("--bundle", type=Path, default=BUNDLE, help="folder of wheels from `make gpu-bundle`")
+    ap.add_argument("--budget", type=float, help=f"seconds for the whole check (default {BUDGET_S:.0f}; dry run 120)")
     args = ap.parse_args(argv)
     s = DRY if args.dry_run else FULL
+    if args.budget is not None:
+        if args.budget <= 0:
+            ap.error(f"--budget {args.budget}: expected a positive number of seconds")
+        s = dataclasses.replace(s, budget_s=args.budget)
+    bundled = use_bundle(args.bundle)
     if not args.dry_run and not torch.cuda.is_available():
         print(
             f"gpu_check: torch {torch.__version__} sees no CUDA device; use --dry-run on a machine without a GPU",
@@ -304,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join([Path(sys.executable).name, *sys.argv])
         if argv is None
         else f"gpu_check.py {' '.join(argv)}",
-        "settings": {"batches": s.batches, "timing": vars(s.timing), "repeats": s.repeats},
+        "settings": {"batches": s.batches, "timing": vars(s.timing), "repeats": s.repeats, "budget_s": s.budget_s},
+        "bundle": [Path(w).name for w in bundled],
         "tests": {"status": "not run"},
         "measurements": [],
         "comparisons": [],
@@ -334,13 +363,18 @@ def main(argv: list[str] | None = None) -> int:
         failures = failed_steps(doc)
         doc["status"] = "failed" if failures else "ok"
         args.out.mkdir(parents=True, exist_ok=True)
-        stem = "gpu_check_dryrun" if args.dry_run else f"gpu_check_{platform.node() or 'host'}"
+        stem = "gpu_check_dryrun" if args.dry_run else f"gpu_check_{safe_name(platform.node())}"
         (args.out / f"{stem}.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
         (args.out / f"{stem}.md").write_text(guarded_markdown(doc))
         print(f"gpu_check: {doc['seconds']:.0f} s, {doc['status']} -> {args.out / stem}.json", flush=True)
     for f in failures:
         print(f"gpu_check: failed: {f}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def safe_name(host: str) -> str:
+    """The host name with anything but letters, digits, '.', '_' and '-' replaced: a file name anywhere."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", host).strip("._") or "host"
 
 
 def failed_steps(doc: dict[str, Any]) -> list[str]:

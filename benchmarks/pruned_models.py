@@ -60,13 +60,18 @@ batch_size = 32
 
 
 def via_cplitool(arch: str, dense: nn.Module, keep: float, method: str) -> nn.Module | None:
-    """Prune with cplitool's prune stage in a throw-away run directory; None when it is not installed."""
+    """Prune with cplitool's prune stage in a throw-away run directory; None when it, or a library it imports
+    only once it runs (torch_pruning), is not installed."""
     try:
-        from toolchain.prune.stage import prune_stage
+        return _prune_stage(arch, dense, keep, method)
     except ModuleNotFoundError as e:
         print(f"cplitool prune unavailable here ({e}); trying Torch-Pruning", file=sys.stderr)
         return None
+
+
+def _prune_stage(arch: str, dense: nn.Module, keep: float, method: str) -> nn.Module:
     from toolchain.artifacts import ModelInfo, load_artifact, save_artifact
+    from toolchain.prune.stage import prune_stage
     from toolchain.recipe import load_recipe
     from toolchain.rundir import RunDir
 

@@ -13,6 +13,9 @@ shuffle permutes them, the channels are the network's output, ...).
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from math import gcd
 from typing import Any
@@ -20,8 +23,15 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from toolchain.errors import UsageError
+
 CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 WEIGHTED = (*CONVS, nn.Linear)
+# Torch-Pruning's group search revisits a node once per distinct index set that reaches it; where slices
+# and adds re-mix channel ranges (ReXNet's partial residuals) that never settles. A group touches each of
+# the graph's nodes a few times at most, so more items than this per node stops the search.
+ITEMS_PER_NODE = 8
+GROUPS_BUDGET_S = 90.0  # the whole group search; then a refusal naming the module it was at
 PERMUTES = ("Permute", "Transpose")  # grad_fn names of ops that move channels to other positions
 PADS = ("ConstantPad", "Pad")  # a zero-padding shortcut adds channels the graph does not index
 
@@ -158,34 +168,72 @@ def step_for(channels: int, tie: int, round_to: int) -> int:
     return both if both <= channels // 2 else tie
 
 
-def find_groups(model: nn.Module, dg: Any, round_to: int) -> list[Group]:
-    """Every channel group of `model` rooted at a conv/linear's outputs, refused ones included, each once."""
+class GroupSearchTooLarge(Exception):
+    """Torch-Pruning's search for one group's dependencies grew past its bound."""
+
+
+@contextmanager
+def bounded_group_search(limit: int) -> Iterator[None]:
+    """Make Torch-Pruning's group search raise GroupSearchTooLarge once a group holds `limit` items."""
+    from torch_pruning.dependency.group import Group as TPGroup
+
+    original = TPGroup.add_dep
+
+    def add_dep(self: Any, dep: Any, idxs: Any) -> None:
+        if len(self.items) >= limit:
+            raise GroupSearchTooLarge
+        original(self, dep, idxs)
+
+    TPGroup.add_dep = add_dep
+    try:
+        yield
+    finally:
+        TPGroup.add_dep = original
+
+
+def _tp_group(dg: Any, module: Any, channels: int) -> Any:
+    return dg.get_pruning_group(module, dg.get_pruner_of_module(module).prune_out_channels, list(range(channels)))
+
+
+def find_groups(model: nn.Module, dg: Any, round_to: int, budget_s: float = GROUPS_BUDGET_S) -> list[Group]:
+    """Every channel group of `model` rooted at a conv/linear's outputs, refused ones included, each once.
+    A group whose search does not settle is refused; past `budget_s` in all, a usage error names the module."""
     names = {m: n for n, m in model.named_modules()}
     order = {n: i for i, n in enumerate(names.values())}
     seen: set[Any] = set()
     failed: dict[str, str] = {}
     groups: list[Group] = []
-    for module in list(dg.module2node):
-        if not isinstance(module, WEIGHTED) or module in seen or module not in names:
-            continue
-        pruner = dg.get_pruner_of_module(module)
-        channels = pruner.get_out_channels(module)
-        try:
-            tp_group = dg.get_pruning_group(module, pruner.prune_out_channels, list(range(channels)))
-        except Exception as e:  # Torch-Pruning cannot map the indices (e.g. a channel shuffle's reshape)
-            failed[names[module]] = f"Torch-Pruning cannot map its channels ({type(e).__name__})"
-            seen.add(module)
-            groups.append(Group(names[module], channels, channels, refused=failed[names[module]]))
-            continue
-        group = _group(names[module], channels, tp_group, dg, names, seen, round_to)
-        first = _earliest_producer(group, channels, order)
-        if first is not None and first != group.root:  # name groups by their shallowest producer
-            layer = model.get_submodule(first)
-            tp_group = dg.get_pruning_group(
-                layer, dg.get_pruner_of_module(layer).prune_out_channels, list(range(channels))
-            )
-            group = _group(first, channels, tp_group, dg, names, seen, round_to)
-        groups.append(group)
+    start = time.perf_counter()
+    with bounded_group_search(ITEMS_PER_NODE * len(dg.module2node)):
+        for module in list(dg.module2node):
+            if not isinstance(module, WEIGHTED) or module in seen or module not in names:
+                continue
+            if time.perf_counter() - start > budget_s:
+                raise UsageError(
+                    f"prune.scope = 'all': finding the coupled channel groups of {type(model).__name__} ran past "
+                    f"{budget_s:.0f} s (at {names[module]}); prune.scope = 'blocks' prunes inside blocks only"
+                )
+            channels = dg.get_pruner_of_module(module).get_out_channels(module)
+            try:
+                tp_group = _tp_group(dg, module, channels)
+            except Exception as e:  # Torch-Pruning cannot map the indices (a channel shuffle's reshape, ...)
+                failed[names[module]] = (
+                    "Torch-Pruning's search for the layers its channels reach does not settle (more than "
+                    f"{ITEMS_PER_NODE} items per graph node)"
+                    if isinstance(e, GroupSearchTooLarge)
+                    else f"Torch-Pruning cannot map its channels ({type(e).__name__})"
+                )
+                seen.add(module)
+                groups.append(Group(names[module], channels, channels, refused=failed[names[module]]))
+                continue
+            group = _group(names[module], channels, tp_group, dg, names, seen, round_to)
+            first = _earliest_producer(group, channels, order)
+            if first is not None and first != group.root:  # name groups by their shallowest producer
+                group = _group(
+                    first, channels, _tp_group(dg, model.get_submodule(first), channels), dg, names, seen, round_to
+                )
+            groups.append(group)
+    _refuse_overlaps(groups)
     for g in groups:  # a group touching a layer whose own group could not be mapped is not trusted either
         if g.refused is None and any(m.side == "out" and m.name in failed for m in g.members):
             g.refused = (
@@ -194,9 +242,31 @@ def find_groups(model: nn.Module, dg: Any, round_to: int) -> list[Group]:
     return groups
 
 
+def _refuse_overlaps(groups: list[Group]) -> None:
+    """Refuse a group whose output channels Torch-Pruning also puts in an earlier group (a split or chunk it
+    maps twice): removing both would remove a channel twice, and the MACs estimate would count it twice."""
+    owner: dict[tuple[str, int], str] = {}
+    for g in groups:
+        if g.refused is not None:
+            continue
+        outs = {(m.name, i) for m in g.members if m.side == "out" for i in m.idxs}
+        other = next((owner[k] for k in outs if k in owner), None)
+        if other is not None:
+            g.refused = f"Torch-Pruning puts some of its channels in group {other!r} too"
+        else:
+            owner.update(dict.fromkeys(outs, g.root))
+
+
 def _earliest_producer(group: Group, channels: int, order: dict[str, int]) -> str | None:
     full = [m.name for m in group.producers if sorted(m.roots) == list(range(channels)) and m.idxs == m.roots]
     return min(full, key=order.__getitem__) if full else None
+
+
+def width(layer: Any, side: str) -> int:
+    """The layer's channels (features) on `side`."""
+    if side == "out":
+        return int(layer.weight.shape[0])
+    return int(layer.in_features if isinstance(layer, nn.Linear) else layer.in_channels)
 
 
 def _group(
@@ -217,6 +287,9 @@ def _group(
                 per = int(target.in_channels if side == "in" else target.out_channels) // groups  # type: ignore[arg-type]
             member = Member(names[target], side, list(item.idxs), list(item.root_idxs), groups, depthwise, per)
             group.members.append(member)
+            size = width(target, side)
+            if any(not 0 <= i < size for i in member.idxs) or any(not 0 <= r < channels for r in member.roots):
+                reasons.append(f"Torch-Pruning maps its channels outside {member.name}'s {size} {side}puts")
         else:
             reason = _refusal(target, names)
             if reason:

@@ -20,6 +20,7 @@ from torch import nn
 
 from toolchain.counting import count_model
 from toolchain.errors import UsageError
+from toolchain.prune.dry_run import check_plan
 from toolchain.prune.groups import Group, find_groups
 from toolchain.recipe.sections import PruneSection
 
@@ -68,31 +69,48 @@ class PrunePlan:
         return d
 
 
-def _guard_reshape_mapping() -> None:
-    """Torch-Pruning 1.6 divides by a channel count it infers as 0 for a channel shuffle's reshape
-    (ShuffleNet) and aborts the whole graph. Leave such a reshape without an index mapping instead: the
-    groups through it are then refused (find_groups sees the transpose between its members)."""
+def _refuse_concat(graph: Any, node: Any) -> None:
+    inputs = ", ".join(str(n.name).split(" ")[0] for n in node.inputs[:3])
+    raise UsageError(
+        f"Torch-Pruning cannot infer the channels of the concatenation of {inputs}"
+        f"{' and more' if len(node.inputs) > 3 else ''} (a dual-path or otherwise unusual block): "
+        "its dependency graph, and so pruning, is not possible for this model"
+    )
+
+
+def _guard_index_mappings() -> None:
+    """Torch-Pruning 1.6 aborts a whole graph on two index mappings. It divides by a channel count it infers
+    as 0 for a channel shuffle's reshape (ShuffleNet): such a reshape is left without a mapping, and the
+    groups through it are refused (find_groups sees the transpose between its members). It adds None to an
+    int for a concatenation whose input widths it cannot infer (DPN's dual paths): a one-line usage error."""
     from torch_pruning.dependency import index_mapping
 
-    original = index_mapping.update_reshape_index_mapping
-    if getattr(original, "guarded", False):
-        return
+    for attr, error, fallback in (
+        ("update_reshape_index_mapping", ZeroDivisionError, None),
+        ("update_concat_index_mapping", TypeError, _refuse_concat),
+    ):
+        original = getattr(index_mapping, attr)
+        if getattr(original, "guarded", False):
+            continue
 
-    def guarded(graph: Any, node: Any) -> None:
-        try:
-            original(graph, node)
-        except ZeroDivisionError:
-            return
+        def guarded(
+            graph: Any, node: Any, original: Any = original, error: Any = error, fallback: Any = fallback
+        ) -> None:
+            try:
+                original(graph, node)
+            except error:
+                if fallback is not None:
+                    fallback(graph, node)
 
-    guarded.guarded = True  # type: ignore[attr-defined]
-    index_mapping.update_reshape_index_mapping = guarded
+        guarded.guarded = True  # type: ignore[attr-defined]
+        setattr(index_mapping, attr, guarded)
 
 
 def graph(model: nn.Module, input_shape: tuple[int, ...]) -> Any:
     """Torch-Pruning's dependency graph of `model`, traced with one zero input on the model's device."""
     import torch_pruning as tp
 
-    _guard_reshape_mapping()
+    _guard_index_mappings()
 
     device = next(model.parameters()).device
     was_training = model.training
@@ -298,15 +316,18 @@ def make_plan(model: nn.Module, input_shape: tuple[int, ...], cfg: PruneSection,
     _check_names(
         cfg, units, convs if cfg.scope == "all" else {n for n in convs if isinstance(model.get_submodule(n), CONVS)}
     )
-    units = [u for u in units if not set(_producers(u)) & set(cfg.skip)]
+    skipped = {id(u) for u in units if set(_producers(u)) & set(cfg.skip)}
     for u in units:
         fixed = [cfg.layer_keep[p] for p in _producers(u) if p in cfg.layer_keep]
-        if fixed:
+        if id(u) in skipped:
+            u.keep = u.channels
+        elif fixed:
             u.keep = round_width(u.channels, fixed[0], _step(u, cfg.round_to))
-    free = [u for u in units if not set(_producers(u)) & set(cfg.layer_keep)]
+    free = [u for u in units if id(u) not in skipped and not set(_producers(u)) & set(cfg.layer_keep)]
     target = cfg.macs_keep * total
 
-    cost = cost_of(units)
+    cost = cost_of(units)  # every unit, skipped ones whole: the cover's indices are the units'
+    units = [u for u in units if id(u) not in skipped]
     _set_widths(free, 0.0, cfg.round_to)
     floor = cost()
     if floor > target * (1 + TOLERANCE):
@@ -332,4 +353,6 @@ def make_plan(model: nn.Module, input_shape: tuple[int, ...], cfg: PruneSection,
         )
     stages = [u for u in units if isinstance(u, Stage)]
     groups = [u for u in units if isinstance(u, Group)]
+    if groups:
+        check_plan(model, tuple(input_shape), groups)  # blocks whose code fixes a width fail here, before sampling
     return PrunePlan(tuple(input_shape), cfg.macs_keep, stages, total, achieved, hi, layer_macs, cfg.scope, groups)
