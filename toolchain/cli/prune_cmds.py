@@ -75,7 +75,9 @@ def prune(recipe: RecipeArg, set_: SetOpt = None, as_json: JsonOpt = False, no_w
     s = report["seconds"]
     m = report["metrics"]
     out.print(
-        f"time: capture {s['capture']:.1f} s, Gram {s['gram']:.1f} s, solve {s['solve']:.1f} s; "
+        f"time: capture {s['capture']:.1f} s, Gram {s['gram']:.1f} s, solve {s['solve']:.1f} s"
+        + (f" (refit {s['refit']:.1f})" if "refit" in s else "")
+        + "; "
         f"params {m['params_before']:,} -> {m['params_after']:,}; top-1 before fine-tuning {m['top1_before_finetune']:.2f}%"
     )
 

@@ -55,6 +55,7 @@ class GroupReport:
     capture_s: float = 0.0
     gram_s: float = 0.0
     solve_s: float = 0.0
+    refit_s: float = 0.0  # part of solve_s
 
 
 def processing_order(model: nn.Module, groups: list[Group]) -> list[Group]:
@@ -165,6 +166,7 @@ class GroupPruner:
             with torch.no_grad():
                 layer.weight.copy_(full.reshape(layer.weight.shape))
             report.consumers.append(ConsumerReport(m.name, solution.err_before, solution.err_after, solution.ridge))
+            report.refit_s += solution.refit_seconds
         report.solve_s = time.perf_counter() - start
         return kept_roots
 

@@ -46,6 +46,7 @@ class StageReport:
     capture_s: float = 0.0
     gram_s: float = 0.0
     solve_s: float = 0.0
+    refit_s: float = 0.0  # part of solve_s
 
 
 @dataclass
@@ -56,12 +57,13 @@ class PruneResult:
     gram_s: float  # Gram sums
     solve_s: float  # look-ahead, LASSO, refit and surgery
     groups: list[GroupReport] = field(default_factory=list)  # scope "all"
+    refit_s: float = 0.0  # the refits' share of solve_s (their ridge search included)
     peak_memory_mib: dict[str, float] = field(default_factory=dict)  # see peak_memory
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "stages": [asdict(s) for s in self.stages],
-            "seconds": {"capture": self.capture_s, "gram": self.gram_s, "solve": self.solve_s},
+            "seconds": {"capture": self.capture_s, "gram": self.gram_s, "solve": self.solve_s, "refit": self.refit_s},
             "peak_memory_mib": self.peak_memory_mib,
         }
         if self.groups:
@@ -228,6 +230,7 @@ def _prune_stages(
                 set_weight(consumer, solution.weight)
                 report.err_before, report.err_after = solution.err_before, solution.err_after
                 report.ridge = solution.ridge
+                report.refit_s = solution.refit_seconds
                 report.solve_s = time.perf_counter() - start
                 del grams
             reports.append(report)
@@ -247,6 +250,7 @@ def _prune_stages(
         (capture.seconds if capture else 0.0) + sum(r.capture_s for r in reports),
         (capture.gram_seconds if capture else 0.0) + sum(r.gram_s for r in reports),
         sum(r.solve_s for r in reports),
+        refit_s=sum(r.refit_s for r in reports),
     )
 
 
@@ -265,6 +269,7 @@ def _prune_groups(
         sum(r.gram_s for r in reports),
         sum(r.solve_s for r in reports) + surgery_s,
         reports,
+        refit_s=sum(r.refit_s for r in reports),
     )
 
 

@@ -34,8 +34,9 @@ class StageSolution:
     err_before: float  # relative reconstruction error, kept channels with their original weights
     err_after: float  # ... after the refit (plain least squares: never larger, the refit is dropped otherwise)
     refit: bool  # False when the refit did not lower the error and the original weights were kept
-    seconds: float
+    seconds: float  # selection and refit
     ridge: float | None = None  # relative ridge of the refit (toward the original weights); None: not refitted
+    refit_seconds: float = 0.0  # the refit alone (its ridge search included)
 
 
 def objective(
@@ -169,6 +170,7 @@ def refit(grams: GramSums, W: torch.Tensor, c: int, kept: np.ndarray, ridge: flo
     """Least-squares weights on the kept channels, shrunk toward the original ones by the ridge that
     `choose_ridge` picks on held-out images (when the sums hold some: prune.ridge_search); kept only when
     they lower the error."""
+    entered = time.perf_counter()
     k = W.shape[1] // c
     cols = columns(kept, k)
     original = W[:, cols.to(W.device)].double()
@@ -180,8 +182,9 @@ def refit(grams: GramSums, W: torch.Tensor, c: int, kept: np.ndarray, ridge: flo
     after = full.error(fitted)
     better = lam is not None and after <= before
     weight = (fitted if better else original).to(W.dtype).to(W.device)
+    now = time.perf_counter()
     return StageSolution(
-        kept, weight, before, after if better else before, better, time.perf_counter() - start, lam if better else None
+        kept, weight, before, after if better else before, better, now - start, lam if better else None, now - entered
     )
 
 
@@ -312,6 +315,7 @@ def refit_cg(
     L(Wk) = diag(s) Wk (P + lam I) + gamma * spread(predicted(Wk)), warm-started at the least-squares fit.
     Kept only when its combined objective is below the original weights'."""
     assert grams.stored is not None
+    entered = time.perf_counter()
     k = W.shape[1] // c
     cols = columns(kept, k)
     rows = _Rows.of(grams.stored, cols, grams.per_image)
@@ -354,4 +358,5 @@ def refit_cg(
         better,
         time.perf_counter() - start,
         ridge if better else None,
+        time.perf_counter() - entered,
     )
