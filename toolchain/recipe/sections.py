@@ -212,14 +212,18 @@ class ExportSection:
     dynamic_batch: bool = opt(True, "export with a dynamic batch axis")
     simplify: bool = opt(True, "simplify the graph with onnxslim")
     keep_io_fp32: bool = opt(True, "fp16: keep graph inputs and outputs in FP32")
-    parity_images: int = opt(256, "validation images for the parity check", min=1)
-    eval_images: int = opt(0, "validation images for each ONNX file's accuracy (0: the whole split)", min=0)
-    calib_images: int = opt(512, "int8: training images for calibration", min=1)
+    parity_images: int = opt(256, "validation images for the parity check (a seeded random sample)", min=1)
+    eval_images: int = opt(
+        0, "validation images for each ONNX file's accuracy (a seeded random sample; 0: the whole split)", min=0
+    )
+    calib_images: int = opt(512, "int8: training images for calibration (a seeded random sample)", min=1)
     atol_fp32: float = opt(1e-4, "fp32 parity: absolute tolerance", min=0.0)
     rtol_fp32: float = opt(1e-4, "fp32 parity: relative tolerance", min=0.0)
     atol_fp16: float = opt(1e-2, "fp16 parity: absolute tolerance", min=0.0)
     rtol_fp16: float = opt(1e-2, "fp16 parity: relative tolerance", min=0.0)
-    int8_max_drop: float = opt(1.0, "int8: largest allowed top-1 drop versus fp32, in points", min=0.0)
+    int8_max_drop: float = opt(
+        1.0, "int8: fail when the top-1 drop versus fp32 exceeds this many points with 95% confidence", min=0.0
+    )
 
 
 @dataclass

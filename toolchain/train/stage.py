@@ -12,6 +12,7 @@ from toolchain.artifacts import model_info_from_recipe, resolve_model, save_arti
 from toolchain.data import build_split, make_loader
 from toolchain.data.registry import DataSplit
 from toolchain.errors import UsageError
+from toolchain.finite import require_finite_weights
 from toolchain.models.source import ModelSource
 from toolchain.progress import console
 from toolchain.recipe import Recipe
@@ -75,6 +76,7 @@ def evaluate_model(recipe: Recipe, which: str, model: nn.Module | None = None) -
         model, _info, path = resolve_model(recipe, run, which)
     else:
         path = Path(which)
+    require_finite_weights(model, f"{which} ({path.name})")
     val = build_split(recipe.data, "val", augment=False, seed=recipe.run.seed)
     check_classes(recipe, val)
     loader = make_loader(val, recipe.data.eval_batch_size, shuffle=False, workers=recipe.data.workers)
