@@ -55,9 +55,10 @@ class ModelFile:
 
 
 def onnx_file(path: Path, input_shape: tuple[int, ...] | None) -> ModelFile:
-    from deploy.export.checks import load_onnx
+    from deploy.export.checks import load_onnx, require_finite_initializers
 
     model = load_onnx(path)
+    require_finite_initializers(model, path)
     weights = {i.name for i in model.graph.initializer}
     inp = next(i for i in model.graph.input if i.name not in weights)
     dims = [d.dim_value if d.HasField("dim_value") else None for d in inp.type.tensor_type.shape.dim]

@@ -30,6 +30,7 @@ from toolchain.artifacts import resolve_model
 from toolchain.counting import count_model
 from toolchain.data.registry import recipe_input_shape
 from toolchain.errors import CplitoolError, MissingDependencyError, UsageError
+from toolchain.finite import require_finite_weights
 from toolchain.io import sha256_file, write_json
 from toolchain.progress import console, progress_bar
 from toolchain.recipe import Recipe
@@ -312,6 +313,8 @@ def bench_stage(
     which = {"dense": "dense", "pruned": pruned_name(run)}
     loaded = {m: resolve_model(recipe, run, w) for m, w in which.items()}
     models = {m: v[0] for m, v in loaded.items()}
+    for m, (model, info, source) in loaded.items():
+        require_finite_weights(model, f"{m} ({info.arch}, {source.name})")  # a NaN model's timing means nothing
     macs = {m: count_model(models[m], shape).macs for m in MODELS}
     plan = Planner(recipe, run, threads)
     if "torch" in backends:
