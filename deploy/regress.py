@@ -7,11 +7,17 @@ pruned/dense ratio, which survives a different or busier machine where absolute 
 A baseline is either a bench.json or, better, a measured baseline (`make_baseline`): several bench files of
 the same settings reduced to each figure's median, its run-to-run spread, and a tolerance that is a stated
 multiple of that spread, so the gate is as tight as the machine's noise allows and no tighter.
+
+Without a tolerance given and without a measured one, each figure's tolerance comes from the two files'
+own spreads: SPREAD_Z x sqrt(baseline spread² + current spread²), the ~95% band of the difference of two
+figures that noisy, and never below DEFAULT_TOLERANCE. A tolerance given that is smaller than that
+combined spread is used, with a warning that it will raise false alarms.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import time
 from dataclasses import dataclass, fields
@@ -25,6 +31,7 @@ SCHEMA = "cplitool-bench/1"
 BASELINE_SCHEMA = "cplitool-baseline/1"
 DEFAULT_TOLERANCE = 0.05
 DEFAULT_MULTIPLE = 5.0
+SPREAD_Z = 2.0  # tolerance from two files' spreads: z x their combined spread
 KEY_FIELDS = ("backend", "device", "precision", "variant", "batch", "threads")
 
 
@@ -49,6 +56,12 @@ class Row:
     tolerance: float
     baseline_spread: float
     current_spread: float
+    tolerance_from: str = "given"  # given | measured baseline | spreads
+
+    @property
+    def spread(self) -> float:
+        """The combined relative spread of the two figures."""
+        return math.hypot(self.baseline_spread, self.current_spread)
 
     @property
     def limit(self) -> float:
@@ -77,6 +90,18 @@ class Report:
     missing: list[str]  # baseline entries the current file lacks
 
     @property
+    def warnings(self) -> list[str]:
+        """A given tolerance narrower than the figures' own combined spread: noise alone will cross it."""
+        return [
+            f"tolerance {100 * r.tolerance:.1f}% is smaller than the measured spread of {r.key} "
+            f"({100 * r.spread:.1f}%: baseline ± {100 * r.baseline_spread:.1f}%, now ± {100 * r.current_spread:.1f}%), "
+            f"so noise alone can fail it; leave --tolerance out to derive it from the spreads "
+            f"({100 * spread_tolerance(r.baseline_spread, r.current_spread):.1f}% here)"
+            for r in self.rows
+            if r.tolerance_from == "given" and r.tolerance < r.spread
+        ]
+
+    @property
     def regressed(self) -> list[Row]:
         return [r for r in self.rows if r.regressed]
 
@@ -88,20 +113,26 @@ class Report:
 
 
 def parse_tolerance(text: str | float) -> float:
-    """'5%' or '0.05' -> 0.05."""
+    """'5%' or '0.05' -> 0.05; NaN, infinite or negative is a UsageError (a gate that cannot fail)."""
     raw = str(text).strip()
+    expected = "expected a finite, non-negative percentage like 5% or fraction like 0.05"
     try:
         value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
     except ValueError:
-        raise UsageError(f"--tolerance {text!r}: expected a percentage like 5% or a fraction like 0.05") from None
-    if value < 0:
-        raise UsageError(f"--tolerance {text!r}: must not be negative")
+        raise UsageError(f"--tolerance {text!r}: {expected}") from None
+    if not math.isfinite(value) or value < 0:
+        raise UsageError(f"--tolerance {text!r}: {expected}")
     return value
+
+
+def spread_tolerance(baseline_spread: float, current_spread: float) -> float:
+    """The tolerance two figures' own spreads call for (module docstring)."""
+    return max(DEFAULT_TOLERANCE, SPREAD_Z * math.hypot(baseline_spread, current_spread))
 
 
 def regress_settings(current: Path, baseline: Path | None, tolerance: float | None) -> tuple[Path, float | None]:
     """Fill what the command line left out from the [regress] section of the run CURRENT belongs to.
-    A tolerance left at None is the measured baseline's own (else DEFAULT_TOLERANCE)."""
+    A tolerance left at None (or a recipe's 0) is the measured baseline's own, else from the spreads."""
     section = None
     if (current.parent / MANIFEST).is_file() and (baseline is None or tolerance is None):
         section = RunDir(current.parent).recipe().regress
@@ -109,7 +140,7 @@ def regress_settings(current: Path, baseline: Path | None, tolerance: float | No
         if section is None or not section.baseline:
             raise UsageError(f"no baseline for {current}: pass --baseline or set regress.baseline in the run's recipe")
         baseline = Path(section.baseline)
-    if tolerance is None and section is not None:
+    if tolerance is None and section is not None and section.tolerance:
         tolerance = section.tolerance
     return baseline, tolerance
 
@@ -209,7 +240,7 @@ def compare(
     names: tuple[str, str] = ("the current file", "the baseline"),
 ) -> Report:
     """Raises UsageError (exit 2) when nothing in the two files can be compared. A None tolerance takes each
-    figure's measured tolerance from a measured baseline, else DEFAULT_TOLERANCE."""
+    figure's measured tolerance from a measured baseline, else the one the two figures' spreads call for."""
     cur, base = gated(current), gated(baseline)
     if not base:
         raise UsageError(f"{names[1]} holds no measurements to compare against")
@@ -227,9 +258,14 @@ def compare(
         )
     rows = []
     for k in common:
-        b = base[k]
-        tol = tolerance if tolerance is not None else b.tolerance if b.tolerance is not None else DEFAULT_TOLERANCE
-        rows.append(Row(k, b.metric, b.value, cur[k].value, tol, b.spread, cur[k].spread))
+        b, c = base[k], cur[k]
+        if tolerance is not None:
+            tol, source = tolerance, "given"
+        elif b.tolerance is not None:
+            tol, source = b.tolerance, "measured baseline"
+        else:
+            tol, source = spread_tolerance(b.spread, c.spread), "spreads"
+        rows.append(Row(k, b.metric, b.value, c.value, tol, b.spread, c.spread, source))
     return Report(rows, [k for k in base if k not in common])
 
 

@@ -94,8 +94,38 @@ def test_gpu_entries_gate_median_gpu_compute_per_model() -> None:
 def test_parse_tolerance() -> None:
     assert parse_tolerance("5%") == pytest.approx(0.05)
     assert parse_tolerance("0.1") == pytest.approx(0.1)
-    with pytest.raises(UsageError):
-        parse_tolerance("-3%")
+    assert parse_tolerance("0") == 0.0
+    for bad in ("-3%", "nan", "inf%", "-inf", "NaN%"):
+        with pytest.raises(UsageError, match="finite, non-negative"):
+            parse_tolerance(bad)
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf%", "-1%"])
+def test_a_tolerance_that_cannot_fail_is_exit_2(tmp_path: Path, cli, bad: str) -> None:  # type: ignore[no-untyped-def]
+    cur = write(tmp_path, "cur.json", bench_doc(0.6108, cv=0.038))
+    base = write(tmp_path, "base.json", bench_doc(0.5777, cv=0.048))
+    result = cli("regress", cur, "--baseline", base, "--tolerance", bad)
+    assert result.code == 2 and f"--tolerance {bad!r}" in result.err and "ok" not in result.out
+
+
+def test_tolerance_from_the_spreads_avoids_the_false_alarm(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    """Issue 19's two benches a minute apart: 0.6108 ± 3.8% against 0.5777 ± 4.8% (+5.7%). A 5% tolerance is
+    narrower than either spread; from the spreads it is 2 x sqrt(4.8² + 3.8²) = 12.2%."""
+    cur = write(tmp_path, "cur.json", bench_doc(0.6108, cv=0.038))
+    base = write(tmp_path, "base.json", bench_doc(0.5777, cv=0.048))
+    result = cli("regress", cur, "--baseline", base)
+    assert result.code == 0, result.err
+    assert "(+12.2%)" in result.out and "warning" not in result.out
+    given = cli("regress", cur, "--baseline", base, "--tolerance", "5%")
+    assert given.code == 1 and "REGRESSED" in given.out
+    assert "tolerance 5.0% is smaller than the measured spread" in " ".join(given.out.split())
+
+
+def test_tolerance_from_the_spreads_still_catches_a_real_regression() -> None:
+    report = compare(bench_doc(0.60, cv=0.01), bench_doc(0.50, cv=0.01), None)
+    (row,) = report.rows
+    assert row.tolerance_from == "spreads" and row.tolerance == pytest.approx(0.05)  # floor: 2 x 1.4% < 5%
+    assert row.regressed and report.warnings == []
 
 
 def test_baseline_and_tolerance_default_to_the_run_recipe(in_tmp: Path, cli) -> None:  # type: ignore[no-untyped-def]
@@ -105,9 +135,10 @@ def test_baseline_and_tolerance_default_to_the_run_recipe(in_tmp: Path, cli) -> 
     bench = write(run.path, "bench.json", bench_doc(0.55))
     assert cli("regress", bench).code == 2  # the recipe names no baseline
     base = write(in_tmp, "base.json", bench_doc(0.55 * 0.8))
-    text = recipe.source.read_text() + f'[regress]\nbaseline = "{base}"\ntolerance = 0.3\n'
-    recipe.source.write_text(text)
-    assert cli("regress", bench).code == 0  # 25% slower, within the recipe's 30%
+    recipe.source.write_text(recipe.source.read_text() + f'[regress]\nbaseline = "{base}"\n')
+    assert cli("regress", bench).code == 1  # 25% slower: beyond the 5% the spreads (2%) call for
+    recipe.source.write_text(recipe.source.read_text() + "tolerance = 0.3\n")
+    assert cli("regress", bench).code == 0  # within the recipe's 30%
     assert cli("regress", bench, "--tolerance", "5%").code == 1
 
 

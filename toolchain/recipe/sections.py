@@ -264,7 +264,12 @@ class RegressSection:
     baseline: str = opt(
         "", "baseline bench JSON for `cplitool regress` (one per device, e.g. deploy/baselines/cpu.json)", path=True
     )
-    tolerance: float = opt(0.05, "allowed relative slowdown (0.05 = 5%)", min=0.0)
+    tolerance: float = opt(
+        0.0,
+        "allowed relative slowdown (0.05 = 5%); 0: the measured baseline's, else 2 x the two files' combined spread "
+        "(at least 5%)",
+        min=0.0,
+    )
 
 
 SECTIONS: dict[str, type] = {
