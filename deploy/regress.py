@@ -24,6 +24,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from deploy.bench.results import latest
 from toolchain.errors import UsageError
 from toolchain.rundir import MANIFEST, RunDir
 
@@ -45,6 +46,7 @@ class Figure:
     batch: int
     threads: int | None
     tolerance: float | None = None
+    invocations: tuple[str, ...] = ()  # the bench invocations that measured it (none in older files)
 
 
 @dataclass
@@ -178,22 +180,56 @@ def gated(doc: dict[str, Any]) -> dict[str, Figure]:
     """key (with model for GPU entries) -> the figure the gate compares, from a bench file or a baseline."""
     if doc.get("schema") == BASELINE_SCHEMA:
         names = [f.name for f in fields(Figure)]
-        return {k: Figure(**{n: v[n] for n in names}) for k, v in doc["figures"].items()}
+        figures = {}
+        for k, v in doc["figures"].items():
+            given: dict[str, Any] = {n: v[n] for n in names if n in v}
+            figures[k] = Figure(**{**given, "invocations": tuple(given.get("invocations", ()))})
+        return figures
     out: dict[str, Figure] = {}
     for c in doc.get("comparisons", []):
         if c.get("device") == "cpu":
             r = c["ratio"]
             label = RATIO_LABELS.get(r.get("metric", "latency"), f"pruned/dense {r.get('metric')} ratio")
-            out[key_of(c)] = Figure(label, float(r["median"]), float(r.get("cv", 0.0)), c["batch"], c.get("threads"))
+            out[key_of(c)] = Figure(
+                label, float(r["median"]), float(r.get("cv", 0.0)), c["batch"], c.get("threads"), None, invoked(c)
+            )
     for m in doc.get("measurements", []):
         if m.get("device") != "cpu" and m.get("status", "ok") == "ok":
             metric = m.get("primary_metric", "latency")
             label = "median GPU compute (ms)" if metric == "compute" else "median host latency (ms)"
             stats = m[f"{metric}_ms"]
             out[f"{key_of(m)} {m['model']}"] = Figure(
-                label, float(stats["median"]), float(stats.get("cv", 0.0)), m["batch"], m.get("threads")
+                label,
+                float(stats["median"]),
+                float(stats.get("cv", 0.0)),
+                m["batch"],
+                m.get("threads"),
+                None,
+                invoked(m),
             )
     return out
+
+
+def invoked(row: dict[str, Any]) -> tuple[str, ...]:
+    return (row["invocation"],) if row.get("invocation") else ()
+
+
+def same_measurement(
+    cur: dict[str, Figure], base: dict[str, Figure], keys: list[str], names: tuple[str, str]
+) -> str | None:
+    """Why the comparison is void when a row would be compared with itself: the same file, or a figure the
+    same bench invocation measured for both files (a copied bench.json, or a baseline made from this one)."""
+    if Path(names[0]).resolve() == Path(names[1]).resolve() and Path(names[0]).is_file():
+        return f"{names[0]} is compared with itself: every row would pass at +0.0%; compare it with a baseline"
+    shared = [k for k in keys if set(cur[k].invocations) & set(base[k].invocations)]
+    if shared:
+        inv = sorted(set(cur[shared[0]].invocations) & set(base[shared[0]].invocations))[0]
+        return (
+            f"{names[0]} and {names[1]} hold the same measurement of {shared[0]} (bench invocation {inv}"
+            f"{f', and {len(shared) - 1} more' if len(shared) > 1 else ''}): a row compared with itself always "
+            "passes; bench again for the current figures"
+        )
+    return None
 
 
 def devices(doc: dict[str, Any]) -> set[str]:
@@ -241,7 +277,7 @@ def compare(
 ) -> Report:
     """Raises UsageError (exit 2) when nothing in the two files can be compared. A None tolerance takes each
     figure's measured tolerance from a measured baseline, else the one the two figures' spreads call for."""
-    cur, base = gated(current), gated(baseline)
+    cur, base = gated(latest(current)[0]), gated(baseline)  # "now" is the current file's latest bench
     if not base:
         raise UsageError(f"{names[1]} holds no measurements to compare against")
     if not devices(current) & devices(baseline):
@@ -256,6 +292,9 @@ def compare(
             or "no measurement in common (backend, device, precision, variant, batch, threads); baseline has: "
             + "; ".join(sorted(base))
         )
+    void = same_measurement(cur, base, common, names)
+    if void:
+        raise UsageError(f"cannot compare: {void}")
     rows = []
     for k in common:
         b, c = base[k], cur[k]
@@ -297,6 +336,7 @@ def make_baseline(docs: list[dict[str, Any]], multiple: float = DEFAULT_MULTIPLE
             "threads": first.threads,
             "tolerance": multiple * spread,
             "runs": values,
+            "invocations": [i for g in per_doc for i in g[k].invocations],
         }
     env = docs[0].get("environment", {})
     return {

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from deploy.bench.env import environment
+from deploy.bench.results import stamp
 from deploy.bench.stage import (
     ENGINE_SUFFIXES,
     SCHEMA,
@@ -199,4 +200,5 @@ def bench_files(
         "skipped": [s.to_dict() for s in skips],
         "failed": plan.failures,
     }
+    doc = stamp(doc)
     return write_merged(output, doc) if output else doc

@@ -19,7 +19,7 @@ import numpy as np
 
 from deploy.bench.compare import Comparison, interleaved
 from deploy.bench.env import device_label, environment
-from deploy.bench.results import merge, read_previous
+from deploy.bench.results import merge, read_previous, stamp
 from deploy.bench.timing import TimingConfig, trace_rows
 from deploy.runners.base import Runner
 from deploy.runners.onnxruntime_runner import OnnxRuntimeRunner, gpu_variant
@@ -347,13 +347,14 @@ def bench_stage(
         "skipped": [s.to_dict() for s in plan.skips],
         "failed": plan.failures,
     }
+    doc = stamp(doc)
     path = run.file("bench.json")
     doc = write_merged(path, doc)
     if trace:
         write_json(run.file("bench_trace.json"), {"schema": SCHEMA, "traces": traces})
     metrics = {
         f"{c['backend']}/{c['device']}/{c['precision']}/{c['variant']}/b{c['batch']}": round(c["ratio"]["median"], 4)
-        for c in doc["comparisons"]
+        for c in comparisons  # this invocation's, not rows kept from earlier ones
     }
     run.record(
         "bench",

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from deploy.bench.results import merge, stamp
 from deploy.regress import compare, make_baseline, parse_tolerance
 from toolchain.errors import UsageError
 
@@ -46,11 +47,41 @@ def write(folder: Path, name: str, doc: dict[str, Any]) -> Path:
     return path
 
 
-def test_gate_passes_against_itself(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+def test_gate_passes_against_an_equal_baseline(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
     cur = write(tmp_path, "cur.json", bench_doc(0.55))
-    result = cli("regress", cur, "--baseline", cur)
+    result = cli("regress", cur, "--baseline", write(tmp_path, "base.json", bench_doc(0.55)))
     assert result.code == 0, result.err
     assert "ok" in result.out
+
+
+def test_a_row_is_never_compared_with_itself(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    doc = stamp(bench_doc(0.55))
+    cur = write(tmp_path, "cur.json", doc)
+    result = cli("regress", cur, "--baseline", cur)
+    assert result.code == 2 and "compared with itself" in result.err and "ok" not in result.out
+    copy_ = write(tmp_path, "copy.json", doc)  # a bench.json copied as the baseline: the same invocation's rows
+    result = cli("regress", cur, "--baseline", copy_)
+    assert result.code == 2 and "same measurement of" in result.err and doc["invocation"]["id"] in result.err
+    base = write(tmp_path, "base.json", make_baseline([doc, stamp(bench_doc(0.56))]))  # a baseline made from it
+    assert cli("regress", cur, "--baseline", base).code == 2
+    assert cli("regress", write(tmp_path, "new.json", stamp(bench_doc(0.55))), "--baseline", base).code == 0
+
+
+def test_regress_gates_only_the_latest_invocations_rows(tmp_path: Path) -> None:
+    """A bench.json keeps earlier rows it did not measure again; regress must not present one as "now"."""
+
+    def bench(batch: int) -> dict[str, Any]:
+        doc = bench_doc(0.55, batch=batch)
+        for m, v in doc["models"].items():
+            v["sha256"] = m * 8  # the same model files in every bench: rows merge
+        return stamp(doc)
+
+    old = bench(1)
+    merged, kept = merge(old, bench(64))
+    assert kept == 3 and {r["batch"] for r in merged["comparisons"]} == {1, 64}  # 2 measurements, 1 ratio
+    report = compare(merged, merge(old, bench(64))[0], None)
+    assert [r.key for r in report.rows] == ["onnxruntime cpu fp32 cpu b64"]  # batch 1 is the old row: not now
+    assert report.missing == ["onnxruntime cpu fp32 cpu b1"]
 
 
 def test_gate_fails_against_a_baseline_20_percent_faster(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
