@@ -193,7 +193,7 @@ class Exporter:
             if precision == "fp16":
                 to_fp16(fp32, path, keep_io_fp32=self.cfg.keep_io_fp32)
             elif precision == "int8":
-                extra["calibration_images"] = quantize_int8(fp32, path, self.calibration())
+                extra = quantize_int8(fp32, path, self.calibration(), self.cfg.calib_method, self.cfg.int8_keep_ends)
             entry = self.check(src, precision, path, ref, info, extra)
             self.write_metadata(src, entry, count.macs, count.params, info)
             if self.trt and entry.status == "done":

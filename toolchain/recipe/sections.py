@@ -217,6 +217,12 @@ class ExportSection:
         0, "validation images for each ONNX file's accuracy (a seeded random sample; 0: the whole split)", min=0
     )
     calib_images: int = opt(512, "int8: training images for calibration (a seeded random sample)", min=1)
+    calib_method: str = opt(
+        "minmax",
+        "int8: activation-range calibration (onnxruntime's MinMax, Entropy or Percentile 99.999)",
+        choices=["minmax", "entropy", "percentile"],
+    )
+    int8_keep_ends: bool = opt(False, "int8: keep the first convolution and the classifier in FP32")
     atol_fp32: float = opt(1e-4, "fp32 parity: absolute tolerance", min=0.0)
     rtol_fp32: float = opt(1e-4, "fp32 parity: relative tolerance", min=0.0)
     atol_fp16: float = opt(1e-2, "fp16 parity: absolute tolerance", min=0.0)
