@@ -33,15 +33,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from onnx_timing import round_medians
 from results_io import REPO, record
 
-from deploy.bench.compare import interleaved
-from deploy.bench.timing import TimingConfig
 from deploy.export.int8_gate import paired_drop
 from deploy.export.measure import onnx_correct
 from deploy.export.quantize import CALIBRATION, quantize_int8
 from deploy.export.stage import Exporter, export_stage
-from deploy.runners.onnxruntime_runner import OnnxRuntimeRunner
 from toolchain.recipe import Recipe, load_recipe
 from toolchain.rundir import RunDir
 
@@ -89,19 +87,10 @@ def variant_options(name: str) -> tuple[str, bool]:
 
 def latency(paths: dict[str, Path], batch: int, threads: int, rounds: int, shape: tuple[int, ...]) -> dict[str, Any]:
     """Per INT8 variant: median of per-round INT8/FP32 ratios with their min-max; per file the median ms."""
-    runners = {n: OnnxRuntimeRunner(p, threads=threads) for n, p in paths.items()}
-    x = np.random.default_rng(0).standard_normal((batch, *shape), dtype=np.float32)
-    for r in runners.values():
-        r.__enter__()
-    try:
-        cfg = TimingConfig(warmup_ms=100.0, min_duration_s=0.4 * rounds, min_iters=5 * rounds)
-        result = interleaved(dict(runners), dict.fromkeys(runners, x), cfg, rounds, ratio=None)  # type: ignore[arg-type]
-    finally:
-        for r in runners.values():
-            r.__exit__(None, None, None)
-    base = result.round_medians["fp32"]
+    medians_of = round_medians(paths, batch, threads, rounds, shape, seconds_per_round=0.4)
+    base = medians_of["fp32"]
     out: dict[str, Any] = {}
-    for name, medians in result.round_medians.items():
+    for name, medians in medians_of.items():
         ratios = sorted(a / b for a, b in zip(medians, base, strict=True))
         out[name] = {
             "median_ms": float(np.median(medians)),
