@@ -57,6 +57,18 @@ class BatchReader(CalibrationDataReader):
         return {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)}
 
 
+def even_batches(batches: Iterable[np.ndarray]) -> list[np.ndarray]:
+    """The calibration images in batches of one size: onnxruntime's histogram calibrators (entropy,
+    percentile) stack every batch's outputs into one array and fail on a short last batch. The size is the
+    largest divisor of the image count not above the largest batch given."""
+    given = list(batches)
+    if len({len(b) for b in given}) <= 1:
+        return given
+    images = np.concatenate(given)
+    size = next(d for d in range(max(len(b) for b in given), 0, -1) if len(images) % d == 0)
+    return [images[i : i + size] for i in range(0, len(images), size)]
+
+
 def end_nodes(model: onnx.ModelProto) -> list[str]:
     """Names of the first and the last weighted node (Conv, Gemm, MatMul) in graph order."""
     weighted = [n.name for n in model.graph.node if n.op_type in WEIGHTED and n.name]
@@ -75,7 +87,7 @@ def quantize_int8(
     if method not in CALIBRATION:
         raise UsageError(f"export.calib_method: {method!r} is not one of {', '.join(CALIBRATION)}")
     excluded = end_nodes(load_onnx(src)) if keep_ends else []
-    reader = BatchReader(calibration)
+    reader = BatchReader(even_batches(calibration))
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # its "run pre-processing first" advice: export already inferred shapes and slimmed

@@ -101,3 +101,25 @@ def test_keep_ends_leaves_the_first_conv_and_the_classifier_in_fp32(method: str,
 def test_unknown_calibration_method_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=r"export\.calib_method: 'kl' is not one of minmax, entropy, percentile"):
         quantize_int8(tmp_path / "absent.onnx", tmp_path / "x.onnx", [], "kl")
+
+
+@pytest.mark.parametrize("method", ["entropy", "percentile"])
+def test_histogram_calibration_takes_a_short_last_batch(method: str, tmp_path: Path) -> None:
+    """512 images in batches of 500 end with 12: onnxruntime's histogram collector fails on uneven batches."""
+    torch.manual_seed(0)
+    fp32 = tmp_path / "m.fp32.onnx"
+    export_onnx(create_model("quick_vgg", 10), (1, 8, 8), fp32)
+    rng = np.random.default_rng(0)
+    batches = [rng.standard_normal((n, 1, 8, 8), dtype=np.float32) for n in (10, 10, 4)]
+    assert quantize_int8(fp32, tmp_path / "m.int8.onnx", batches, method)["calibration_images"] == 24
+
+
+def test_even_batches_keep_every_image_in_equal_sizes() -> None:
+    from deploy.export.quantize import even_batches
+
+    batches = [np.arange(n, dtype=np.float32).reshape(n, 1) for n in (500, 12)]
+    out = even_batches(batches)
+    assert {len(b) for b in out} == {256} and sum(map(len, out)) == 512
+    assert np.array_equal(np.concatenate(out), np.concatenate(batches))
+    same = [np.zeros((4, 1))] * 3
+    assert even_batches(same) == same
