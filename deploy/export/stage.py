@@ -120,7 +120,7 @@ class Sample:
         return cls(split, len(chosen.dataset), total, seed), chosen  # type: ignore[arg-type]
 
     def text(self) -> str:
-        return f"{self.images} of {self.images if self.images == self.of else self.of} {self.split} images"
+        return f"{self.images} of {self.of} {self.split} images"
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "sampling": "seeded uniform random sample without replacement (run.seed)"}
@@ -211,11 +211,12 @@ class Exporter:
             correct = onnx_correct(path, self.loader(self.eval_split), self.threads, f"accuracy {path.name}")
         except NonFiniteError as e:  # e.g. an FP16 overflow: this file fails, the others are still checked
             return self.failed(src, precision, path, info, extra, str(e))
+        if precision == "int8" and self._fp32_correct is None:
+            return self.failed(src, precision, path, info, extra, "no FP32 accuracy of this model to compare with")
         acc: dict[str, Any] = {"top1": 100.0 * float(correct.mean()), "images": len(correct), "seed": self.seed}
         if precision == "fp32":
             self._fp32_correct = correct
-        if precision == "int8":
-            assert self._fp32_correct is not None  # fp32 is checked first, on the same images
+        if precision == "int8" and self._fp32_correct is not None:  # fp32 is checked first, on the same images
             drop = paired_drop(self._fp32_correct, correct, self.cfg.int8_max_drop)
             acc["drop_vs_fp32"] = drop.to_dict()
             ok = drop.passed
@@ -233,6 +234,8 @@ class Exporter:
     def failed(
         self, src: Source, precision: str, path: Path, info: ExportInfo, extra: dict[str, Any], why: str
     ) -> ExportedFile:
+        if precision == "fp32":
+            self._fp32_correct = None  # this model's INT8 has nothing to be paired with
         self.show(path, False, why)
         acc = {"top1": float("nan"), "images": 0, "seed": self.seed}
         return ExportedFile(src.which, precision, self.rel(path), "failed", why, {}, acc, {**asdict(info), **extra})
