@@ -23,16 +23,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from onnx_timing import round_medians
 from results_io import REPO, record
 
-from deploy.bench.compare import interleaved
-from deploy.bench.timing import TimingConfig
 from deploy.export.stage import export_stage
-from deploy.runners.onnxruntime_runner import OnnxRuntimeRunner
 from toolchain.recipe import Recipe, load_recipe
 from toolchain.rundir import RunDir
 
@@ -103,24 +99,16 @@ def latency(
     run: RunDir, files: list[dict[str, Any]], batch: int, threads: int, rounds: int, shape: tuple[int, ...]
 ) -> dict[str, dict[str, float]]:
     names = [f"{f['model']}.{f['precision']}" for f in files]
-    runners = {n: OnnxRuntimeRunner(run.path / f["path"], threads=threads) for n, f in zip(names, files, strict=True)}
-    x = np.random.default_rng(0).normal(size=(batch, *shape)).astype(np.float32)
-    for r in runners.values():
-        r.__enter__()
-    try:
-        cfg = TimingConfig(warmup_ms=100.0, min_duration_s=0.5 * rounds, min_iters=5 * rounds)
-        result = interleaved(dict(runners), dict.fromkeys(runners, x), cfg, rounds, ratio=None)  # type: ignore[arg-type]
-    finally:
-        for r in runners.values():
-            r.__exit__(None, None, None)
-    base = result.round_medians["dense.fp32"]
+    paths = {n: run.path / f["path"] for n, f in zip(names, files, strict=True)}
+    medians_of = round_medians(paths, batch, threads, rounds, shape, seconds_per_round=0.5)
+    base = medians_of["dense.fp32"]
     return {
         n: {
             "median_ms": statistics.median(m),
             "ratio_to_dense_fp32": statistics.median(a / b for a, b in zip(m, base, strict=True)),
             "rounds": len(m),
         }
-        for n, m in result.round_medians.items()
+        for n, m in medians_of.items()
     }
 
 

@@ -103,7 +103,8 @@ def export(
         if precision == "fp16":
             to_fp16(fp32, path)
         elif precision == "int8":
-            quantize_int8(fp32, path, as_numpy_batches(calibration or []))
+            cfg = ExportSection()  # the recipe defaults: calibration method, FP32 ends
+            quantize_int8(fp32, path, as_numpy_batches(calibration or []), cfg.calib_method, cfg.int8_keep_ends)
     x = check_input if check_input is not None else torch.randn(PARITY_SAMPLES, *shape)
     with torch.no_grad():
         ref = model(x.float()).numpy()

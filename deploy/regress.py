@@ -7,17 +7,24 @@ pruned/dense ratio, which survives a different or busier machine where absolute 
 A baseline is either a bench.json or, better, a measured baseline (`make_baseline`): several bench files of
 the same settings reduced to each figure's median, its run-to-run spread, and a tolerance that is a stated
 multiple of that spread, so the gate is as tight as the machine's noise allows and no tighter.
+
+Without a tolerance given and without a measured one, each figure's tolerance comes from the two files'
+own spreads: SPREAD_Z x sqrt(baseline spread² + current spread²), the ~95% band of the difference of two
+figures that noisy, and never below DEFAULT_TOLERANCE. A tolerance given that is smaller than that
+combined spread is used, with a warning that it will raise false alarms.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from deploy.bench.results import latest
 from toolchain.errors import UsageError
 from toolchain.paths import MAX_JSON_BYTES, regular_input
 from toolchain.rundir import MANIFEST, RunDir
@@ -26,6 +33,7 @@ SCHEMA = "cplitool-bench/1"
 BASELINE_SCHEMA = "cplitool-baseline/1"
 DEFAULT_TOLERANCE = 0.05
 DEFAULT_MULTIPLE = 5.0
+SPREAD_Z = 2.0  # tolerance from two files' spreads: z x their combined spread
 KEY_FIELDS = ("backend", "device", "precision", "variant", "batch", "threads")
 
 
@@ -39,6 +47,7 @@ class Figure:
     batch: int
     threads: int | None
     tolerance: float | None = None
+    invocations: tuple[str, ...] = ()  # the bench invocations that measured it (none in older files)
 
 
 @dataclass
@@ -50,6 +59,12 @@ class Row:
     tolerance: float
     baseline_spread: float
     current_spread: float
+    tolerance_from: str = "given"  # given | measured baseline | spreads
+
+    @property
+    def spread(self) -> float:
+        """The combined relative spread of the two figures."""
+        return math.hypot(self.baseline_spread, self.current_spread)
 
     @property
     def limit(self) -> float:
@@ -78,6 +93,18 @@ class Report:
     missing: list[str]  # baseline entries the current file lacks
 
     @property
+    def warnings(self) -> list[str]:
+        """A given tolerance narrower than the figures' own combined spread: noise alone will cross it."""
+        return [
+            f"tolerance {100 * r.tolerance:.1f}% is smaller than the measured spread of {r.key} "
+            f"({100 * r.spread:.1f}%: baseline ± {100 * r.baseline_spread:.1f}%, now ± {100 * r.current_spread:.1f}%), "
+            f"so noise alone can fail it; leave --tolerance out to derive it from the spreads "
+            f"({100 * spread_tolerance(r.baseline_spread, r.current_spread):.1f}% here)"
+            for r in self.rows
+            if r.tolerance_from == "given" and r.tolerance < r.spread
+        ]
+
+    @property
     def regressed(self) -> list[Row]:
         return [r for r in self.rows if r.regressed]
 
@@ -89,20 +116,26 @@ class Report:
 
 
 def parse_tolerance(text: str | float) -> float:
-    """'5%' or '0.05' -> 0.05."""
+    """'5%' or '0.05' -> 0.05; NaN, infinite or negative is a UsageError (a gate that cannot fail)."""
     raw = str(text).strip()
+    expected = "expected a finite, non-negative percentage like 5% or fraction like 0.05"
     try:
         value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
     except ValueError:
-        raise UsageError(f"--tolerance {text!r}: expected a percentage like 5% or a fraction like 0.05") from None
-    if value < 0:
-        raise UsageError(f"--tolerance {text!r}: must not be negative")
+        raise UsageError(f"--tolerance {text!r}: {expected}") from None
+    if not math.isfinite(value) or value < 0:
+        raise UsageError(f"--tolerance {text!r}: {expected}")
     return value
+
+
+def spread_tolerance(baseline_spread: float, current_spread: float) -> float:
+    """The tolerance two figures' own spreads call for (module docstring)."""
+    return max(DEFAULT_TOLERANCE, SPREAD_Z * math.hypot(baseline_spread, current_spread))
 
 
 def regress_settings(current: Path, baseline: Path | None, tolerance: float | None) -> tuple[Path, float | None]:
     """Fill what the command line left out from the [regress] section of the run CURRENT belongs to.
-    A tolerance left at None is the measured baseline's own (else DEFAULT_TOLERANCE)."""
+    A tolerance left at None (or a recipe's 0) is the measured baseline's own, else from the spreads."""
     section = None
     if (current.parent / MANIFEST).is_file() and (baseline is None or tolerance is None):
         section = RunDir(current.parent).recipe().regress
@@ -110,7 +143,7 @@ def regress_settings(current: Path, baseline: Path | None, tolerance: float | No
         if section is None or not section.baseline:
             raise UsageError(f"no baseline for {current}: pass --baseline or set regress.baseline in the run's recipe")
         baseline = Path(section.baseline)
-    if tolerance is None and section is not None:
+    if tolerance is None and section is not None and section.tolerance:
         tolerance = section.tolerance
     return baseline, tolerance
 
@@ -153,22 +186,56 @@ def gated(doc: dict[str, Any]) -> dict[str, Figure]:
     """key (with model for GPU entries) -> the figure the gate compares, from a bench file or a baseline."""
     if doc.get("schema") == BASELINE_SCHEMA:
         names = [f.name for f in fields(Figure)]
-        return {k: Figure(**{n: v[n] for n in names}) for k, v in doc["figures"].items()}
+        figures = {}
+        for k, v in doc["figures"].items():
+            given: dict[str, Any] = {n: v[n] for n in names if n in v}
+            figures[k] = Figure(**{**given, "invocations": tuple(given.get("invocations", ()))})
+        return figures
     out: dict[str, Figure] = {}
     for c in doc.get("comparisons", []):
         if c.get("device") == "cpu":
             r = c["ratio"]
             label = RATIO_LABELS.get(r.get("metric", "latency"), f"pruned/dense {r.get('metric')} ratio")
-            out[key_of(c)] = Figure(label, float(r["median"]), float(r.get("cv", 0.0)), c["batch"], c.get("threads"))
+            out[key_of(c)] = Figure(
+                label, float(r["median"]), float(r.get("cv", 0.0)), c["batch"], c.get("threads"), None, invoked(c)
+            )
     for m in doc.get("measurements", []):
         if m.get("device") != "cpu" and m.get("status", "ok") == "ok":
             metric = m.get("primary_metric", "latency")
             label = "median GPU compute (ms)" if metric == "compute" else "median host latency (ms)"
             stats = m[f"{metric}_ms"]
             out[f"{key_of(m)} {m['model']}"] = Figure(
-                label, float(stats["median"]), float(stats.get("cv", 0.0)), m["batch"], m.get("threads")
+                label,
+                float(stats["median"]),
+                float(stats.get("cv", 0.0)),
+                m["batch"],
+                m.get("threads"),
+                None,
+                invoked(m),
             )
     return out
+
+
+def invoked(row: dict[str, Any]) -> tuple[str, ...]:
+    return (row["invocation"],) if row.get("invocation") else ()
+
+
+def same_measurement(
+    cur: dict[str, Figure], base: dict[str, Figure], keys: list[str], names: tuple[str, str]
+) -> str | None:
+    """Why the comparison is void when a row would be compared with itself: the same file, or a figure the
+    same bench invocation measured for both files (a copied bench.json, or a baseline made from this one)."""
+    if Path(names[0]).resolve() == Path(names[1]).resolve() and Path(names[0]).is_file():
+        return f"{names[0]} is compared with itself: every row would pass at +0.0%; compare it with a baseline"
+    shared = [k for k in keys if set(cur[k].invocations) & set(base[k].invocations)]
+    if shared:
+        inv = sorted(set(cur[shared[0]].invocations) & set(base[shared[0]].invocations))[0]
+        return (
+            f"{names[0]} and {names[1]} hold the same measurement of {shared[0]} (bench invocation {inv}"
+            f"{f', and {len(shared) - 1} more' if len(shared) > 1 else ''}): a row compared with itself always "
+            "passes; bench again for the current figures"
+        )
+    return None
 
 
 def devices(doc: dict[str, Any]) -> set[str]:
@@ -215,8 +282,8 @@ def compare(
     names: tuple[str, str] = ("the current file", "the baseline"),
 ) -> Report:
     """Raises UsageError (exit 2) when nothing in the two files can be compared. A None tolerance takes each
-    figure's measured tolerance from a measured baseline, else DEFAULT_TOLERANCE."""
-    cur, base = gated(current), gated(baseline)
+    figure's measured tolerance from a measured baseline, else the one the two figures' spreads call for."""
+    cur, base = gated(latest(current)[0]), gated(baseline)  # "now" is the current file's latest bench
     if not base:
         raise UsageError(f"{names[1]} holds no measurements to compare against")
     if not devices(current) & devices(baseline):
@@ -231,11 +298,19 @@ def compare(
             or "no measurement in common (backend, device, precision, variant, batch, threads); baseline has: "
             + "; ".join(sorted(base))
         )
+    void = same_measurement(cur, base, common, names)
+    if void:
+        raise UsageError(f"cannot compare: {void}")
     rows = []
     for k in common:
-        b = base[k]
-        tol = tolerance if tolerance is not None else b.tolerance if b.tolerance is not None else DEFAULT_TOLERANCE
-        rows.append(Row(k, b.metric, b.value, cur[k].value, tol, b.spread, cur[k].spread))
+        b, c = base[k], cur[k]
+        if tolerance is not None:
+            tol, source = tolerance, "given"
+        elif b.tolerance is not None:
+            tol, source = b.tolerance, "measured baseline"
+        else:
+            tol, source = spread_tolerance(b.spread, c.spread), "spreads"
+        rows.append(Row(k, b.metric, b.value, c.value, tol, b.spread, c.spread, source))
     return Report(rows, [k for k in base if k not in common])
 
 
@@ -267,6 +342,7 @@ def make_baseline(docs: list[dict[str, Any]], multiple: float = DEFAULT_MULTIPLE
             "threads": first.threads,
             "tolerance": multiple * spread,
             "runs": values,
+            "invocations": [i for g in per_doc for i in g[k].invocations],
         }
     env = docs[0].get("environment", {})
     return {

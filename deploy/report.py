@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from deploy.bench.results import row_key
+from deploy.bench.results import latest, row_key
 from deploy.bench.spread import SPREAD_LIMIT, Interval, latency_interval, ratio_interval
 from deploy.bench.stage import Skip, pruned_name, skip_lines
 from deploy.bench.table import grouped, number, target_label, target_name
@@ -106,13 +106,15 @@ def ablation_rows(run: RunDir) -> list[dict[str, Any]]:
 
 
 def load_bench(run: RunDir) -> dict[str, Any] | None:
+    """bench.json's latest invocation: the rows measured together under the load its environment records."""
     path = run.file("bench.json")
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
+        doc, hidden = latest(json.loads(path.read_text()))
     except (OSError, json.JSONDecodeError) as e:
         raise CplitoolError(f"{path}: unreadable ({e})") from None
+    return {**doc, "hidden_rows": hidden}
 
 
 def save(fig: Any, path: Path) -> str:
@@ -370,7 +372,12 @@ def bench_notes(bench: dict[str, Any]) -> list[str]:
     skips = [Skip(s["backend"], s["device"], s["reason"]) for s in bench.get("skipped", [])]
     # as bench printed them: a host without a GPU gets one line for all GPU skips (reasons in bench.json)
     lines += [f"\n- {line.removeprefix('bench: ')}" for line in skip_lines(skips, bool(env.get("gpu")), False)]
+    command = (bench.get("invocation") or {}).get("command")
     lines += ["", f"Measured on {env.get('cpu')} ({env.get('threads')} threads), load {env.get('load_average')}."]
+    if command:
+        lines[-1] += f" Command: `{command}`."
+    if bench.get("hidden_rows"):
+        lines[-1] += f" Not shown: {bench['hidden_rows']} rows of earlier benches kept in bench.json."
     return lines
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from deploy.bench.env import environment
+from deploy.bench.results import stamp
 from deploy.bench.stage import (
     ENGINE_SUFFIXES,
     SCHEMA,
@@ -57,9 +58,10 @@ class ModelFile:
 
 
 def onnx_file(path: Path, input_shape: tuple[int, ...] | None) -> ModelFile:
-    from deploy.export.checks import graph_input, load_onnx
+    from deploy.export.checks import graph_input, load_onnx, require_finite_initializers
 
     model = load_onnx(path)
+    require_finite_initializers(model, path)
     inp = graph_input(model, path)
     dims = [d.dim_value if d.HasField("dim_value") else None for d in inp.type.tensor_type.shape.dim]
     given = input_shape or dims[1:]
@@ -201,4 +203,5 @@ def bench_files(
         "skipped": [s.to_dict() for s in skips],
         "failed": plan.failures,
     }
+    doc = stamp(doc)
     return write_merged(output, doc) if output else doc

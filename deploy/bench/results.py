@@ -1,14 +1,20 @@
-"""bench.json rows: what identifies one, and merging a new bench into the file already there.
+"""bench.json rows: what identifies one, which invocation made it, and merging a new bench into the file.
 
 A new bench replaces the rows it measured again (same backend, device, precision, variant, batch and
 threads) and keeps the others, so `bench --batch 64` after a bench of batches 1 and 64 keeps batch 1.
 Rows measured on other model files (different SHA-256: re-pruned, re-trained) are dropped, never mixed.
-Every row carries the time it was measured, since the kept ones predate the file's environment block.
+Every row carries the time it was measured and the id of the invocation that measured it; the file's
+`invocation` is the latest one and `invocations` lists the command, time and load average of each one
+whose rows it holds. Tables, the report and `regress` read the latest invocation's rows (`latest`): the
+kept ones predate the file's environment block and were measured under another load.
 """
 
 from __future__ import annotations
 
 import json
+import shlex
+import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +37,36 @@ def mergeable(old: dict[str, Any], new: dict[str, Any]) -> bool:
     return old.get("schema") == new.get("schema") and None not in hashes.values() and model_hashes(old) == hashes
 
 
-def merge(old: dict[str, Any] | None, new: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    """`new` with the rows of `old` it did not measure again; returns the document and how many were kept."""
+def command_line() -> str:
+    """How this process was invoked, as a shell would take it: 'cplitool bench runs/x --batch 64'."""
+    return shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+
+
+def stamp(doc: dict[str, Any]) -> dict[str, Any]:
+    """Give a new bench document its invocation (id, command, time, load) and tag each of its rows with it."""
+    load = (doc.get("environment") or {}).get("load_average")
+    inv = {"id": uuid.uuid4().hex[:12], "command": command_line(), "created": doc.get("created"), "load_average": load}
     for name in ROWS:
-        for row in new.get(name, []):
-            row.setdefault("measured_at", new.get("created"))
+        for row in doc.get(name, []):
+            row.setdefault("measured_at", doc.get("created"))
+            row.setdefault("invocation", inv["id"])
+    return {**doc, "invocation": inv, "invocations": [inv]}
+
+
+def latest(doc: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """The document with only the rows its latest invocation measured, and how many others it holds. A file
+    from before invocations were recorded is returned whole."""
+    inv = (doc.get("invocation") or {}).get("id")
+    if inv is None:
+        return doc, 0
+    rows = {name: [r for r in doc.get(name, []) if r.get("invocation") == inv] for name in ROWS}
+    hidden = sum(len(doc.get(name, [])) - len(rows[name]) for name in ROWS)
+    return {**doc, **rows}, hidden
+
+
+def merge(old: dict[str, Any] | None, new: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """`new` (stamped) with the rows of `old` it did not measure again; returns the document and how many
+    were kept."""
     if old is None or not mergeable(old, new):
         return new, 0
     remeasured = {row_key(r) for name in ROWS for r in new.get(name, [])}
@@ -45,6 +76,9 @@ def merge(old: dict[str, Any] | None, new: dict[str, Any]) -> tuple[dict[str, An
         older = [r for r in old.get(name, []) if row_key(r) not in remeasured]
         kept += len(older)
         merged[name] = sorted(older + new.get(name, []), key=order)
+    used = {r.get("invocation") for name in ROWS for r in merged[name]}
+    earlier = [i for i in old.get("invocations", []) if i.get("id") in used and i.get("id") != new["invocation"]["id"]]
+    merged["invocations"] = [*earlier, new["invocation"]]
     return merged, kept
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from deploy.bench.compare import Comparison, interleaved
 from deploy.bench.env import cuda_visible, device_label, environment
-from deploy.bench.results import merge, read_previous
+from deploy.bench.results import merge, read_previous, stamp
 from deploy.bench.timing import TimingConfig, trace_rows
 from deploy.runners.base import Runner
 from deploy.runners.onnxruntime_runner import OnnxRuntimeRunner, gpu_variant
@@ -30,6 +30,7 @@ from toolchain.artifacts import resolve_model
 from toolchain.counting import count_model
 from toolchain.data.registry import recipe_input_shape
 from toolchain.errors import CplitoolError, MissingDependencyError, UsageError
+from toolchain.finite import require_finite_weights
 from toolchain.io import sha256_file, write_json
 from toolchain.progress import console, progress_bar
 from toolchain.recipe import Recipe
@@ -324,6 +325,8 @@ def bench_stage(
     which = {"dense": "dense", "pruned": pruned_name(run)}
     loaded = {m: resolve_model(recipe, run, w) for m, w in which.items()}
     models = {m: v[0] for m, v in loaded.items()}
+    for m, (model, info, source) in loaded.items():
+        require_finite_weights(model, f"{m} ({info.arch}, {source.name})")  # a NaN model's timing means nothing
     macs = {m: count_model(models[m], shape).macs for m in MODELS}
     plan = Planner(recipe, run, threads)
     if "torch" in backends:
@@ -356,13 +359,14 @@ def bench_stage(
         "skipped": [s.to_dict() for s in plan.skips],
         "failed": plan.failures,
     }
+    doc = stamp(doc)
     path = run.file("bench.json")
     doc = write_merged(path, doc)
     if trace:
         write_json(run.file("bench_trace.json"), {"schema": SCHEMA, "traces": traces})
     metrics = {
         f"{c['backend']}/{c['device']}/{c['precision']}/{c['variant']}/b{c['batch']}": round(c["ratio"]["median"], 4)
-        for c in doc["comparisons"]
+        for c in comparisons  # this invocation's, not rows kept from earlier ones
     }
     run.record(
         "bench",

@@ -64,12 +64,16 @@ def bench(
         typer.Option("--output", "-o", help="model files: also write the results to this JSON (merged into it)"),
     ] = None,
     force: ForceOpt = False,
+    all_rows: Annotated[
+        bool, typer.Option("--all-rows", help="also show the rows of earlier benches kept in bench.json")
+    ] = False,
     as_json: JsonOpt = False,
     no_wait: NoWaitOpt = False,
 ) -> None:
     """Time the run's dense and pruned models side by side on every available backend (trtexec-style), or
     model files directly: `cplitool bench dense.onnx pruned.onnx`."""
     from deploy.bench.files import bench_files, is_model_file
+    from deploy.bench.results import latest
     from deploy.bench.table import bench_table
 
     cfg = BenchSection()
@@ -108,8 +112,13 @@ def bench(
         if doc.get("failed"):
             raise typer.Exit(1)
         return
-    out.print(bench_table(doc))
-    show_warnings(doc["measurements"])
+    shown, hidden = (doc, 0) if all_rows else latest(doc)
+    out.print(bench_table(shown))
+    show_warnings(shown["measurements"])
+    if hidden:
+        out.print(
+            f"not shown: {hidden} rows of earlier benches kept in {where} (--all-rows shows them)", highlight=False
+        )
     if where:
         out.print(f"results: {where}", highlight=False)
     if doc.get("failed"):

@@ -19,7 +19,7 @@ ToleranceOpt = Annotated[
     str | None,
     typer.Option(
         help="allowed slowdown, e.g. 5% or 0.05 (default: recipe regress.tolerance, else the measured baseline's, "
-        "else 5%)"
+        "else 2 x the two files' combined spread, at least 5%)"
     ),
 ]
 MultipleOpt = Annotated[float, typer.Option(min=0.0, help="tolerance = this multiple of the run-to-run spread")]
@@ -47,6 +47,7 @@ def report_json(report: Any) -> dict[str, Any]:
     return {
         "rows": [{**vars(r), "limit": r.limit, "change": r.change, "regressed": r.regressed} for r in report.rows],
         "missing": report.missing,
+        "warnings": report.warnings,
     }
 
 
@@ -58,6 +59,8 @@ def show(report: Any, baseline: Path, as_json: bool, extra: dict[str, Any] | Non
         out.print(fitted(regress_table(report, baseline)))
         for key in report.missing:
             out.print(f"[yellow]not measured now[/yellow] (in the baseline): {key}", highlight=False, soft_wrap=True)
+        for warning in report.warnings:
+            out.print(f"[yellow]warning[/yellow]: {warning}", highlight=False, soft_wrap=True)
     if report.regressed:
         raise CplitoolError(report.failure())
 
@@ -78,7 +81,7 @@ def regress(
     from deploy.regress import parse_tolerance, regress_settings
     from deploy.regress import regress as compare
 
-    baseline, tol = regress_settings(current, baseline, parse_tolerance(tolerance) if tolerance else None)
+    baseline, tol = regress_settings(current, baseline, None if tolerance is None else parse_tolerance(tolerance))
     if no_baseline_ok and not baseline.exists():
         out.print(
             f"no baseline: {baseline} does not exist, so nothing is gated; commit one made from measured runs "
@@ -138,7 +141,7 @@ def gate(
         path = write_json(baseline, gate_run.record_baseline(measure, record, multiple))
         out.print(f"baseline from {record} measurements: {path}", highlight=False, soft_wrap=True)
         return
-    tol = parse_tolerance(tolerance) if tolerance else None
+    tol = None if tolerance is None else parse_tolerance(tolerance)
     outcome = gate_run.run_gate(measure, known, tol, (str(setup.bench), str(baseline)))
     for note in outcome.notes:
         out.print(f"[yellow]gate:[/yellow] {note}", highlight=False, soft_wrap=True)

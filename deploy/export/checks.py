@@ -10,8 +10,10 @@ from pathlib import Path
 
 import onnx
 from google.protobuf.message import DecodeError
+from onnx import numpy_helper
 
 from toolchain.errors import UsageError
+from toolchain.finite import NonFiniteError, first_non_finite
 from toolchain.paths import regular_input
 
 FLOAT_INPUTS = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
@@ -71,6 +73,13 @@ def check_model(model: onnx.ModelProto, source: str | Path) -> onnx.ModelProto:
 
 def load_checked(path: str | Path) -> onnx.ModelProto:
     return check_model(load_onnx(path), path)
+
+
+def require_finite_initializers(model: onnx.ModelProto, path: str | Path) -> None:
+    """Raise NonFiniteError naming the first weight (initializer) of the graph that holds a NaN or an infinity."""
+    found = first_non_finite((t.name, numpy_helper.to_array(t)) for t in model.graph.initializer)
+    if found:
+        raise NonFiniteError(f"{path}: weights are not finite: {found}; it cannot be checked, scored or timed")
 
 
 def _first_line(e: BaseException) -> str:

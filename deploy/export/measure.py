@@ -1,21 +1,22 @@
 """Running the exported files on real images: ONNX Runtime logits and accuracy, and the PyTorch reference.
 
 Accuracy is streamed batch by batch (a validation split need not fit in memory); only the parity images,
-a few hundred, are held.
+a few hundred, are held. Non-finite logits, PyTorch's or ONNX Runtime's, raise NonFiniteError naming the
+output: a NaN model must not pass a check or score an accuracy.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from deploy.runners.onnxruntime_runner import OnnxRuntimeRunner
+from toolchain.finite import require_finite_output
 from toolchain.progress import progress_bar
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
@@ -30,33 +31,24 @@ class Reference:
     logits: np.ndarray
 
 
-def take(loader: Batches, limit: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """The loader's first `limit` samples (all when limit is 0) as numpy batches."""
-    seen = 0
-    for images, labels in loader:
-        if limit:
-            images, labels = images[: limit - seen], labels[: limit - seen]
-        yield images.numpy(), labels.numpy()
-        seen += len(images)
-        if limit and seen >= limit:
-            return
-
-
-def reference(model: nn.Module, loader: Batches, limit: int) -> Reference:
+def reference(model: nn.Module, loader: Batches, what: str) -> Reference:
+    """PyTorch's logits for every image of the loader (the parity subset); non-finite logits raise."""
     model = model.eval().cpu()
     images, labels, logits = [], [], []
     with torch.no_grad():
-        for x, y in take(loader, limit):
-            images.append(x)
-            labels.append(y)
-            logits.append(model(torch.from_numpy(x)).float().numpy())
-    return Reference(np.concatenate(images), np.concatenate(labels), np.concatenate(logits))
+        for x, y in loader:
+            images.append(x.numpy())
+            labels.append(y.numpy())
+            logits.append(model(x).float().numpy())
+    out = np.concatenate(logits)
+    require_finite_output(out, "logits", f"{what} in PyTorch")
+    return Reference(np.concatenate(images), np.concatenate(labels), out)
 
 
 def infer(runner: OnnxRuntimeRunner, x: np.ndarray) -> np.ndarray:
     """Logits as float32. The input is cast to the graph's input type (FP16 graphs may take FP16); a graph
     with a fixed batch size gets chunks of that size, the last one zero-padded."""
-    inp = runner.session.get_inputs()[0]
+    inp, output = runner.session.get_inputs()[0], runner.session.get_outputs()[0]
     x = x.astype(np.float16 if inp.type == "tensor(float16)" else np.float32, copy=False)
     fixed = inp.shape[0] if isinstance(inp.shape[0], int) else len(x)
     outs = []
@@ -64,7 +56,9 @@ def infer(runner: OnnxRuntimeRunner, x: np.ndarray) -> np.ndarray:
         chunk = x[i : i + fixed]
         padded = np.concatenate([chunk, np.zeros((fixed - len(chunk), *x.shape[1:]), x.dtype)])
         outs.append(np.asarray(runner.infer(padded), dtype=np.float32)[: len(chunk)])
-    return np.concatenate(outs)
+    logits = np.concatenate(outs)
+    require_finite_output(logits, output.name, runner.model_path.name)
+    return logits
 
 
 class OnnxModule(nn.Module):
@@ -85,15 +79,13 @@ def onnx_logits(path: Path, images: np.ndarray, batch: int, threads: int = 0) ->
         return np.concatenate([infer(runner, images[i : i + batch]) for i in range(0, len(images), batch)])
 
 
-def onnx_accuracy(path: Path, loader: Batches, limit: int, threads: int = 0, label: str = "") -> dict[str, Any]:
-    """Top-1 (percent) of the ONNX file on the loader's first `limit` samples (0: all)."""
-    correct = seen = 0
-    total = min(limit, len(loader.dataset)) if limit else len(loader.dataset)  # type: ignore[attr-defined]
+def onnx_correct(path: Path, loader: Batches, threads: int = 0, label: str = "") -> np.ndarray:
+    """Per image of the loader, whether the ONNX file's top-1 class is its label (the accuracy subset)."""
+    correct = []
     with OnnxRuntimeRunner(path, threads=threads) as runner, progress_bar(transient=True) as bar:
         assert isinstance(runner, OnnxRuntimeRunner)
-        task = bar.add_task(label or f"accuracy {path.name}", total=total, unit="img")
-        for x, y in take(loader, limit):
-            correct += int((infer(runner, x).argmax(1) == y).sum())
-            seen += len(y)
+        task = bar.add_task(label or f"accuracy {path.name}", total=len(loader.dataset), unit="img")  # type: ignore[attr-defined]
+        for x, y in loader:
+            correct.append(infer(runner, x.numpy()).argmax(1) == y.numpy())
             bar.advance(task, len(y))
-    return {"top1": 100.0 * correct / max(seen, 1), "images": seen}
+    return np.concatenate(correct)

@@ -2,7 +2,7 @@
 the smallest tolerances that would have passed, and top-1 agreement of the two classifiers.
 
 An element fails where |a - b| > atol AND |a - b| / |ref| > rtol, so tiny logits are judged by atol and
-large ones by rtol.
+large ones by rtol. A NaN or infinite element always fails.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def compare(ref: np.ndarray, out: np.ndarray, atol: float, rtol: float) -> Parit
     abs_err = np.abs(out64 - ref64)
     # A zero reference gets the smallest float32 as its magnitude: a huge but finite relative error.
     rel_err = abs_err / np.maximum(np.abs(ref64), np.finfo(np.float32).tiny)
-    fails = (abs_err > atol) & (rel_err > rtol)
+    fails = ~((abs_err <= atol) | (rel_err <= rtol))  # written so that a NaN fails: it compares false
     agree = ref.reshape(len(ref), -1).argmax(1) == out.reshape(len(out), -1).argmax(1)
     return ParityReport(
         atol=atol,

@@ -2,9 +2,12 @@
 
 For each model (dense, pruned) the FP32 graph is exported first (FP16 and INT8 derive from it), then each
 file is compared with PyTorch on real validation images and its accuracy is measured with ONNX Runtime.
-FP32 and FP16 pass on element-wise tolerances; INT8 passes when its top-1 is within export.int8_max_drop
-points of the FP32 file's. A failing file is kept for inspection, marked failed in the manifest, and fails
-the stage with its report. With `trt`, each passing file is built into a TensorRT engine.
+The parity, accuracy and calibration images are seeded random samples of their splits (run.seed), the
+same for every file of the run, printed and recorded with their size and seed. FP32 and FP16 pass on
+element-wise tolerances; INT8 passes unless its paired top-1 drop from the FP32 file exceeds
+export.int8_max_drop points with 95% confidence (int8_gate.py). Non-finite weights stop the export; a
+file with non-finite outputs fails. A failing file is kept for inspection, marked failed in the manifest,
+and fails the stage with its report. With `trt`, each passing file is built into a TensorRT engine.
 """
 
 from __future__ import annotations
@@ -18,17 +21,19 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from deploy.export.measure import Reference, onnx_accuracy, onnx_logits, reference, take
+from deploy.export.int8_gate import paired_drop
+from deploy.export.measure import Reference, onnx_correct, onnx_logits, reference
 from deploy.export.metadata import write_metadata
 from deploy.export.onnx_export import ExportInfo, export_onnx
-from deploy.export.parity import ParityReport, compare
+from deploy.export.parity import compare
 from deploy.export.precision import to_fp16
 from deploy.export.quantize import quantize_int8
 from toolchain.artifacts import ModelInfo, resolve_model
 from toolchain.counting import count_model
 from toolchain.data import build_split, make_loader
-from toolchain.data.registry import DataSplit
+from toolchain.data.registry import DataSplit, seeded_subset
 from toolchain.errors import CplitoolError, UsageError
+from toolchain.finite import NonFiniteError, require_finite_weights
 from toolchain.io import sha256_file
 from toolchain.progress import console
 from toolchain.recipe import Recipe
@@ -100,39 +105,76 @@ def stage_key(recipe: Recipe, sources: list[Source], precisions: list[str], trt:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def calibration_batches(recipe: Recipe) -> list[np.ndarray]:
-    """export.calib_images training images, drawn with the run's seed, without augmentation."""
-    train = build_split(recipe.data, "train", augment=False, seed=recipe.run.seed)
-    loader = make_loader(train, recipe.data.eval_batch_size, shuffle=True, seed=recipe.run.seed, workers=0)
-    return [x for x, _ in take(loader, recipe.export.calib_images)]
+@dataclass
+class Sample:
+    """A seeded random subset of a split that judges the models: how many images of how many, which seed."""
+
+    split: str
+    images: int
+    of: int
+    seed: int
+
+    @classmethod
+    def draw(cls, split: str, data: DataSplit, size: int, seed: int) -> tuple[Sample, DataSplit]:
+        total = len(data.dataset)  # type: ignore[arg-type]
+        chosen = seeded_subset(data, size, seed)
+        return cls(split, len(chosen.dataset), total, seed), chosen  # type: ignore[arg-type]
+
+    def text(self) -> str:
+        return f"{self.images} of {self.of} {self.split} images"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "sampling": "seeded uniform random sample without replacement (run.seed)"}
 
 
 class Exporter:
-    """Exports one recipe's models; holds the validation data and the per-model reference outputs."""
+    """Exports one recipe's models; holds the sampled validation and calibration data."""
 
     def __init__(self, recipe: Recipe, run: RunDir, trt: bool) -> None:
         self.recipe, self.run, self.trt = recipe, run, trt
         self.cfg = recipe.export
         self.threads = recipe.run.threads
-        self.val: DataSplit = build_split(recipe.data, "val", augment=False, seed=recipe.run.seed)
+        self.seed = recipe.run.seed
+        val = build_split(recipe.data, "val", augment=False, seed=self.seed)
+        self.sample_shape = val.sample_shape
+        self.eval_sample, self.eval_split = Sample.draw("validation", val, self.cfg.eval_images, self.seed)
+        self.parity_sample, self.parity_split = Sample.draw("validation", val, self.cfg.parity_images, self.seed)
         self.batch = recipe.data.eval_batch_size
+        self.calib_sample: Sample | None = None
         self._calib: list[np.ndarray] | None = None
+        self._fp32_correct: np.ndarray | None = None
+        console.print(
+            f"check subsets (seed {self.seed}): accuracy on {self.eval_sample.text()}, "
+            f"parity on {self.parity_sample.text()}",
+            highlight=False,
+        )
 
-    def loader(self) -> Any:
-        return make_loader(self.val, self.batch, shuffle=False, workers=self.recipe.data.workers)
+    def loader(self, data: DataSplit) -> Any:
+        return make_loader(data, self.batch, shuffle=False, workers=self.recipe.data.workers)
 
     def calibration(self) -> list[np.ndarray]:
+        """export.calib_images training images, a seeded sample drawn once per run, without augmentation."""
         if self._calib is None:
-            self._calib = calibration_batches(self.recipe)
+            train = build_split(self.recipe.data, "train", augment=False, seed=self.seed)
+            self.calib_sample, chosen = Sample.draw("training", train, self.cfg.calib_images, self.seed)
+            console.print(f"int8 calibration on {self.calib_sample.text()} (seed {self.seed})", highlight=False)
+            self._calib = [x.numpy() for x, _ in make_loader(chosen, self.batch, shuffle=False, workers=0)]
         return self._calib
+
+    def samples(self) -> dict[str, Any]:
+        """What the manifest records of the subsets that judged the files."""
+        chosen = {"accuracy": self.eval_sample, "parity": self.parity_sample, "calibration": self.calib_sample}
+        return {k: v.to_dict() for k, v in chosen.items() if v is not None}
 
     def path(self, which: str, precision: str) -> Path:
         return self.run.path / "onnx" / f"{which}.{precision}.onnx"
 
     def export(self, src: Source, precisions: list[str]) -> list[ExportedFile]:
-        shape = self.val.sample_shape
+        shape = self.sample_shape
+        label = f"{src.which} ({src.info.arch}, {src.path.name})"
+        require_finite_weights(src.model, label)
         count = count_model(src.model, shape)
-        ref = reference(src.model, self.loader(), self.cfg.parity_images)
+        ref = reference(src.model, self.loader(self.parity_split), label)
         fp32 = self.path(src.which, "fp32")
         console.print(f"exporting {src.which} ({src.info.arch}, {count.macs / 1e6:.1f} M MACs) -> {fp32.parent}")
         info = export_onnx(
@@ -146,17 +188,14 @@ class Exporter:
             label=f"{src.which} ({src.info.arch})",
         )
         files: list[ExportedFile] = []
-        fp32_top1 = 0.0
         for precision in ["fp32", *[p for p in PRECISIONS[1:] if p in precisions]]:
             path = self.path(src.which, precision)
             extra: dict[str, Any] = {}
             if precision == "fp16":
                 to_fp16(fp32, path, keep_io_fp32=self.cfg.keep_io_fp32)
             elif precision == "int8":
-                extra["calibration_images"] = quantize_int8(fp32, path, self.calibration())
-            entry = self.check(src, precision, path, ref, info, fp32_top1, extra)
-            if precision == "fp32":
-                fp32_top1 = entry.accuracy["top1"]
+                extra = quantize_int8(fp32, path, self.calibration(), self.cfg.calib_method, self.cfg.int8_keep_ends)
+            entry = self.check(src, precision, path, ref, info, extra)
             self.write_metadata(src, entry, count.macs, count.params, info)
             if self.trt and entry.status == "done":
                 self.build_engine(entry)
@@ -164,40 +203,52 @@ class Exporter:
         return files
 
     def check(
-        self,
-        src: Source,
-        precision: str,
-        path: Path,
-        ref: Reference,
-        info: ExportInfo,
-        fp32_top1: float,
-        extra: dict[str, Any],
+        self, src: Source, precision: str, path: Path, ref: Reference, info: ExportInfo, extra: dict[str, Any]
     ) -> ExportedFile:
         tol = "fp32" if precision == "fp32" else "fp16"
         atol, rtol = getattr(self.cfg, f"atol_{tol}"), getattr(self.cfg, f"rtol_{tol}")
-        report: ParityReport = compare(ref.logits, onnx_logits(path, ref.images, self.batch, self.threads), atol, rtol)
-        acc = onnx_accuracy(path, self.loader(), self.cfg.eval_images, self.threads, f"accuracy {path.name}")
-        if precision == "int8":
-            drop = fp32_top1 - acc["top1"]
-            acc["drop_vs_fp32"] = drop
-            ok = drop <= self.cfg.int8_max_drop
-            check = f"top-1 {acc['top1']:.2f}% vs fp32 {fp32_top1:.2f}% (drop {drop:.2f} <= {self.cfg.int8_max_drop:g})"
+        try:
+            report = compare(ref.logits, onnx_logits(path, ref.images, self.batch, self.threads), atol, rtol)
+            correct = onnx_correct(path, self.loader(self.eval_split), self.threads, f"accuracy {path.name}")
+        except NonFiniteError as e:  # e.g. an FP16 overflow: this file fails, the others are still checked
+            return self.failed(src, precision, path, info, extra, str(e))
+        if precision == "int8" and self._fp32_correct is None:
+            return self.failed(src, precision, path, info, extra, "no FP32 accuracy of this model to compare with")
+        acc: dict[str, Any] = {"top1": 100.0 * float(correct.mean()), "images": len(correct), "seed": self.seed}
+        if precision == "fp32":
+            self._fp32_correct = correct
+        if precision == "int8" and self._fp32_correct is not None:  # fp32 is checked first, on the same images
+            drop = paired_drop(self._fp32_correct, correct, self.cfg.int8_max_drop)
+            acc["drop_vs_fp32"] = drop.to_dict()
+            ok = drop.passed
+            check = f"top-1 {acc['top1']:.2f}% vs fp32 {100 * float(self._fp32_correct.mean()):.2f}%: {drop.summary()}"
         else:
             ok = report.passed
             check = f"parity {report.summary()}"
-        status = "done" if ok else "failed"
-        colour = "green" if ok else "red"
-        console.print(
-            f"  {path.name}: [{colour}]{'ok' if ok else 'FAILED'}[/{colour}] top-1 {acc['top1']:.2f}% "
-            f"(n={acc['images']}); {check}",
-            highlight=False,
-        )
+        self.show(path, ok, f"top-1 {acc['top1']:.2f}% (n={acc['images']}); {check}")
         if verbose() or not ok:  # the statistics are in the manifest's parity entry either way
             console.print(f"    parity {report.details()}", highlight=False)
         export = {**asdict(info), **extra}
-        rel = str(path.relative_to(self.run.path))
         parity = {**report.to_dict(), "decisive": precision != "int8"}  # int8 is judged on accuracy instead
-        return ExportedFile(src.which, precision, rel, status, check, parity, acc, export)
+        return ExportedFile(
+            src.which, precision, self.rel(path), "done" if ok else "failed", check, parity, acc, export
+        )
+
+    def failed(
+        self, src: Source, precision: str, path: Path, info: ExportInfo, extra: dict[str, Any], why: str
+    ) -> ExportedFile:
+        if precision == "fp32":
+            self._fp32_correct = None  # this model's INT8 has nothing to be paired with
+        self.show(path, False, why)
+        acc = {"top1": float("nan"), "images": 0, "seed": self.seed}
+        return ExportedFile(src.which, precision, self.rel(path), "failed", why, {}, acc, {**asdict(info), **extra})
+
+    def show(self, path: Path, ok: bool, text: str) -> None:
+        colour = "green" if ok else "red"
+        console.print(f"  {path.name}: [{colour}]{'ok' if ok else 'FAILED'}[/{colour}] {text}", highlight=False)
+
+    def rel(self, path: Path) -> str:
+        return str(path.relative_to(self.run.path))
 
     def write_metadata(self, src: Source, entry: ExportedFile, macs: int, params: int, info: ExportInfo) -> None:
         write_metadata(
@@ -213,6 +264,7 @@ class Exporter:
                 "cplitool.params": params,
                 "cplitool.top1": f"{entry.accuracy['top1']:.4f}",
                 "cplitool.top1_images": entry.accuracy["images"],
+                "cplitool.top1_seed": entry.accuracy["seed"],
                 "cplitool.top1_runtime": "onnxruntime-cpu",
                 "cplitool.parity": entry.check,
                 "cplitool.status": entry.status,
@@ -282,6 +334,7 @@ def export_stage(
         metrics,
         status="failed" if failed else "done",
         files=[asdict(f) for f in files],
+        samples=exporter.samples(),
     )
     if failed:
         lines = "; ".join(f"{f.path}: {f.check}" for f in failed)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from deploy.bench.results import merge, stamp
 from deploy.regress import compare, make_baseline, parse_tolerance
 from toolchain.errors import UsageError
 
@@ -46,11 +47,41 @@ def write(folder: Path, name: str, doc: dict[str, Any]) -> Path:
     return path
 
 
-def test_gate_passes_against_itself(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+def test_gate_passes_against_an_equal_baseline(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
     cur = write(tmp_path, "cur.json", bench_doc(0.55))
-    result = cli("regress", cur, "--baseline", cur)
+    result = cli("regress", cur, "--baseline", write(tmp_path, "base.json", bench_doc(0.55)))
     assert result.code == 0, result.err
     assert "ok" in result.out
+
+
+def test_a_row_is_never_compared_with_itself(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    doc = stamp(bench_doc(0.55))
+    cur = write(tmp_path, "cur.json", doc)
+    result = cli("regress", cur, "--baseline", cur)
+    assert result.code == 2 and "compared with itself" in result.err and "ok" not in result.out
+    copy_ = write(tmp_path, "copy.json", doc)  # a bench.json copied as the baseline: the same invocation's rows
+    result = cli("regress", cur, "--baseline", copy_)
+    assert result.code == 2 and "same measurement of" in result.err and doc["invocation"]["id"] in result.err
+    base = write(tmp_path, "base.json", make_baseline([doc, stamp(bench_doc(0.56))]))  # a baseline made from it
+    assert cli("regress", cur, "--baseline", base).code == 2
+    assert cli("regress", write(tmp_path, "new.json", stamp(bench_doc(0.55))), "--baseline", base).code == 0
+
+
+def test_regress_gates_only_the_latest_invocations_rows(tmp_path: Path) -> None:
+    """A bench.json keeps earlier rows it did not measure again; regress must not present one as "now"."""
+
+    def bench(batch: int) -> dict[str, Any]:
+        doc = bench_doc(0.55, batch=batch)
+        for m, v in doc["models"].items():
+            v["sha256"] = m * 8  # the same model files in every bench: rows merge
+        return stamp(doc)
+
+    old = bench(1)
+    merged, kept = merge(old, bench(64))
+    assert kept == 3 and {r["batch"] for r in merged["comparisons"]} == {1, 64}  # 2 measurements, 1 ratio
+    report = compare(merged, merge(old, bench(64))[0], None)
+    assert [r.key for r in report.rows] == ["onnxruntime cpu fp32 cpu b64"]  # batch 1 is the old row: not now
+    assert report.missing == ["onnxruntime cpu fp32 cpu b1"]
 
 
 def test_gate_fails_against_a_baseline_20_percent_faster(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
@@ -94,8 +125,38 @@ def test_gpu_entries_gate_median_gpu_compute_per_model() -> None:
 def test_parse_tolerance() -> None:
     assert parse_tolerance("5%") == pytest.approx(0.05)
     assert parse_tolerance("0.1") == pytest.approx(0.1)
-    with pytest.raises(UsageError):
-        parse_tolerance("-3%")
+    assert parse_tolerance("0") == 0.0
+    for bad in ("-3%", "nan", "inf%", "-inf", "NaN%"):
+        with pytest.raises(UsageError, match="finite, non-negative"):
+            parse_tolerance(bad)
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf%", "-1%"])
+def test_a_tolerance_that_cannot_fail_is_exit_2(tmp_path: Path, cli, bad: str) -> None:  # type: ignore[no-untyped-def]
+    cur = write(tmp_path, "cur.json", bench_doc(0.6108, cv=0.038))
+    base = write(tmp_path, "base.json", bench_doc(0.5777, cv=0.048))
+    result = cli("regress", cur, "--baseline", base, "--tolerance", bad)
+    assert result.code == 2 and f"--tolerance {bad!r}" in result.err and "ok" not in result.out
+
+
+def test_tolerance_from_the_spreads_avoids_the_false_alarm(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    """Issue 19's two benches a minute apart: 0.6108 ± 3.8% against 0.5777 ± 4.8% (+5.7%). A 5% tolerance is
+    narrower than either spread; from the spreads it is 2 x sqrt(4.8² + 3.8²) = 12.2%."""
+    cur = write(tmp_path, "cur.json", bench_doc(0.6108, cv=0.038))
+    base = write(tmp_path, "base.json", bench_doc(0.5777, cv=0.048))
+    result = cli("regress", cur, "--baseline", base)
+    assert result.code == 0, result.err
+    assert "(+12.2%)" in result.out and "warning" not in result.out
+    given = cli("regress", cur, "--baseline", base, "--tolerance", "5%")
+    assert given.code == 1 and "REGRESSED" in given.out
+    assert "tolerance 5.0% is smaller than the measured spread" in " ".join(given.out.split())
+
+
+def test_tolerance_from_the_spreads_still_catches_a_real_regression() -> None:
+    report = compare(bench_doc(0.60, cv=0.01), bench_doc(0.50, cv=0.01), None)
+    (row,) = report.rows
+    assert row.tolerance_from == "spreads" and row.tolerance == pytest.approx(0.05)  # floor: 2 x 1.4% < 5%
+    assert row.regressed and report.warnings == []
 
 
 def test_baseline_and_tolerance_default_to_the_run_recipe(in_tmp: Path, cli) -> None:  # type: ignore[no-untyped-def]
@@ -105,9 +166,10 @@ def test_baseline_and_tolerance_default_to_the_run_recipe(in_tmp: Path, cli) -> 
     bench = write(run.path, "bench.json", bench_doc(0.55))
     assert cli("regress", bench).code == 2  # the recipe names no baseline
     base = write(in_tmp, "base.json", bench_doc(0.55 * 0.8))
-    text = recipe.source.read_text() + f'[regress]\nbaseline = "{base}"\ntolerance = 0.3\n'
-    recipe.source.write_text(text)
-    assert cli("regress", bench).code == 0  # 25% slower, within the recipe's 30%
+    recipe.source.write_text(recipe.source.read_text() + f'[regress]\nbaseline = "{base}"\n')
+    assert cli("regress", bench).code == 1  # 25% slower: beyond the 5% the spreads (2%) call for
+    recipe.source.write_text(recipe.source.read_text() + "tolerance = 0.3\n")
+    assert cli("regress", bench).code == 0  # within the recipe's 30%
     assert cli("regress", bench, "--tolerance", "5%").code == 1
 
 

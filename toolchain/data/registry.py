@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -84,12 +84,20 @@ def build_split(cfg: DataSection, split: str, augment: bool, seed: int = 0) -> D
     if cfg.name not in list_datasets():
         raise UsageError(f"data.name: unknown data set {cfg.name!r}; registered: {', '.join(list_datasets())}")
     data = _REGISTRY[cfg.name](cfg, split, augment, seed)
-    limit = cfg.train_subset if split == "train" else cfg.val_subset
-    if limit and limit < len(data.dataset):  # type: ignore[arg-type]
-        g = torch.Generator().manual_seed(seed)
-        idx = torch.randperm(len(data.dataset), generator=g)[:limit].sort().values.tolist()  # type: ignore[arg-type]
-        data.dataset = data.dataset.subset(idx) if data.batched else Subset(data.dataset, idx)  # type: ignore[attr-defined]
-    return data
+    return seeded_subset(data, cfg.train_subset if split == "train" else cfg.val_subset, seed)
+
+
+def seeded_subset(data: DataSplit, size: int, seed: int) -> DataSplit:
+    """A uniform random sample of `size` samples without replacement, drawn with `seed` (0 or a size at least
+    the split's: all of it). Indices are kept in order for locality. Subsets that judge a model are drawn here,
+    never as the first N of a split: a split stored class by class would otherwise hold one class only."""
+    total = len(data.dataset)  # type: ignore[arg-type]
+    if not size or size >= total:
+        return data
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(total, generator=g)[:size].sort().values.tolist()
+    dataset = data.dataset.subset(idx) if data.batched else Subset(data.dataset, idx)  # type: ignore[attr-defined]
+    return replace(data, dataset=dataset)
 
 
 def recipe_input_shape(recipe: Recipe) -> tuple[int, ...]:

@@ -218,14 +218,26 @@ class ExportSection:
     dynamic_batch: bool = opt(True, "export with a dynamic batch axis")
     simplify: bool = opt(True, "simplify the graph with onnxslim")
     keep_io_fp32: bool = opt(True, "fp16: keep graph inputs and outputs in FP32")
-    parity_images: int = opt(256, "validation images for the parity check", min=1)
-    eval_images: int = opt(0, "validation images for each ONNX file's accuracy (0: the whole split)", min=0)
-    calib_images: int = opt(512, "int8: training images for calibration", min=1)
+    parity_images: int = opt(256, "validation images for the parity check (a seeded random sample)", min=1)
+    eval_images: int = opt(
+        0, "validation images for each ONNX file's accuracy (a seeded random sample; 0: the whole split)", min=0
+    )
+    calib_images: int = opt(512, "int8: training images for calibration (a seeded random sample)", min=1)
+    calib_method: str = opt(
+        "minmax",
+        "int8: activation-range calibration (onnxruntime's MinMax, Entropy or Percentile 99.999)",
+        choices=["minmax", "entropy", "percentile"],
+    )
+    int8_keep_ends: bool = opt(
+        True, "int8: keep the first convolution and the classifier in FP32 (faster on CPU, as accurate: measured)"
+    )
     atol_fp32: float = opt(1e-4, "fp32 parity: absolute tolerance", min=0.0)
     rtol_fp32: float = opt(1e-4, "fp32 parity: relative tolerance", min=0.0)
     atol_fp16: float = opt(1e-2, "fp16 parity: absolute tolerance", min=0.0)
     rtol_fp16: float = opt(1e-2, "fp16 parity: relative tolerance", min=0.0)
-    int8_max_drop: float = opt(1.0, "int8: largest allowed top-1 drop versus fp32, in points", min=0.0)
+    int8_max_drop: float = opt(
+        1.0, "int8: fail when the top-1 drop versus fp32 exceeds this many points with 95% confidence", min=0.0
+    )
 
 
 @dataclass
@@ -268,7 +280,12 @@ class RegressSection:
     baseline: str = opt(
         "", "baseline bench JSON for `cplitool regress` (one per device, e.g. deploy/baselines/cpu.json)", path=True
     )
-    tolerance: float = opt(0.05, "allowed relative slowdown (0.05 = 5%)", min=0.0)
+    tolerance: float = opt(
+        0.0,
+        "allowed relative slowdown (0.05 = 5%); 0: the measured baseline's, else 2 x the two files' combined spread "
+        "(at least 5%)",
+        min=0.0,
+    )
 
 
 SECTIONS: dict[str, type] = {

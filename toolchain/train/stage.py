@@ -13,6 +13,7 @@ from toolchain.artifacts import model_info_from_recipe, resolve_model, save_arti
 from toolchain.data import build_split, make_loader
 from toolchain.data.registry import DataSplit
 from toolchain.errors import UsageError
+from toolchain.finite import require_finite_weights
 from toolchain.models.source import ModelSource
 from toolchain.progress import console
 from toolchain.recipe import Recipe
@@ -77,6 +78,7 @@ def evaluate_model(recipe: Recipe, which: str, model: nn.Module | None = None) -
         model, _info, path = resolve_model(recipe, run, which)
     else:
         path = Path(which)
+    require_finite_weights(model, f"{which} ({path.name})")
     metrics = evaluate(model.to(device), val_loader(recipe), device, label=f"eval {which}")
     if which == "dense" and run.path.is_dir():
         store_accuracy(run, path, recipe.section_hash("data"), metrics)

@@ -12,6 +12,7 @@ from deploy.bench.files import bench_files
 from tests.deploy.bench.fakes import write_engine
 from tests.deploy.pruned_run import make_run
 from toolchain.errors import UsageError
+from toolchain.finite import NonFiniteError
 
 FAST = {"batches": [2], "threads": 1, "repeats": 2, "min_duration_s": 0.02}
 
@@ -36,6 +37,19 @@ def test_one_file_is_timed_alone(in_tmp: Path) -> None:
     dense, _ = onnx_pair(in_tmp)
     doc = bench_files([dense], **FAST)  # type: ignore[arg-type]
     assert [m["model"] for m in doc["measurements"]] == ["model"] and doc["comparisons"] == []
+
+
+def test_a_file_with_nan_weights_is_refused_naming_the_tensor(in_tmp: Path) -> None:
+    import onnx
+    from onnx import numpy_helper
+
+    dense, _ = onnx_pair(in_tmp)
+    model = onnx.load(dense)
+    first = model.graph.initializer[0]
+    first.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(first) * float("nan"), first.name))
+    onnx.save(model, dense)
+    with pytest.raises(NonFiniteError, match=rf"dense.fp32.onnx: weights are not finite: '{first.name}' holds"):
+        bench_files([dense], **FAST)  # type: ignore[arg-type]
 
 
 def test_fixed_batch_and_dynamic_sizes_are_explained(in_tmp: Path) -> None:

@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from deploy.bench.results import merge, read_previous
+from deploy.bench.results import latest, merge, read_previous, stamp
 from deploy.bench.stage import bench_stage
 from tests.deploy.pruned_run import make_run
 
@@ -22,7 +22,7 @@ def doc(batches: list[int], sha: str = "a", created: str = "t1") -> dict[str, An
 
 def test_merge_replaces_the_rows_measured_again_and_keeps_the_others() -> None:
     """Catches the old behaviour (a new bench drops every earlier row) and a merge that keeps stale twins."""
-    merged, kept = merge(doc([1, 64], created="t1"), doc([64], created="t2"))
+    merged, kept = merge(stamp(doc([1, 64], created="t1")), stamp(doc([64], created="t2")))
     assert kept == 3  # batch 1: dense, pruned and their comparison
     assert [(c["batch"], c["t"]) for c in merged["comparisons"]] == [(1, "t1"), (64, "t2")]
     assert [(m["batch"], m["model"], m["t"]) for m in merged["measurements"]] == [
@@ -35,9 +35,34 @@ def test_merge_replaces_the_rows_measured_again_and_keeps_the_others() -> None:
 
 
 def test_rows_of_other_model_files_are_dropped() -> None:
-    merged, kept = merge(doc([1], sha="old"), doc([64], sha="new"))
+    merged, kept = merge(stamp(doc([1], sha="old")), stamp(doc([64], sha="new")))
     assert kept == 0 and [c["batch"] for c in merged["comparisons"]] == [64]
-    assert merge(None, doc([64]))[1] == 0
+    assert merge(None, stamp(doc([64])))[1] == 0
+
+
+def test_every_row_names_its_invocation_and_latest_keeps_only_its_own() -> None:
+    first, second = stamp(doc([1, 64], created="t1")), stamp(doc([64], created="t2"))
+    merged, _ = merge(first, second)
+    ids = {first["invocation"]["id"]: 1, second["invocation"]["id"]: 64}
+    assert len(ids) == 2 and all(ids[r["invocation"]] == r["batch"] for r in merged["comparisons"])
+    assert [i["id"] for i in merged["invocations"]] == list(ids)  # both, with their commands
+    assert all("command" in i and i["command"] for i in merged["invocations"])
+    now, hidden = latest(merged)
+    assert [c["batch"] for c in now["comparisons"]] == [64] and hidden == 3
+    legacy = doc([1])  # written before invocations were recorded: shown whole
+    assert latest(legacy) == (legacy, 0)
+
+
+def test_bench_table_shows_this_invocations_rows(in_tmp: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    """Issue 19: after `bench --backend onnxruntime` the table still showed an earlier torch row."""
+    make_run(in_tmp, onnx=True)
+    assert cli("bench", "runs/benchtest", "--backend", "torch", "--batch", "2").code == 0
+    result = cli("bench", "runs/benchtest", "--backend", "onnxruntime", "--batch", "2")
+    assert result.code == 0, result.err
+    assert "torch" not in result.out and "onnxruntime" in result.out
+    assert "not shown: 3 rows of earlier benches" in " ".join(result.out.split())
+    every = cli("bench", "runs/benchtest", "--backend", "onnxruntime", "--batch", "2", "--all-rows")
+    assert "torch" in every.out and "not shown" not in every.out
 
 
 def test_unreadable_previous_file_is_replaced(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import torch
 
 from deploy.bench.stage import SCHEMA, bench_stage
 from tests.deploy.pruned_run import make_run
@@ -53,6 +54,19 @@ def test_bad_backend_is_a_usage_error(in_tmp: Path) -> None:
     recipe, run = make_run(in_tmp)
     with pytest.raises(UsageError, match="backends must be among"):
         bench_stage(recipe, run, backends=["tvm"])
+
+
+def test_nan_weights_are_refused_before_timing(in_tmp: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    from toolchain.artifacts import load_artifact, save_artifact
+
+    _, run = make_run(in_tmp, onnx=True)
+    model, info = load_artifact(run.file("pruned.pt"))
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("inf"))
+    run.record("prune", save_artifact(run.file("pruned.pt"), model, info), "test", {})
+    result = cli("bench", "runs/benchtest", "--backend", "torch")
+    assert result.code == 1 and "pruned (quick_vgg, pruned.pt): weights are not finite" in result.err
+    assert "Traceback" not in result.err and not run.file("bench.json").exists()
 
 
 def test_bench_cli_prints_a_table(in_tmp: Path, cli) -> None:  # type: ignore[no-untyped-def]

@@ -48,3 +48,12 @@ def test_zero_reference_is_judged_by_atol() -> None:
 def test_shape_mismatch_is_an_error() -> None:
     with pytest.raises(ValueError, match="shapes differ"):
         compare(np.zeros((2, 3)), np.zeros((2, 4)), 1e-4, 1e-4)
+
+
+def test_nan_output_never_passes() -> None:
+    ref = np.zeros((2, 3), np.float32)
+    out = ref.copy()
+    out[1, 2] = np.nan
+    r = compare(ref, out, atol=1e-4, rtol=1e-4)
+    assert not r.passed and r.mismatches == 1
+    assert not compare(np.full((1, 2), np.nan, np.float32), np.full((1, 2), np.nan, np.float32), 1.0, 1.0).passed

@@ -12,7 +12,7 @@ from onnx import helper
 
 from deploy.export.onnx_export import export_onnx
 from deploy.export.quantize import int32_dequantize_inputs, quantize_int8
-from toolchain.errors import CplitoolError
+from toolchain.errors import CplitoolError, UsageError
 from toolchain.models import create_model
 
 # Plain chain, residual net with a classifier Gemm, and a deeper VGG: every layer kind the recipes quantize.
@@ -74,3 +74,52 @@ def test_quantize_refuses_to_write_an_int32_dequantize(tmp_path: Path, monkeypat
     with pytest.raises(CplitoolError, match="DequantizeLinear of INT32 tensors"):
         quantize_int8(fp32, int8, batches)
     assert not int8.exists()
+
+
+def quantized_weights(path: Path) -> set[str]:
+    """Names of the Conv/Gemm/MatMul nodes whose weight is INT8 behind a DequantizeLinear (not a float tensor)."""
+    model = onnx.load(str(path))
+    dq = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    return {n.name for n in model.graph.node if n.op_type in ("Conv", "Gemm", "MatMul") and n.input[1] in dq}
+
+
+@pytest.mark.parametrize("method", ["minmax", "entropy", "percentile"])
+def test_keep_ends_leaves_the_first_conv_and_the_classifier_in_fp32(method: str, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    fp32 = tmp_path / "m.fp32.onnx"
+    export_onnx(create_model("quick_vgg", 10), (1, 8, 8), fp32)
+    batches = [np.random.default_rng(0).standard_normal((8, 1, 8, 8), dtype=np.float32)]
+    weighted = [n.name for n in onnx.load(str(fp32)).graph.node if n.op_type in ("Conv", "Gemm")]
+    plain, ends = tmp_path / "plain.onnx", tmp_path / "ends.onnx"
+    assert quantize_int8(fp32, plain, batches, method)["fp32_nodes"] == []
+    made = quantize_int8(fp32, ends, batches, method, keep_ends=True)
+    assert made == {"calibration_images": 8, "calibration_method": method, "fp32_nodes": [weighted[0], weighted[-1]]}
+    assert quantized_weights(plain) == set(weighted)
+    assert quantized_weights(ends) == set(weighted[1:-1])
+
+
+def test_unknown_calibration_method_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"export\.calib_method: 'kl' is not one of minmax, entropy, percentile"):
+        quantize_int8(tmp_path / "absent.onnx", tmp_path / "x.onnx", [], "kl")
+
+
+@pytest.mark.parametrize("method", ["entropy", "percentile"])
+def test_histogram_calibration_takes_a_short_last_batch(method: str, tmp_path: Path) -> None:
+    """512 images in batches of 500 end with 12: onnxruntime's histogram collector fails on uneven batches."""
+    torch.manual_seed(0)
+    fp32 = tmp_path / "m.fp32.onnx"
+    export_onnx(create_model("quick_vgg", 10), (1, 8, 8), fp32)
+    rng = np.random.default_rng(0)
+    batches = [rng.standard_normal((n, 1, 8, 8), dtype=np.float32) for n in (10, 10, 4)]
+    assert quantize_int8(fp32, tmp_path / "m.int8.onnx", batches, method)["calibration_images"] == 24
+
+
+def test_even_batches_keep_every_image_in_equal_sizes() -> None:
+    from deploy.export.quantize import even_batches
+
+    batches = [np.arange(n, dtype=np.float32).reshape(n, 1) for n in (500, 12)]
+    out = even_batches(batches)
+    assert {len(b) for b in out} == {256} and sum(map(len, out)) == 512
+    assert np.array_equal(np.concatenate(out), np.concatenate(batches))
+    same = [np.zeros((4, 1))] * 3
+    assert even_batches(same) == same

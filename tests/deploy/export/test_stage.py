@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import onnx
 import pytest
+import torch
 from onnx import numpy_helper
 
 from deploy.export.metadata import read_metadata
@@ -19,7 +20,9 @@ from deploy.export.quantize import int32_dequantize_inputs
 from deploy.export.stage import export_stage
 from tests.conftest import REPO
 from tests.deploy.pruned_run import make_run
+from toolchain.artifacts import load_artifact, save_artifact
 from toolchain.errors import CplitoolError, MissingDependencyError, UsageError
+from toolchain.finite import NonFiniteError
 from toolchain.install import install_hint
 from toolchain.recipe import Recipe, load_recipe
 from toolchain.rundir import RunDir
@@ -77,6 +80,15 @@ def test_fp32_fp16_int8_on_digits(trained: Path, in_tmp: Path) -> None:
     assert fp32["accuracy"]["top1"] > 95.0
     assert abs(fp32["accuracy"]["top1"] - int8["accuracy"]["top1"]) <= 1.0
     assert int8["export"]["calibration_images"] == 256
+    # the subsets that judged the files: their size, of how many, and the seed, in the manifest
+    samples = entry["samples"]
+    assert samples["accuracy"]["images"] == samples["accuracy"]["of"] == 360 and samples["accuracy"]["seed"] == 0
+    assert (samples["parity"]["images"], samples["calibration"]["images"], samples["calibration"]["of"]) == (
+        128,
+        256,
+        1437,
+    )
+    assert int8["accuracy"]["drop_vs_fp32"]["verdict"] == "pass" and int8["accuracy"]["drop_vs_fp32"]["images"] == 360
     # graph forms: FP16 keeps FP32 I/O; INT8 is symmetric per-channel Q/DQ
     g16 = onnx.load(str(run.path / fp16["path"])).graph
     assert g16.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
@@ -113,6 +125,34 @@ def test_failed_parity_keeps_the_file_and_marks_it_failed(trained: Path, in_tmp:
     assert file["parity"]["min_atol"] > 0  # the report says what tolerance would have passed
     assert (run.path / file["path"]).is_file()  # kept for inspection
     assert read_metadata(run.path / file["path"])["cplitool.status"] == "failed"
+
+
+def test_nan_weights_are_refused_naming_the_tensor(in_tmp: Path) -> None:
+    recipe, run = make_run(in_tmp)
+    model, info = load_artifact(run.file("dense.pt"))
+    with torch.no_grad():
+        next(model.parameters())[0].fill_(float("nan"))
+    run.record("train", save_artifact(run.file("dense.pt"), model, info), "test", {})
+    with pytest.raises(
+        NonFiniteError, match=r"dense \(quick_vgg, dense.pt\): weights are not finite: '[\w.]+weight' holds \d+ NaN"
+    ):
+        export_stage(recipe, run, models=["dense"], precisions=["fp32"])
+    assert run.stage("export") is None  # refused before anything was recorded
+
+
+def test_eval_subset_is_seeded_and_shared_by_every_file(trained: Path, in_tmp: Path) -> None:
+    recipe, run = fresh_run(trained, in_tmp, eval_images=100)
+    entry = export_stage(recipe, run, models=["dense"], precisions=["fp32", "int8"])
+    assert entry["samples"]["accuracy"] == {
+        "split": "validation",
+        "images": 100,
+        "of": 360,
+        "seed": 0,
+        "sampling": "seeded uniform random sample without replacement (run.seed)",
+    }
+    files = by_precision(entry)
+    assert files["fp32"]["accuracy"]["images"] == files["int8"]["accuracy"]["images"] == 100
+    assert files["int8"]["accuracy"]["drop_vs_fp32"]["images"] == 100  # paired on the same 100 images
 
 
 def test_dense_and_pruned_are_both_exported(in_tmp: Path) -> None:
