@@ -16,12 +16,12 @@ import time
 import torch
 from results_io import record  # also puts the repository on sys.path
 
+from cplitool.toolchain.data import build_split, make_loader
+from cplitool.toolchain.models import create_model
+from cplitool.toolchain.prune.plan import make_plan
+from cplitool.toolchain.prune.pruner import prune_model
+from cplitool.toolchain.recipe.sections import DataSection, PruneSection
 from tests.conftest import CIFAR_JPEG
-from toolchain.data import build_split, make_loader
-from toolchain.models import create_model
-from toolchain.prune.plan import make_plan
-from toolchain.prune.pruner import prune_model
-from toolchain.recipe.sections import DataSection, PruneSection
 
 
 def main() -> None:

@@ -18,8 +18,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from toolchain.errors import UsageError
-from toolchain.rundir import MANIFEST, RunDir
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.rundir import MANIFEST, RunDir
 
 SCHEMA = "cplitool-bench/1"
 BASELINE_SCHEMA = "cplitool-baseline/1"

@@ -11,7 +11,7 @@ from pathlib import Path
 import onnx
 from google.protobuf.message import DecodeError
 
-from toolchain.errors import UsageError
+from cplitool.toolchain.errors import UsageError
 
 
 def load_onnx(path: str | Path) -> onnx.ModelProto:

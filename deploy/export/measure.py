@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from deploy.runners.onnxruntime_runner import OnnxRuntimeRunner
-from toolchain.progress import progress_bar
+from cplitool.deploy.runners.onnxruntime_runner import OnnxRuntimeRunner
+from cplitool.toolchain.progress import progress_bar
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from deploy.regress import compare, make_baseline, parse_tolerance
-from toolchain.errors import UsageError
+from cplitool.deploy.regress import compare, make_baseline, parse_tolerance
+from cplitool.toolchain.errors import UsageError
 
 
 def bench_doc(

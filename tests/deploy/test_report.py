@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy.bench.stage import bench_stage
-from deploy.report import write_report
+from cplitool.deploy.bench.stage import bench_stage
+from cplitool.deploy.report import write_report
 from tests.deploy.pruned_run import make_run
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -73,7 +73,7 @@ def test_unstable_rows_say_so(in_tmp: Path) -> None:
 @pytest.mark.parametrize("values", [[99.72, 99.44], [30.0, 90.0], [0.5, 2.0]])
 def test_top1_axis_holds_the_points_within_0_and_100(values: list[float]) -> None:
     """Catches the 104% axis: never above 100 or below 0, always with room around the points."""
-    from deploy.report import top1_limits
+    from cplitool.deploy.report import top1_limits
 
     lo, hi = top1_limits(values)
     assert 0.0 <= lo < min(values) and max(values) < hi <= 100.0

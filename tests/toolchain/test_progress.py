@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from rich.progress import Task
 
-from toolchain import progress
-from toolchain.progress import RateColumn, progress_bar
+from cplitool.toolchain import progress
+from cplitool.toolchain.progress import RateColumn, progress_bar
 
 
 def test_bars_only_on_a_terminal_and_rank_0(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,8 +4,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from deploy.bench.results import merge, read_previous
-from deploy.bench.stage import bench_stage
+from cplitool.deploy.bench.results import merge, read_previous
+from cplitool.deploy.bench.stage import bench_stage
 from tests.deploy.pruned_run import make_run
 
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 from onnx import helper
 
-from deploy.export.onnx_export import export_onnx
-from deploy.export.quantize import int32_dequantize_inputs, quantize_int8
-from toolchain.errors import CplitoolError
-from toolchain.models import create_model
+from cplitool.deploy.export.onnx_export import export_onnx
+from cplitool.deploy.export.quantize import int32_dequantize_inputs, quantize_int8
+from cplitool.toolchain.errors import CplitoolError
+from cplitool.toolchain.models import create_model
 
 # Plain chain, residual net with a classifier Gemm, and a deeper VGG: every layer kind the recipes quantize.
 ARCHS = {"quick_vgg": (1, 8, 8), "resnet20": (3, 16, 16), "vgg16_cifar": (3, 32, 32)}
@@ -64,7 +64,7 @@ def test_an_int32_dequantize_is_found() -> None:
 
 def test_quantize_refuses_to_write_an_int32_dequantize(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """If onnxruntime ever quantized biases again, the file is not written and the error says why."""
-    import deploy.export.quantize as quantize
+    import cplitool.deploy.export.quantize as quantize
 
     monkeypatch.setattr(quantize, "QUANT_OPTIONS", {**quantize.QUANT_OPTIONS, "QuantizeBias": True})
     torch.manual_seed(0)

@@ -14,15 +14,15 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from deploy.export.metadata import read_metadata
-from deploy.export.quantize import int32_dequantize_inputs
-from deploy.export.stage import export_stage
+from cplitool.deploy.export.metadata import read_metadata
+from cplitool.deploy.export.quantize import int32_dequantize_inputs
+from cplitool.deploy.export.stage import export_stage
+from cplitool.toolchain.errors import CplitoolError, MissingDependencyError, UsageError
+from cplitool.toolchain.install import install_hint
+from cplitool.toolchain.recipe import Recipe, load_recipe
+from cplitool.toolchain.rundir import RunDir
 from tests.conftest import REPO
 from tests.deploy.pruned_run import make_run
-from toolchain.errors import CplitoolError, MissingDependencyError, UsageError
-from toolchain.install import install_hint
-from toolchain.recipe import Recipe, load_recipe
-from toolchain.rundir import RunDir
 
 # quickstart's settings, fewer epochs: quick_vgg reaches ~98-99% on digits in a few seconds.
 OVERRIDES: dict[str, Any] = {
@@ -36,7 +36,7 @@ OVERRIDES: dict[str, Any] = {
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A run directory holding a dense quick_vgg trained on digits (made once per module)."""
-    from toolchain.train.stage import train_dense
+    from cplitool.toolchain.train.stage import train_dense
 
     folder = tmp_path_factory.mktemp("digits")
     with pytest.MonkeyPatch.context() as mp:
@@ -135,7 +135,7 @@ def test_bad_precision_and_model_are_usage_errors(in_tmp: Path) -> None:
 
 
 def test_trt_without_tensorrt_stops_at_once(in_tmp: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
-    from toolchain.cli.app import main
+    from cplitool.cli.app import main
 
     _recipe, run = make_run(in_tmp)
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # import tensorrt fails, even on a host that has it
@@ -156,8 +156,8 @@ def test_an_engine_that_fails_to_build_is_recorded_and_the_others_are_built(
 ) -> None:
     """On the fake TensorRT: the FP16 builds raise a GPU error; the FP32 engines are still built, every
     failure is in the manifest with its reason, and the command fails saying so."""
-    import deploy.trt.build as build
-    from deploy.bench.stage import exported_files
+    import cplitool.deploy.trt.build as build
+    from cplitool.deploy.bench.stage import exported_files
     from tests.deploy.gpu_fakes import fake_tensorrt
 
     monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(gpu))

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from cplitool.cli.app import app
+from cplitool.cli.pipeline_cmds import STAGES
+from cplitool.toolchain.pipeline.runner import load_entry
+from cplitool.toolchain.pipeline.smoke import smoke_overrides
 from tests.conftest import REPO
-from toolchain.cli.app import app
-from toolchain.cli.pipeline_cmds import STAGES
-from toolchain.pipeline.runner import load_entry
-from toolchain.pipeline.smoke import smoke_overrides
 
 RECIPES = sorted((REPO / "recipes").glob("*.toml"))
 DATA_VARS = ("CIFAR10_JPEG", "IMAGENET", "UCF101", "RESNET50_WEIGHTS")

@@ -13,11 +13,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from cplitool.toolchain.models import create_model
+from cplitool.toolchain.prune.plan import make_plan
+from cplitool.toolchain.prune.pruner import prune_model
+from cplitool.toolchain.recipe.sections import PruneSection
 from tests.toolchain.prune.nets import randomise_bn
-from toolchain.models import create_model
-from toolchain.prune.plan import make_plan
-from toolchain.prune.pruner import prune_model
-from toolchain.recipe.sections import PruneSection
 
 FIXTURE = Path(__file__).parent / "fixtures" / "blocks_reference.json"
 CASES = [("resnet20", (3, 32, 32), "cpli"), ("quick_vgg", (1, 8, 8), "cpli"), ("quick_vgg", (1, 8, 8), "l1")]

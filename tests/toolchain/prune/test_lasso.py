@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import Lasso
 
-from toolchain.prune.lasso import lasso_gram, select_exact
+from cplitool.toolchain.prune.lasso import lasso_gram, select_exact
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])

@@ -13,18 +13,18 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
+from cplitool.cli.app import app
+from cplitool.toolchain.artifacts import load_artifact
+from cplitool.toolchain.data import build_split, make_loader
+from cplitool.toolchain.prune.plan import make_plan
+from cplitool.toolchain.prune.pruner import prune_model
+from cplitool.toolchain.prune.solver import ridge_grid
+from cplitool.toolchain.recipe import load_recipe
+from cplitool.toolchain.recipe.sections import PruneSection
+from cplitool.toolchain.rundir import RunDir
+from cplitool.toolchain.train.loop import evaluate
+from cplitool.toolchain.train.stage import train_dense
 from tests.conftest import digits_recipe_text, write_recipe
-from toolchain.artifacts import load_artifact
-from toolchain.cli.app import app
-from toolchain.data import build_split, make_loader
-from toolchain.prune.plan import make_plan
-from toolchain.prune.pruner import prune_model
-from toolchain.prune.solver import ridge_grid
-from toolchain.recipe import load_recipe
-from toolchain.recipe.sections import PruneSection
-from toolchain.rundir import RunDir
-from toolchain.train.loop import evaluate
-from toolchain.train.stage import train_dense
 
 STAGES = """
 [train]
@@ -87,10 +87,10 @@ def test_bad_input_fails_before_sampling(
     def no_sampling(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("sampling started")
 
-    monkeypatch.setattr("toolchain.prune.stage.prune_model", no_sampling)
+    monkeypatch.setattr("cplitool.toolchain.prune.stage.prune_model", no_sampling)
     dense = trained.parent / "run" / "dense.pt"
     args = ["prune", str(trained), "--set", override, "--set", f"model.checkpoint='{dense}'"]
-    from toolchain.cli.app import main
+    from cplitool.cli.app import main
 
     monkeypatch.setattr("sys.argv", ["cplitool", *args])
     with pytest.raises(SystemExit) as exit_info:

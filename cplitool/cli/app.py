@@ -10,20 +10,20 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from toolchain import __version__
-from toolchain.errors import CplitoolError
-from toolchain.progress import console
+from cplitool.toolchain import __version__
+from cplitool.toolchain.errors import CplitoolError
+from cplitool.toolchain.progress import console
 
 # Each module defines `register(app)`; deploy's modules reach TensorRT/ONNX Runtime only when a command runs.
 COMMAND_MODULES = (
-    "toolchain.cli.recipe_cmds",
-    "toolchain.cli.train_cmds",
-    "toolchain.cli.prune_cmds",
-    "toolchain.cli.pipeline_cmds",
-    "deploy.cli.bench_cmds",
-    "deploy.cli.gate_cmds",
-    "deploy.cli.export_cmds",
-    "deploy.cli.doctor_cmds",
+    "cplitool.cli.recipe_cmds",
+    "cplitool.cli.train_cmds",
+    "cplitool.cli.prune_cmds",
+    "cplitool.cli.pipeline_cmds",
+    "cplitool.cli.bench_cmds",
+    "cplitool.cli.gate_cmds",
+    "cplitool.cli.export_cmds",
+    "cplitool.cli.doctor_cmds",
 )
 
 app = typer.Typer(
@@ -66,7 +66,7 @@ def main() -> None:
     try:
         run_app()
     finally:
-        from toolchain.rundir import release_all
+        from cplitool.toolchain.rundir import release_all
 
         release_all()
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from toolchain.errors import UsageError
+from cplitool.toolchain.errors import UsageError
 
 ShapeOpt = Annotated[
     str | None,

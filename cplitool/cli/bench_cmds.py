@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 import typer
 
-from deploy.cli.options import ShapeOpt, parse_shape
-from toolchain.cli.common import JsonOpt, NoWaitOpt, out, print_json, wait_for_lock
-from toolchain.errors import CplitoolError, UsageError
+from cplitool.cli.common import JsonOpt, NoWaitOpt, out, print_json, wait_for_lock
+from cplitool.cli.options import ShapeOpt, parse_shape
+from cplitool.toolchain.errors import CplitoolError, UsageError
 
 RunArg = Annotated[
     str | None, typer.Argument(help="recipe, run directory, or nothing for runs/latest", show_default=False)
@@ -68,8 +68,8 @@ def bench(
 ) -> None:
     """Time the run's dense and pruned models side by side on every available backend (trtexec-style), or
     model files directly: `cplitool bench dense.onnx pruned.onnx`."""
-    from deploy.bench.files import bench_files, is_model_file
-    from deploy.bench.table import bench_table
+    from cplitool.deploy.bench.files import bench_files, is_model_file
+    from cplitool.deploy.bench.table import bench_table
 
     refs = refs or []
     files = [r for r in refs if is_model_file(r)]
@@ -87,8 +87,8 @@ def bench(
                 "bench: give one recipe or run directory; --input-shape and --output are for model files "
                 f"(.onnx, .plan, .engine), got {' '.join(refs)}"
             )
-        from deploy.bench.stage import bench_stage
-        from toolchain.rundir import RunDir
+        from cplitool.deploy.bench.stage import bench_stage
+        from cplitool.toolchain.rundir import RunDir
 
         wait_for_lock(no_wait)
         run = RunDir.resolve(refs[0] if refs else None)
@@ -111,8 +111,8 @@ def bench(
 def report(run_ref: RunArg = None, no_wait: NoWaitOpt = False) -> None:
     """Write <run>/report/report.md with plots: accuracy against MACs and against latency, latency against
     batch with its spread, per-layer widths; exit 2 when the run has nothing to report yet."""
-    from deploy.report import write_report
-    from toolchain.rundir import RunDir
+    from cplitool.deploy.report import write_report
+    from cplitool.toolchain.rundir import RunDir
 
     wait_for_lock(no_wait)
     out.print(f"report: {write_report(RunDir.resolve(run_ref))}", highlight=False)
