@@ -25,11 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pruned_models import pruned_pair
 from results_io import record
 
-from deploy.bench.compare import interleaved
-from deploy.bench.timing import TimingConfig
-from deploy.export.onnx_export import export_onnx
-from deploy.runners.onnxruntime_runner import OnnxRuntimeRunner
-from toolchain.models import input_shape
+from cplitool.deploy.bench.compare import interleaved
+from cplitool.deploy.bench.timing import TimingConfig
+from cplitool.deploy.export.onnx_export import export_onnx
+from cplitool.deploy.runners.onnxruntime_runner import OnnxRuntimeRunner
+from cplitool.toolchain.models import input_shape
 
 
 def cv(values: list[float]) -> float:

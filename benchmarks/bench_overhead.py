@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from results_io import record
 
-from deploy.bench.timing import TimingConfig, measurement, run_samples
-from deploy.runners.callable_runner import CallableRunner
-from deploy.runners.device_times import DeviceTimes
+from cplitool.deploy.bench.timing import TimingConfig, measurement, run_samples
+from cplitool.deploy.runners.callable_runner import CallableRunner
+from cplitool.deploy.runners.device_times import DeviceTimes
 
 TIMES = DeviceTimes(0.01, 0.1, 1.0, 0.05)
 

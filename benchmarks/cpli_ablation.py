@@ -41,12 +41,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "user_models"))
 from results_io import REPO, RESULTS, record
 from short_finetune import sgd_steps
 
-from toolchain.data import build_split, make_loader
-from toolchain.io import sha256_file, write_json
-from toolchain.prune.plan import graph, make_plan
-from toolchain.prune.pruner import prune_model
-from toolchain.prune.surgery import remove_channels
-from toolchain.recipe.sections import DataSection, PruneSection
+from cplitool.toolchain.data import build_split, make_loader
+from cplitool.toolchain.io import sha256_file, write_json
+from cplitool.toolchain.prune.plan import graph, make_plan
+from cplitool.toolchain.prune.pruner import prune_model
+from cplitool.toolchain.prune.surgery import remove_channels
+from cplitool.toolchain.recipe.sections import DataSection, PruneSection
 
 BASE = {"method": "cpli"}
 VARIANTS: dict[str, dict[str, Any]] = {

@@ -3,7 +3,7 @@
 Each case runs cplitool's own stages in a scratch folder: dense training, the prune stage (CPLI to half the
 MACs), fine-tuning, then the export stage, which checks every file against PyTorch and measures its top-1
 with ONNX Runtime on real validation images. Latency: every file of the case in one interleaved loop
-(deploy.bench.compare.interleaved), fixed ONNX Runtime threads; the medians of per-round medians and the
+(cplitool.deploy.bench.compare.interleaved), fixed ONNX Runtime threads; the medians of per-round medians and the
 median per-round ratio to dense FP32 are reported. Cases:
 
 - quickstart: recipes/quickstart.toml (digits, quick_vgg), whole validation split (360 images).
@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from onnx_timing import round_medians
 from results_io import REPO, record
 
-from deploy.export.stage import export_stage
-from toolchain.recipe import Recipe, load_recipe
-from toolchain.rundir import RunDir
+from cplitool.deploy.export.stage import export_stage
+from cplitool.toolchain.recipe import Recipe, load_recipe
+from cplitool.toolchain.rundir import RunDir
 
 CIFAR = REPO.parent / "shared" / "data" / "cifar10-jpeg"
 CIFAR_RECIPE = f"""
@@ -74,19 +74,19 @@ def case_recipe(case: str, folder: Path, threads: int) -> Recipe:
 
 def run_stages(recipe: Recipe) -> tuple[RunDir, dict[str, Any], str]:
     """train -> prune -> finetune -> export with cplitool's stages; says how the pruned model was made."""
-    from toolchain.train.stage import train_dense
+    from cplitool.toolchain.train.stage import train_dense
 
     train_dense(recipe)
     run = RunDir.for_recipe(recipe)
     try:
-        from toolchain.prune.stage import prune_stage
+        from cplitool.toolchain.prune.stage import prune_stage
     except ImportError as e:
         pruned = f"not available: the prune stage could not be imported ({e}); dense only"
     else:
         prune_stage(recipe)
         pruned = f"cplitool prune (method {recipe.prune.method}, macs_keep {recipe.prune.macs_keep})"
         try:
-            from toolchain.finetune.stage import finetune_stage
+            from cplitool.toolchain.finetune.stage import finetune_stage
         except ImportError:
             pruned += ", not fine-tuned (finetune stage unavailable)"
         else:
@@ -166,7 +166,7 @@ def main() -> None:
 
 
 def recipe_shape(run: RunDir) -> list[int]:
-    from deploy.export.checks import load_onnx
+    from cplitool.deploy.export.checks import load_onnx
 
     dims = load_onnx(run.path / "onnx" / "dense.fp32.onnx").graph.input[0].type.tensor_type.shape.dim
     return [d.dim_value for d in dims[1:]]

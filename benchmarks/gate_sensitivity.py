@@ -33,15 +33,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from results_io import REPO, RESULTS, record
 
-from deploy.gate.measure import measure_pair
-from deploy.gate.pair import Pair, PairSpec, export_pair, make_models, prepare_pair
-from deploy.gate.run import GATE, run_gate
-from deploy.regress import load_doc
-from toolchain.counting import count_model
-from toolchain.io import write_json
-from toolchain.models.vgg import VGG
+from cplitool.deploy.gate.measure import measure_pair
+from cplitool.deploy.gate.pair import Pair, PairSpec, export_pair, make_models, prepare_pair
+from cplitool.deploy.gate.run import GATE, run_gate
+from cplitool.deploy.regress import load_doc
+from cplitool.toolchain.counting import count_model
+from cplitool.toolchain.io import write_json
+from cplitool.toolchain.models.vgg import VGG
 
-CLI = [sys.executable, "-m", "toolchain.cli.app"]
+CLI = [sys.executable, "-m", "cplitool.cli.app"]
 ROUND_TO = 8  # cplitool's default prune.round_to
 NAME = "gate_sensitivity"
 

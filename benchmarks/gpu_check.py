@@ -60,11 +60,11 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from deploy.bench.compare import interleaved  # noqa: E402
-from deploy.bench.env import device_label, environment  # noqa: E402
-from deploy.bench.timing import TimingConfig  # noqa: E402
-from deploy.runners.torch_runner import TorchRunner, precision_label  # noqa: E402
-from toolchain.models import input_shape  # noqa: E402
+from cplitool.deploy.bench.compare import interleaved  # noqa: E402
+from cplitool.deploy.bench.env import device_label, environment  # noqa: E402
+from cplitool.deploy.bench.timing import TimingConfig  # noqa: E402
+from cplitool.deploy.runners.torch_runner import TorchRunner, precision_label  # noqa: E402
+from cplitool.toolchain.models import input_shape  # noqa: E402
 
 VARIANTS = (("fp32", False), ("fp32", True), ("fp16", False), ("fp16", True))
 PYCUDA_TARGET = HERE / ".pycuda-build"
@@ -209,7 +209,7 @@ def bench_models(s: Settings, budget: Budget) -> BenchResult:
 
 IO_SNIPPET = """
 import json, sys, numpy as np
-from deploy.runners.device_io import io_classes
+from cplitool.deploy.runners.device_io import io_classes
 cls = {c.name: c for c in io_classes()}[sys.argv[1]]
 io = cls(); io.open()
 try:
@@ -252,7 +252,7 @@ def check_io(s: Settings, name: str) -> dict[str, Any]:
         return {"status": "skipped", "reason": "dry run on the CPU: no CUDA device"}
     path = [str(PYCUDA_TARGET)] if PYCUDA_TARGET.exists() else []
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([*path, os.environ.get("PYTHONPATH", "")])}
-    from deploy.runners.device_io import io_classes
+    from cplitool.deploy.runners.device_io import io_classes
 
     check = {c.name: c for c in io_classes()}[name].availability()
     if not check.ok and not (name == "pycuda" and PYCUDA_TARGET.exists()):  # or just built there

@@ -5,7 +5,7 @@ For each case and model (dense and pruned) the FP32 ONNX file comes from cplitoo
 variant (calibration method x first conv and classifier kept in FP32 or not) is made from it by the export
 stage's own quantize_int8 on the export stage's seeded calibration sample, scored on the whole test split
 and compared with FP32 on the same images (the export gate's paired drop and 95% interval). Latency: FP32
-and every INT8 variant of one model timed interleaved (deploy.bench.compare.interleaved), random inputs,
+and every INT8 variant of one model timed interleaved (cplitool.deploy.bench.compare.interleaved), random inputs,
 fixed ONNX Runtime threads; each INT8/FP32 ratio is the median of the per-round ratios with their
 min-max. Cases:
 
@@ -36,12 +36,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from onnx_timing import round_medians
 from results_io import REPO, record
 
-from deploy.export.int8_gate import paired_drop
-from deploy.export.measure import onnx_correct
-from deploy.export.quantize import CALIBRATION, quantize_int8
-from deploy.export.stage import Exporter, export_stage
-from toolchain.recipe import Recipe, load_recipe
-from toolchain.rundir import RunDir
+from cplitool.deploy.export.int8_gate import paired_drop
+from cplitool.deploy.export.measure import onnx_correct
+from cplitool.deploy.export.quantize import CALIBRATION, quantize_int8
+from cplitool.deploy.export.stage import Exporter, export_stage
+from cplitool.toolchain.recipe import Recipe, load_recipe
+from cplitool.toolchain.rundir import RunDir
 
 GOAL = 0.5  # points: INT8 within this of FP32 everywhere
 VARIANTS = [f"{m}{e}" for m in CALIBRATION for e in ("", "+ends")]

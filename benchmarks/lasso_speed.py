@@ -22,7 +22,7 @@ import torch
 from results_io import record  # also puts the repository on sys.path
 from sklearn.linear_model import Lasso
 
-from toolchain.prune.lasso import select_exact
+from cplitool.toolchain.prune.lasso import select_exact
 
 GOAL_S = 1.0
 

@@ -1,4 +1,4 @@
-"""Several ONNX files timed interleaved on ONNX Runtime CPU (deploy.bench.compare.interleaved): each file's
+"""Several ONNX files timed interleaved on ONNX Runtime CPU (cplitool.deploy.bench.compare.interleaved): each file's
 per-round medians, for benchmarks that compare precisions or variants of one model in one run."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from deploy.bench.compare import interleaved  # noqa: E402
-from deploy.bench.timing import TimingConfig  # noqa: E402
-from deploy.runners.onnxruntime_runner import OnnxRuntimeRunner  # noqa: E402
+from cplitool.deploy.bench.compare import interleaved  # noqa: E402
+from cplitool.deploy.bench.timing import TimingConfig  # noqa: E402
+from cplitool.deploy.runners.onnxruntime_runner import OnnxRuntimeRunner  # noqa: E402
 
 
 def round_medians(

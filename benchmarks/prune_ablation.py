@@ -21,17 +21,17 @@ from typing import Any
 import torch
 from results_io import record  # also puts the repository on sys.path
 
-from toolchain.artifacts import resolve_model
-from toolchain.data import build_split, make_loader
-from toolchain.data.registry import recipe_input_shape
-from toolchain.prune.plan import make_plan
-from toolchain.prune.pruner import prune_model
-from toolchain.prune.stage import sampling_loader
-from toolchain.recipe import Recipe, load_recipe
-from toolchain.rundir import RunDir
-from toolchain.runtime import setup
-from toolchain.train.fit import fit
-from toolchain.train.loop import evaluate
+from cplitool.toolchain.artifacts import resolve_model
+from cplitool.toolchain.data import build_split, make_loader
+from cplitool.toolchain.data.registry import recipe_input_shape
+from cplitool.toolchain.prune.plan import make_plan
+from cplitool.toolchain.prune.pruner import prune_model
+from cplitool.toolchain.prune.stage import sampling_loader
+from cplitool.toolchain.recipe import Recipe, load_recipe
+from cplitool.toolchain.rundir import RunDir
+from cplitool.toolchain.runtime import setup
+from cplitool.toolchain.train.fit import fit
+from cplitool.toolchain.train.loop import evaluate
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "random": {"method": "random"},

@@ -60,10 +60,10 @@ def build(row: Row) -> tuple[torch.nn.Module, list[tuple[torch.Tensor, torch.Ten
     """The row's model and its sampling batches."""
     torch.manual_seed(0)
     if row.model == "vgg16_cifar":
+        from cplitool.toolchain.data import build_split, make_loader
+        from cplitool.toolchain.models import create_model
+        from cplitool.toolchain.recipe.sections import DataSection
         from tests.conftest import CIFAR_JPEG
-        from toolchain.data import build_split, make_loader
-        from toolchain.models import create_model
-        from toolchain.recipe.sections import DataSection
 
         if not CIFAR_JPEG.is_dir():
             raise SystemExit(f"CIFAR-10 JPEG not found at {CIFAR_JPEG}")

@@ -6,7 +6,7 @@ user would load them (benchmarks/user_models/*.toml): a ResNet-20 written as the
 half width (model.name = "torchvision.models:mobilenet_v2"). Each is pruned to 0.5 of its MACs by
   cpli scope "blocks", cpli scope "all", cp scope "all", l1 scope "all"  (`cplitool prune`, the CLI), and
   Torch-Pruning's MetaPruner with MagnitudeImportance(p=2) (the peer; its uniform ratio bisected until the
-  same counter, toolchain.counting, gives the same MACs keep),
+  same counter, cplitool.toolchain.counting, gives the same MACs keep),
 then every pruned model gets one identical short fine-tune (plain SGD loop, cross-entropy, same seed and
 batches). Top-1 on the full 10,000-image test set before and after it. The "plain refit" rows are the
 refit before the held-out ridge search (prune.ridge_search = false).
@@ -37,12 +37,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_io import REPO, RESULTS, record
 from short_finetune import sgd_steps
 
-from toolchain.artifacts import load_artifact, load_dense
-from toolchain.counting import count_model
-from toolchain.data import build_split, make_loader
-from toolchain.io import write_json
-from toolchain.models.source import ModelSource
-from toolchain.recipe import load_recipe
+from cplitool.toolchain.artifacts import load_artifact, load_dense
+from cplitool.toolchain.counting import count_model
+from cplitool.toolchain.data import build_split, make_loader
+from cplitool.toolchain.io import write_json
+from cplitool.toolchain.models.source import ModelSource
+from cplitool.toolchain.recipe import load_recipe
 
 RECIPES = {
     "resnet20": REPO / "benchmarks" / "user_models" / "resnet20_cifar10.toml",
@@ -109,7 +109,7 @@ def cplitool_prune(recipe: Path, label: str, name: str, macs_keep: float, num_im
 
 def tp_prune(model: nn.Module, shape: tuple[int, ...], macs_keep: float) -> nn.Module:
     """Torch-Pruning's MetaPruner, MagnitudeImportance(p=2), classifier ignored; the per-layer ratio is
-    bisected so that toolchain.counting gives the same MACs keep as the cplitool rows (within 1%)."""
+    bisected so that cplitool.toolchain.counting gives the same MACs keep as the cplitool rows (within 1%)."""
     import copy
 
     import torch_pruning as tp

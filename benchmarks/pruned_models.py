@@ -1,6 +1,6 @@
 """Dense and pruned model pairs for latency benchmarks (random weights: latency does not depend on them).
 
-Pruning comes from cplitool's own `prune` stage (toolchain.prune.stage.prune_stage, method l1 on
+Pruning comes from cplitool's own `prune` stage (cplitool.toolchain.prune.stage.prune_stage, method l1 on
 synthetic inputs) when it is importable; otherwise from Torch-Pruning directly (L1 magnitude, the
 uniform ratio bisected to the MACs target); otherwise, for vgg16_cifar only, the width-scaled model as
 a stand-in. Every pair says which way it was made.
@@ -21,8 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from toolchain.counting import count_model  # noqa: E402
-from toolchain.models import create_model, input_shape  # noqa: E402
+from cplitool.toolchain.counting import count_model  # noqa: E402
+from cplitool.toolchain.models import create_model, input_shape  # noqa: E402
 
 
 @dataclass
@@ -70,10 +70,10 @@ def via_cplitool(arch: str, dense: nn.Module, keep: float, method: str) -> nn.Mo
 
 
 def _prune_stage(arch: str, dense: nn.Module, keep: float, method: str) -> nn.Module:
-    from toolchain.artifacts import ModelInfo, load_artifact, save_artifact
-    from toolchain.prune.stage import prune_stage
-    from toolchain.recipe import load_recipe
-    from toolchain.rundir import RunDir
+    from cplitool.toolchain.artifacts import ModelInfo, load_artifact, save_artifact
+    from cplitool.toolchain.prune.stage import prune_stage
+    from cplitool.toolchain.recipe import load_recipe
+    from cplitool.toolchain.rundir import RunDir
 
     with tempfile.TemporaryDirectory() as tmp:
         shape = list(input_shape(arch))

@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from results_io import record
 
-from deploy.bench.files import bench_files
-from deploy.bench.spread import ratio_interval
+from cplitool.deploy.bench.files import bench_files
+from cplitool.deploy.bench.spread import ratio_interval
 
 
 def main() -> None:

@@ -11,8 +11,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from deploy.bench.env import environment  # noqa: E402
-from toolchain.io import write_json  # noqa: E402
+from cplitool.deploy.bench.env import environment  # noqa: E402
+from cplitool.toolchain.io import write_json  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from toolchain.data.registry import set_epoch
+from cplitool.toolchain.data.registry import set_epoch
 
 
 def sgd_steps(model: nn.Module, loader: Any, steps: int, lr: float, seed: int = 0) -> float:

@@ -1,7 +1,7 @@
 """The dense training loop on CIFAR-10 JPEG (resnet20): images/s, and how much of a step is data loading.
 
 Each repeat runs, back to back, (a) the loader alone for `--steps` batches (uint8 cache -> pad-crop, flip,
-normalise) and (b) `--steps` full training steps through toolchain.train.loop.train_one_epoch, which
+normalise) and (b) `--steps` full training steps through cplitool.toolchain.train.loop.train_one_epoch, which
 measures the time spent waiting for the loader. Reported: medians over `--repeats` of training images/s,
 the loader's share of step time, and how many times faster the loader alone is than training. Loading is
 not the bottleneck when its share is small and the loader alone runs many times faster than training.
@@ -24,13 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from results_io import REPO, record
 
-from toolchain.data import build_split, make_loader
-from toolchain.data.registry import set_epoch
-from toolchain.models import create_model
-from toolchain.recipe.sections import DataSection, TrainSection
-from toolchain.train.fit import cross_entropy
-from toolchain.train.loop import train_one_epoch
-from toolchain.train.optim import build_optimizer, build_scheduler
+from cplitool.toolchain.data import build_split, make_loader
+from cplitool.toolchain.data.registry import set_epoch
+from cplitool.toolchain.models import create_model
+from cplitool.toolchain.recipe.sections import DataSection, TrainSection
+from cplitool.toolchain.train.fit import cross_entropy
+from cplitool.toolchain.train.loop import train_one_epoch
+from cplitool.toolchain.train.optim import build_optimizer, build_scheduler
 
 
 def loader_only(loader: torch.utils.data.DataLoader, steps: int) -> float:  # type: ignore[type-arg]

@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "user_models"))
 
 from results_io import REPO, record
 
-from toolchain.data import build_split, make_loader
-from toolchain.recipe.sections import DataSection
+from cplitool.toolchain.data import build_split, make_loader
+from cplitool.toolchain.recipe.sections import DataSection
 
 CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from toolchain import __version__
+from cplitool.toolchain import __version__
 
 if TYPE_CHECKING:
     from cplitool.benchmarking import BenchResult, bench

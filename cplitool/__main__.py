@@ -1,5 +1,5 @@
 """`python -m cplitool` runs the command line, as the `cplitool` script does."""
 
-from toolchain.cli.app import main
+from cplitool.cli.app import main
 
 main()

@@ -16,13 +16,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from cplitool.deploy.bench.compare import Comparison, interleaved
+from cplitool.deploy.bench.spread import interval
+from cplitool.deploy.bench.stats import Stats
+from cplitool.deploy.bench.timing import TimingConfig
+from cplitool.deploy.runners.base import Runner
 from cplitool.inputs import sample_shape
-from deploy.bench.compare import Comparison, interleaved
-from deploy.bench.spread import interval
-from deploy.bench.stats import Stats
-from deploy.bench.timing import TimingConfig
-from deploy.runners.base import Runner
-from toolchain.errors import UsageError
+from cplitool.toolchain.errors import UsageError
 
 WHERE = "cplitool.bench"
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
@@ -31,21 +31,21 @@ ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 def make_runner(model: nn.Module | str | Path, device: str, threads: int) -> Runner:
     """The runner for a module, an ONNX file, a TensorRT engine or a cplitool artifact (.pt)."""
     if isinstance(model, nn.Module):
-        from deploy.runners.torch_runner import TorchRunner
+        from cplitool.deploy.runners.torch_runner import TorchRunner
 
         return TorchRunner(model, device=device, threads=threads)
     path = Path(model)
     if not path.is_file():
         raise UsageError(f"{WHERE}: {path}: file not found")
     if path.suffix == ".onnx":
-        from deploy.runners.onnxruntime_runner import OnnxRuntimeRunner
+        from cplitool.deploy.runners.onnxruntime_runner import OnnxRuntimeRunner
 
         return OnnxRuntimeRunner(path, provider="cpu" if device == "cpu" else "cuda", threads=threads)
     if path.suffix in ENGINE_SUFFIXES:
-        from deploy.runners.tensorrt_runner import TensorRTRunner
+        from cplitool.deploy.runners.tensorrt_runner import TensorRTRunner
 
         return TensorRTRunner(path)
-    from deploy.runners.torch_runner import TorchRunner
+    from cplitool.deploy.runners.torch_runner import TorchRunner
 
     return TorchRunner(str(path), device=device, threads=threads)  # a cplitool artifact
 
@@ -54,7 +54,7 @@ def onnx_sample_shape(model: Any) -> tuple[int, ...] | None:
     """One sample's shape from an ONNX file's input when every axis but the batch is fixed, else None."""
     if not (isinstance(model, str | Path) and Path(model).suffix == ".onnx"):
         return None
-    from deploy.export.checks import load_onnx
+    from cplitool.deploy.export.checks import load_onnx
 
     dims = load_onnx(model).graph.input[0].type.tensor_type.shape.dim[1:]
     return tuple(d.dim_value for d in dims) if dims and all(d.dim_value > 0 for d in dims) else None
@@ -82,7 +82,7 @@ class BenchResult:
 
     def table(self) -> str:
         """Plain text: each median with the p10-p90 of its per-round medians, the paired pruned/dense ratio
-        with its own p10-p90, and "unstable" where a spread is wider than deploy.bench.spread.SPREAD_LIMIT."""
+        with its own p10-p90, and "unstable" where a spread is wider than cplitool.deploy.bench.spread.SPREAD_LIMIT."""
         lines = [f"batch {self.batch}: median ms (p10-p90 over rounds), images/s"]
         for name, meas in self.comparison.measurements.items():
             spread = interval(self.comparison.round_medians[name], meas.primary.median)

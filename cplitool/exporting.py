@@ -15,14 +15,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from cplitool.deploy.export.measure import onnx_logits
+from cplitool.deploy.export.onnx_export import ExportInfo, export_onnx
+from cplitool.deploy.export.parity import ParityReport, compare
+from cplitool.deploy.export.precision import to_fp16
+from cplitool.deploy.export.quantize import quantize_int8
 from cplitool.inputs import sample_shape
-from deploy.export.measure import onnx_logits
-from deploy.export.onnx_export import ExportInfo, export_onnx
-from deploy.export.parity import ParityReport, compare
-from deploy.export.precision import to_fp16
-from deploy.export.quantize import quantize_int8
-from toolchain.errors import CplitoolError, UsageError
-from toolchain.recipe.sections import ExportSection
+from cplitool.toolchain.errors import CplitoolError, UsageError
+from cplitool.toolchain.recipe.sections import ExportSection
 
 WHERE = "cplitool.export"
 PRECISIONS = ("fp32", "fp16", "int8")

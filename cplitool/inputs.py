@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from toolchain.errors import UsageError
+from cplitool.toolchain.errors import UsageError
 
 
 def sample_shape(example_input: Any, input_shape: Sequence[int] | None, where: str) -> tuple[int, ...]:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from torch import nn
 
-from toolchain.artifacts import FORMAT, artifact_from_payload, fit_to_state_dict
-from toolchain.checkpoints import CheckpointOptions, fit_keys, load_into, pick_state
-from toolchain.errors import UsageError
-from toolchain.io import safe_load
+from cplitool.toolchain.artifacts import FORMAT, artifact_from_payload, fit_to_state_dict
+from cplitool.toolchain.checkpoints import CheckpointOptions, fit_keys, load_into, pick_state
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.io import safe_load
 
 
 def load(path: str | Path, model: nn.Module | None = None, checkpoint_key: str = "") -> nn.Module:

@@ -16,13 +16,13 @@ import torch
 from torch import nn
 
 from cplitool.inputs import sample_shape
-from toolchain.counting import count_model
-from toolchain.errors import UsageError
-from toolchain.prune.plan import make_plan
-from toolchain.prune.pruner import Terms, prune_model
-from toolchain.prune.stage import layer_table
-from toolchain.recipe.sections import PruneSection
-from toolchain.recipe.validate import build_section
+from cplitool.toolchain.counting import count_model
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.prune.plan import make_plan
+from cplitool.toolchain.prune.pruner import Terms, prune_model
+from cplitool.toolchain.prune.stage import layer_table
+from cplitool.toolchain.recipe.sections import PruneSection
+from cplitool.toolchain.recipe.validate import build_section
 
 WHERE = "cplitool.prune"
 

@@ -17,12 +17,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from deploy.bench.env import nvidia_smi
-from deploy.runners.device_io import TRT_EXTRA, io_availability
-from deploy.runners.onnxruntime_runner import GPU_INSTALL, OnnxRuntimeRunner, installed_onnxruntimes, ort_clash
-from deploy.runners.tensorrt_runner import TensorRTRunner
-from deploy.runners.torch_runner import TorchRunner
-from toolchain.install import install_hint
+from cplitool.deploy.bench.env import nvidia_smi
+from cplitool.deploy.runners.device_io import TRT_EXTRA, io_availability
+from cplitool.deploy.runners.onnxruntime_runner import GPU_INSTALL, OnnxRuntimeRunner, installed_onnxruntimes, ort_clash
+from cplitool.deploy.runners.tensorrt_runner import TensorRTRunner
+from cplitool.deploy.runners.torch_runner import TorchRunner
+from cplitool.toolchain.install import install_hint
 
 TORCH_CUDA = "pip install --force-reinstall torch (PyPI's Linux x86-64 torch wheels include CUDA), on a host with an NVIDIA GPU and driver"
 PROC_DRIVER = Path("/proc/driver/nvidia/version")

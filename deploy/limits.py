@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import os
 
-from toolchain.errors import UsageError
+from cplitool.toolchain.errors import UsageError
 
 MAX_SHAPE_RANK = 5  # per-sample dimensions: images (C,H,W) and video clips (C,T,H,W) need at most 4
 MAX_SAMPLE_ELEMENTS = 1 << 28  # one sample of 256 Mi values (1 GiB in FP32); larger is a typo, not a model

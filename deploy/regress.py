@@ -24,10 +24,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from deploy.bench.results import latest
-from toolchain.errors import UsageError
-from toolchain.paths import MAX_JSON_BYTES, regular_input
-from toolchain.rundir import MANIFEST, RunDir
+from cplitool.deploy.bench.results import latest
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.paths import MAX_JSON_BYTES, regular_input
+from cplitool.toolchain.rundir import MANIFEST, RunDir
 
 SCHEMA = "cplitool-bench/1"
 BASELINE_SCHEMA = "cplitool-baseline/1"

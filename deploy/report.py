@@ -1,10 +1,10 @@
 """`cplitool report`: a Markdown report of one run with PNG plots (matplotlib, Agg backend).
 
 Every figure is read from the run directory: artifacts (MACs and per-layer widths counted by
-toolchain.counting), accuracies the stages recorded, bench.json, and any ablation results. What is
+cplitool.toolchain.counting), accuracies the stages recorded, bench.json, and any ablation results. What is
 absent is said in the report, never drawn; a run with nothing at all is a usage error. Every latency
 carries its p10-p90 over the interleaved rounds (error bars in the plots, brackets in the tables), and a
-spread wider than deploy.bench.spread.SPREAD_LIMIT is marked unstable.
+spread wider than cplitool.deploy.bench.spread.SPREAD_LIMIT is marked unstable.
 """
 
 from __future__ import annotations
@@ -13,18 +13,18 @@ import json
 from pathlib import Path
 from typing import Any
 
-from deploy.bench.results import latest, row_key
-from deploy.bench.spread import SPREAD_LIMIT, Interval, latency_interval, ratio_interval
-from deploy.bench.stage import Skip, pruned_name, skip_lines
-from deploy.bench.table import grouped, number, target_label, target_name
-from toolchain.accuracy import cached_accuracy, recorded
-from toolchain.artifacts import resolve_model
-from toolchain.counting import ModelCount, count_model
-from toolchain.data.registry import recipe_input_shape
-from toolchain.errors import CplitoolError, UsageError
-from toolchain.io import atomic_write
-from toolchain.recipe import Recipe
-from toolchain.rundir import RunDir
+from cplitool.deploy.bench.results import latest, row_key
+from cplitool.deploy.bench.spread import SPREAD_LIMIT, Interval, latency_interval, ratio_interval
+from cplitool.deploy.bench.stage import Skip, pruned_name, skip_lines
+from cplitool.deploy.bench.table import grouped, number, target_label, target_name
+from cplitool.toolchain.accuracy import cached_accuracy, recorded
+from cplitool.toolchain.artifacts import resolve_model
+from cplitool.toolchain.counting import ModelCount, count_model
+from cplitool.toolchain.data.registry import recipe_input_shape
+from cplitool.toolchain.errors import CplitoolError, UsageError
+from cplitool.toolchain.io import atomic_write
+from cplitool.toolchain.recipe import Recipe
+from cplitool.toolchain.rundir import RunDir
 
 STAGES = {"dense": "train", "pruned": "prune", "finetuned": "finetune"}
 

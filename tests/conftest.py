@@ -32,7 +32,7 @@ def load_script(path: Path) -> ModuleType:
 def _release_run_locks() -> Iterator[None]:
     """Stage functions called directly hold their run's lock as a command would; let it go after each test."""
     yield
-    from toolchain.rundir import release_all
+    from cplitool.toolchain.rundir import release_all
 
     release_all()
 
@@ -113,7 +113,7 @@ class CliResult:
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., CliResult]:
     """Run the real `cplitool` entry point in-process: `cli("check", "r.toml")` -> exit code, stdout, stderr."""
-    from toolchain.cli.app import main
+    from cplitool.cli.app import main
 
     def run(*args: str) -> CliResult:
         capsys.readouterr()

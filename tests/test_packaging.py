@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from cplitool.toolchain import __version__
 from tests.conftest import REPO
-from toolchain import __version__
 
 
 @pytest.mark.slow
@@ -35,7 +35,7 @@ def test_wheel_contents_and_init_from_the_installed_wheel(tmp_path: Path) -> Non
     assert init.returncode == 0, init.stdout + init.stderr
     assert 'name = "quick_vgg"' in (work / "mine.toml").read_text()
     where = subprocess.run(
-        [sys.executable, "-c", "import toolchain.recipe.init as m; print(m.__file__)"],
+        [sys.executable, "-c", "import cplitool.toolchain.recipe.init as m; print(m.__file__)"],
         cwd=work,
         env=env,
         capture_output=True,

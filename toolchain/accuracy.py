@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from toolchain.io import sha256_file, write_json
-from toolchain.rundir import RunDir
+from cplitool.toolchain.io import sha256_file, write_json
+from cplitool.toolchain.rundir import RunDir
 
 CACHE = "accuracy.json"
 

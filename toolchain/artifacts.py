@@ -14,13 +14,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from toolchain.checkpoints import CheckpointOptions, load_checkpoint, load_into, tensor_dict
-from toolchain.errors import UsageError
-from toolchain.io import safe_load, save_torch
-from toolchain.models.source import ModelSource, is_import_path
-from toolchain.recipe import Recipe
-from toolchain.recipe.load import PARAM_LIMIT
-from toolchain.rundir import RunDir
+from cplitool.toolchain.checkpoints import CheckpointOptions, load_checkpoint, load_into, tensor_dict
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.io import safe_load, save_torch
+from cplitool.toolchain.models.source import ModelSource, is_import_path
+from cplitool.toolchain.recipe import Recipe
+from cplitool.toolchain.recipe.load import PARAM_LIMIT
+from cplitool.toolchain.rundir import RunDir
 
 FORMAT = "cplitool-artifact/1"
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)

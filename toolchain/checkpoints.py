@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from toolchain.errors import UsageError
-from toolchain.progress import console
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.progress import console
 
 NESTED_KEYS = ("state_dict", "model", "model_state_dict", "net", "model_ema", "ema")
 PREFIXES = ("module.", "model.", "_orig_mod.")
@@ -266,6 +266,6 @@ def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], source: str |
 def load_checkpoint(
     model: nn.Module, payload: Mapping[str, Any], source: str | Path, name: str, options: CheckpointOptions
 ) -> nn.Module:
-    """Load a checkpoint's weights (read by `toolchain.io.safe_load`) into `model`, whatever its layout."""
+    """Load a checkpoint's weights (read by `cplitool.toolchain.io.safe_load`) into `model`, whatever its layout."""
     state = fit_keys(tensor_dict(pick_state(payload, options.key, source), source), model, options)
     return load_into(model, state, source, name)

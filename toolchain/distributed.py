@@ -1,8 +1,8 @@
 """torchrun support: join the process group torchrun describes in the environment, leave it afterwards.
 
-Under `torchrun --nproc_per_node=N` every process runs the same command; toolchain.train.fit wraps the
+Under `torchrun --nproc_per_node=N` every process runs the same command; cplitool.toolchain.train.fit wraps the
 model in DistributedDataParallel and make_loader shards the training data once the group exists, and
-only rank 0 writes artifacts, state files and logs (toolchain.runtime.is_main_process).
+only rank 0 writes artifacts, state files and logs (cplitool.toolchain.runtime.is_main_process).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from collections.abc import Iterator
 
 import torch
 
-from toolchain.errors import UsageError
-from toolchain.progress import console
-from toolchain.recipe.sections import RunSection
-from toolchain.runtime import select_device
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.progress import console
+from cplitool.toolchain.recipe.sections import RunSection
+from cplitool.toolchain.runtime import select_device
 
 TORCHRUN_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from toolchain.errors import CplitoolError
+from cplitool.toolchain.errors import CplitoolError
 
 
 class NonFiniteError(CplitoolError):

@@ -22,8 +22,8 @@ from typing import Any
 
 import torch
 
-from toolchain.errors import CplitoolError, UsageError
-from toolchain.paths import regular_input
+from cplitool.toolchain.errors import CplitoolError, UsageError
+from cplitool.toolchain.paths import regular_input
 
 TMP_SUFFIX = ".tmp"  # atomic_path's temporary files: .<name>.<random>.tmp beside the target
 _TORCH_WRITER = ("PytorchStreamWriter", "file write failed", "inline_container")

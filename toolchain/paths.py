@@ -9,7 +9,7 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
-from toolchain.errors import UsageError
+from cplitool.toolchain.errors import UsageError
 
 MAX_JSON_BYTES = 64 << 20  # bench, baseline and manifest files are kilobytes; anything this big is not one
 

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from toolchain.errors import CplitoolError, UsageError
-from toolchain.io import remove_stale_temps, sha256_file, write_json
-from toolchain.progress import console
-from toolchain.recipe import Recipe, load_recipe
+from cplitool.toolchain.errors import CplitoolError, UsageError
+from cplitool.toolchain.io import remove_stale_temps, sha256_file, write_json
+from cplitool.toolchain.progress import console
+from cplitool.toolchain.recipe import Recipe, load_recipe
 
 MANIFEST = "manifest.json"
 LOCK = ".lock"

@@ -8,8 +8,8 @@ import random
 import numpy as np
 import torch
 
-from toolchain.errors import UsageError
-from toolchain.recipe.sections import RunSection
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.recipe.sections import RunSection
 
 
 def select_device(run: RunSection) -> torch.device:

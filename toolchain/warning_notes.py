@@ -7,8 +7,8 @@ from __future__ import annotations
 import warnings
 from typing import Any, TextIO
 
-from toolchain.progress import console
-from toolchain.verbosity import verbose
+from cplitool.toolchain.progress import console
+from cplitool.toolchain.verbosity import verbose
 
 LIMIT = 96
 _seen: set[str] = set()

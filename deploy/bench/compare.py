@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from deploy.bench.spread import interval
-from deploy.bench.stats import median, summarize
-from deploy.bench.timing import Measurement, Samples, TimingConfig, measurement, primary_metric, run_samples
-from deploy.runners.base import Runner
+from cplitool.deploy.bench.spread import interval
+from cplitool.deploy.bench.stats import median, summarize
+from cplitool.deploy.bench.timing import Measurement, Samples, TimingConfig, measurement, primary_metric, run_samples
+from cplitool.deploy.runners.base import Runner
 
 
 @dataclass
@@ -74,7 +74,7 @@ class Comparison:
 
     def comparison_row(self, key: dict[str, Any], macs_ratio: float | None) -> dict[str, Any]:
         """The bench.json 'comparisons' row: pruned/dense ratio with its spread, beside the MACs ratio;
-        "unstable" when the paired per-round ratios spread beyond deploy.bench.spread.SPREAD_LIMIT."""
+        "unstable" when the paired per-round ratios spread beyond cplitool.deploy.bench.spread.SPREAD_LIMIT."""
         assert self.ratio is not None
         flag = not interval(self.ratio.rounds).stable
         return {**key, "ratio": self.ratio.to_dict(), "macs_ratio": macs_ratio, "unstable": flag}

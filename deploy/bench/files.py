@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deploy.bench.env import environment
-from deploy.bench.results import stamp
-from deploy.bench.stage import (
+from cplitool.deploy.bench.env import environment
+from cplitool.deploy.bench.results import stamp
+from cplitool.deploy.bench.stage import (
     ENGINE_SUFFIXES,
     SCHEMA,
     Skip,
@@ -27,15 +27,15 @@ from deploy.bench.stage import (
     settings,
     write_merged,
 )
-from deploy.bench.timing import TimingConfig
-from deploy.limits import check_batch_memory, check_sample
-from deploy.runners.base import Runner
-from deploy.runners.onnxruntime_runner import OnnxRuntimeRunner, gpu_variant
-from deploy.runners.tensorrt_runner import TensorRTRunner
-from toolchain.errors import UsageError
-from toolchain.io import sha256_file
-from toolchain.paths import regular_input
-from toolchain.recipe.sections import BenchSection
+from cplitool.deploy.bench.timing import TimingConfig
+from cplitool.deploy.limits import check_batch_memory, check_sample
+from cplitool.deploy.runners.base import Runner
+from cplitool.deploy.runners.onnxruntime_runner import OnnxRuntimeRunner, gpu_variant
+from cplitool.deploy.runners.tensorrt_runner import TensorRTRunner
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.io import sha256_file
+from cplitool.toolchain.paths import regular_input
+from cplitool.toolchain.recipe.sections import BenchSection
 
 SUFFIXES = (".onnx", *ENGINE_SUFFIXES)
 
@@ -58,7 +58,7 @@ class ModelFile:
 
 
 def onnx_file(path: Path, input_shape: tuple[int, ...] | None) -> ModelFile:
-    from deploy.export.checks import graph_input, load_onnx, require_finite_initializers
+    from cplitool.deploy.export.checks import graph_input, load_onnx, require_finite_initializers
 
     model = load_onnx(path)
     require_finite_initializers(model, path)
@@ -85,7 +85,7 @@ def onnx_file(path: Path, input_shape: tuple[int, ...] | None) -> ModelFile:
 
 
 def engine_file(path: Path) -> ModelFile:
-    from deploy.trt.sidecar import Sidecar
+    from cplitool.deploy.trt.sidecar import Sidecar
 
     if not path.is_file():
         raise UsageError(f"{path}: TensorRT engine not found")

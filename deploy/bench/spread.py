@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from deploy.bench.stats import median, percentile
+from cplitool.deploy.bench.stats import median, percentile
 
 SPREAD_LIMIT = 0.10  # p10-p90 width above 10% of the median: the number moves more than a pruning gain
 LOW, HIGH = 10, 90

@@ -17,26 +17,26 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from deploy.bench.compare import Comparison, interleaved
-from deploy.bench.env import cuda_visible, device_label, environment
-from deploy.bench.results import merge, read_previous, stamp
-from deploy.bench.timing import TimingConfig, trace_rows
-from deploy.runners.base import Runner
-from deploy.runners.onnxruntime_runner import OnnxRuntimeRunner, gpu_variant
-from deploy.runners.tensorrt_runner import TensorRTRunner
-from deploy.runners.torch_runner import TorchRunner, precision_label
-from deploy.trt.sidecar import engine_precision_label
-from toolchain.artifacts import resolve_model
-from toolchain.counting import count_model
-from toolchain.data.registry import recipe_input_shape
-from toolchain.errors import CplitoolError, MissingDependencyError, UsageError
-from toolchain.finite import require_finite_weights
-from toolchain.io import sha256_file, write_json
-from toolchain.progress import console, progress_bar
-from toolchain.recipe import Recipe
-from toolchain.recipe.load import BACKENDS
-from toolchain.rundir import RunDir
-from toolchain.verbosity import verbose
+from cplitool.deploy.bench.compare import Comparison, interleaved
+from cplitool.deploy.bench.env import cuda_visible, device_label, environment
+from cplitool.deploy.bench.results import merge, read_previous, stamp
+from cplitool.deploy.bench.timing import TimingConfig, trace_rows
+from cplitool.deploy.runners.base import Runner
+from cplitool.deploy.runners.onnxruntime_runner import OnnxRuntimeRunner, gpu_variant
+from cplitool.deploy.runners.tensorrt_runner import TensorRTRunner
+from cplitool.deploy.runners.torch_runner import TorchRunner, precision_label
+from cplitool.deploy.trt.sidecar import engine_precision_label
+from cplitool.toolchain.artifacts import resolve_model
+from cplitool.toolchain.counting import count_model
+from cplitool.toolchain.data.registry import recipe_input_shape
+from cplitool.toolchain.errors import CplitoolError, MissingDependencyError, UsageError
+from cplitool.toolchain.finite import require_finite_weights
+from cplitool.toolchain.io import sha256_file, write_json
+from cplitool.toolchain.progress import console, progress_bar
+from cplitool.toolchain.recipe import Recipe
+from cplitool.toolchain.recipe.load import BACKENDS
+from cplitool.toolchain.rundir import RunDir
+from cplitool.toolchain.verbosity import verbose
 
 SCHEMA = "cplitool-bench/1"
 MODELS = ("dense", "pruned")

@@ -1,7 +1,7 @@
 """bench.json as a terminal table: each latency is its median with the p10-p90 of its per-round medians
 and its throughput (images/s at the median) underneath, the pruned/dense ratio with the p10-p90 of its
 paired per-round ratios, and "unstable" beside any row whose spread exceeds
-deploy.bench.spread.SPREAD_LIMIT. Cells stack on lines so 80 columns hold it."""
+cplitool.deploy.bench.spread.SPREAD_LIMIT. Cells stack on lines so 80 columns hold it."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 
 from rich.table import Table
 
-from deploy.bench.results import row_key
-from deploy.bench.spread import SPREAD_LIMIT, Interval, latency_interval, ratio_interval
-from toolchain.cli.tables import Fitted, fitted
+from cplitool.deploy.bench.results import row_key
+from cplitool.deploy.bench.spread import SPREAD_LIMIT, Interval, latency_interval, ratio_interval
+from cplitool.toolchain.tables import Fitted, fitted
 
 
 def number(v: float) -> str:

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from deploy.bench.stats import Stats, summarize, throughput
-from deploy.runners.base import Runner
+from cplitool.deploy.bench.stats import Stats, summarize, throughput
+from cplitool.deploy.runners.base import Runner
 
 DEVICE_METRICS = ("enqueue", "h2d", "compute", "d2h")
 METRICS = ("latency", "cpu", *DEVICE_METRICS)

@@ -12,9 +12,9 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 
-from toolchain.errors import UsageError
-from toolchain.finite import NonFiniteError, first_non_finite
-from toolchain.paths import regular_input
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.finite import NonFiniteError, first_non_finite
+from cplitool.toolchain.paths import regular_input
 
 FLOAT_INPUTS = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
 STANDARD_DOMAINS = ("", "ai.onnx", "ai.onnx.ml", "com.microsoft")  # operator sets onnxruntime ships

@@ -19,20 +19,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from deploy.export.measure import onnx_logits
-from deploy.export.metadata import write_metadata
-from deploy.export.onnx_export import export_onnx
-from deploy.export.parity import ParityReport, compare
-from deploy.export.precision import to_fp16
-from toolchain.artifacts import FORMAT, artifact_from_payload, fit_to_state_dict
-from toolchain.checkpoints import CheckpointOptions, fit_keys, load_into, pick_state
-from toolchain.counting import count_model
-from toolchain.errors import CplitoolError, UsageError
-from toolchain.io import safe_load, sha256_file
-from toolchain.models import create_model, input_shape
-from toolchain.paths import check_output
-from toolchain.progress import console
-from toolchain.recipe.sections import ExportSection
+from cplitool.deploy.export.measure import onnx_logits
+from cplitool.deploy.export.metadata import write_metadata
+from cplitool.deploy.export.onnx_export import export_onnx
+from cplitool.deploy.export.parity import ParityReport, compare
+from cplitool.deploy.export.precision import to_fp16
+from cplitool.toolchain.artifacts import FORMAT, artifact_from_payload, fit_to_state_dict
+from cplitool.toolchain.checkpoints import CheckpointOptions, fit_keys, load_into, pick_state
+from cplitool.toolchain.counting import count_model
+from cplitool.toolchain.errors import CplitoolError, UsageError
+from cplitool.toolchain.io import safe_load, sha256_file
+from cplitool.toolchain.models import create_model, input_shape
+from cplitool.toolchain.paths import check_output
+from cplitool.toolchain.progress import console
+from cplitool.toolchain.recipe.sections import ExportSection
 
 PARITY_SAMPLES = 64
 FILE_PRECISIONS = ("fp32", "fp16")  # int8 calibrates on training images: it needs a recipe's data

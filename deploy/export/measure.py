@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from deploy.runners.onnxruntime_runner import OnnxRuntimeRunner
-from toolchain.finite import require_finite_output
-from toolchain.progress import progress_bar
+from cplitool.deploy.runners.onnxruntime_runner import OnnxRuntimeRunner
+from cplitool.toolchain.finite import require_finite_output
+from cplitool.toolchain.progress import progress_bar
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import onnx
 
-from deploy.export.checks import load_onnx
-from toolchain.io import atomic_write
+from cplitool.deploy.export.checks import load_onnx
+from cplitool.toolchain.io import atomic_write
 
 
 def write_metadata(path: str | Path, props: dict[str, Any]) -> None:

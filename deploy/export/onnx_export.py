@@ -23,10 +23,10 @@ import onnx
 import torch
 from torch import nn
 
-from deploy.export.checks import check_model, load_onnx
-from deploy.export.rewrite import exportable
-from toolchain.errors import CplitoolError
-from toolchain.io import atomic_path
+from cplitool.deploy.export.checks import check_model, load_onnx
+from cplitool.deploy.export.rewrite import exportable
+from cplitool.toolchain.errors import CplitoolError
+from cplitool.toolchain.io import atomic_path
 
 INPUT, OUTPUT = "input", "logits"
 

@@ -15,8 +15,8 @@ from onnxruntime.transformers.float16 import convert_float_to_float16
 from onnxscript import ir
 from onnxscript.ir.passes.common import TopologicalSortPass
 
-from deploy.export.checks import check_model, load_onnx
-from toolchain.io import atomic_write
+from cplitool.deploy.export.checks import check_model, load_onnx
+from cplitool.toolchain.io import atomic_write
 
 
 def to_fp16(src: str | Path, dst: str | Path, keep_io_fp32: bool = True) -> Path:

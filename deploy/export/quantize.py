@@ -27,10 +27,10 @@ import numpy as np
 import onnx
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-from deploy.export.checks import check_model, load_onnx
-from deploy.export.onnx_export import INPUT
-from toolchain.errors import CplitoolError, UsageError
-from toolchain.io import atomic_path
+from cplitool.deploy.export.checks import check_model, load_onnx
+from cplitool.deploy.export.onnx_export import INPUT
+from cplitool.toolchain.errors import CplitoolError, UsageError
+from cplitool.toolchain.io import atomic_path
 
 QUANT_OPTIONS = {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False}
 CALIBRATION = {

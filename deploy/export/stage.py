@@ -21,24 +21,24 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from deploy.export.int8_gate import paired_drop
-from deploy.export.measure import Reference, onnx_correct, onnx_logits, reference
-from deploy.export.metadata import write_metadata
-from deploy.export.onnx_export import ExportInfo, export_onnx
-from deploy.export.parity import compare
-from deploy.export.precision import to_fp16
-from deploy.export.quantize import quantize_int8
-from toolchain.artifacts import ModelInfo, resolve_model
-from toolchain.counting import count_model
-from toolchain.data import build_split, make_loader
-from toolchain.data.registry import DataSplit, seeded_subset
-from toolchain.errors import CplitoolError, UsageError
-from toolchain.finite import NonFiniteError, require_finite_weights
-from toolchain.io import sha256_file
-from toolchain.progress import console
-from toolchain.recipe import Recipe
-from toolchain.rundir import RunDir
-from toolchain.verbosity import verbose
+from cplitool.deploy.export.int8_gate import paired_drop
+from cplitool.deploy.export.measure import Reference, onnx_correct, onnx_logits, reference
+from cplitool.deploy.export.metadata import write_metadata
+from cplitool.deploy.export.onnx_export import ExportInfo, export_onnx
+from cplitool.deploy.export.parity import compare
+from cplitool.deploy.export.precision import to_fp16
+from cplitool.deploy.export.quantize import quantize_int8
+from cplitool.toolchain.artifacts import ModelInfo, resolve_model
+from cplitool.toolchain.counting import count_model
+from cplitool.toolchain.data import build_split, make_loader
+from cplitool.toolchain.data.registry import DataSplit, seeded_subset
+from cplitool.toolchain.errors import CplitoolError, UsageError
+from cplitool.toolchain.finite import NonFiniteError, require_finite_weights
+from cplitool.toolchain.io import sha256_file
+from cplitool.toolchain.progress import console
+from cplitool.toolchain.recipe import Recipe
+from cplitool.toolchain.rundir import RunDir
+from cplitool.toolchain.verbosity import verbose
 
 PRECISIONS = ("fp32", "fp16", "int8")
 MODELS = ("dense", "pruned")
@@ -276,7 +276,7 @@ class Exporter:
     def build_engine(self, entry: ExportedFile) -> None:
         """Build the file's engine; a failure (TensorRT's or the GPU's) is recorded on the entry with its
         reason and the export goes on with the other files."""
-        from deploy.trt.build import build_engine
+        from cplitool.deploy.trt.build import build_engine
 
         onnx_path = self.run.path / entry.path
         engine = self.run.path / "trt" / f"{entry.model}.{entry.precision}.engine"
@@ -304,7 +304,7 @@ def export_stage(
 ) -> dict[str, Any]:
     """Export, check and record; returns the manifest entry of stage "export" (raises when a file failed)."""
     if trt:
-        from deploy.trt.host import require_tensorrt
+        from cplitool.deploy.trt.host import require_tensorrt
 
         require_tensorrt()  # before any work: --trt without TensorRT is an error, never a silent skip
     chosen_precisions = check_choices(precisions or recipe.export.precisions, PRECISIONS, "precision")

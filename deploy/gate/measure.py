@@ -12,12 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from deploy.bench.compare import interleaved
-from deploy.bench.env import environment
-from deploy.bench.timing import TimingConfig
-from deploy.gate.pair import Pair
-from deploy.regress import SCHEMA
-from deploy.runners.onnxruntime_runner import OnnxRuntimeRunner
+from cplitool.deploy.bench.compare import interleaved
+from cplitool.deploy.bench.env import environment
+from cplitool.deploy.bench.timing import TimingConfig
+from cplitool.deploy.gate.pair import Pair
+from cplitool.deploy.regress import SCHEMA
+from cplitool.deploy.runners.onnxruntime_runner import OnnxRuntimeRunner
 
 MODELS = ("dense", "pruned")
 

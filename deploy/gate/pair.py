@@ -24,13 +24,13 @@ if TYPE_CHECKING:
     from torch import nn
 
 PAIR_CODE = (  # what makes the pair's files: a change to any of them makes a new pair
-    "toolchain.models",
-    "toolchain.prune",
-    "toolchain.counting",
-    "deploy.export.onnx_export",
-    "deploy.export.checks",
-    "deploy.export.rewrite",
-    "deploy.gate.pair",
+    "cplitool.toolchain.models",
+    "cplitool.toolchain.prune",
+    "cplitool.toolchain.counting",
+    "cplitool.deploy.export.onnx_export",
+    "cplitool.deploy.export.checks",
+    "cplitool.deploy.export.rewrite",
+    "cplitool.deploy.gate.pair",
 )
 PAIR_LIBRARIES = ("torch", "onnx", "onnxslim", "numpy")
 PAIR_FILE = "pair.json"
@@ -102,10 +102,10 @@ def make_models(spec: PairSpec) -> tuple[dict[str, nn.Module], tuple[int, ...]]:
     """The dense model (seeded random weights) and cplitool's pruning of a copy; and the input shape."""
     import torch
 
-    from toolchain.models import create_model, input_shape
-    from toolchain.prune.plan import make_plan
-    from toolchain.prune.pruner import prune_model
-    from toolchain.recipe.sections import PruneSection
+    from cplitool.toolchain.models import create_model, input_shape
+    from cplitool.toolchain.prune.plan import make_plan
+    from cplitool.toolchain.prune.pruner import prune_model
+    from cplitool.toolchain.recipe.sections import PruneSection
 
     torch.manual_seed(spec.seed)
     dense = create_model(spec.arch, 10, width=spec.width).eval()
@@ -118,8 +118,8 @@ def make_models(spec: PairSpec) -> tuple[dict[str, nn.Module], tuple[int, ...]]:
 
 def export_pair(models: dict[str, nn.Module], shape: tuple[int, ...], folder: Path) -> dict[str, int]:
     """Write folder/<model>.onnx for each model; return their MACs per image."""
-    from deploy.export.onnx_export import export_onnx
-    from toolchain.counting import count_model
+    from cplitool.deploy.export.onnx_export import export_onnx
+    from cplitool.toolchain.counting import count_model
 
     for name, model in models.items():
         export_onnx(model, shape, folder / f"{name}.onnx", label=f"gate {name}")

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deploy.gate.measure import GateTiming
-from deploy.gate.pair import PairSpec
-from deploy.regress import Report, compare, make_baseline
+from cplitool.deploy.gate.measure import GateTiming
+from cplitool.deploy.gate.pair import PairSpec
+from cplitool.deploy.regress import Report, compare, make_baseline
 
 Load = Callable[[], tuple[float, float, float]]
 

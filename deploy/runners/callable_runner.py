@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from deploy.runners.base import Availability, Runner
-from deploy.runners.device_times import DeviceTimes
+from cplitool.deploy.runners.base import Availability, Runner
+from cplitool.deploy.runners.device_times import DeviceTimes
 
 
 class CallableRunner(Runner):

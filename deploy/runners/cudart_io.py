@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from deploy.runners.base import Availability
-from deploy.runners.device_io import TRT_EXTRA, Buffer, DeviceIO
-from toolchain.errors import CplitoolError, MissingDependencyError
+from cplitool.deploy.runners.base import Availability
+from cplitool.deploy.runners.device_io import TRT_EXTRA, Buffer, DeviceIO
+from cplitool.toolchain.errors import CplitoolError, MissingDependencyError
 
 
 def import_cudart() -> Any:

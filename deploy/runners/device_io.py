@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from deploy.runners.base import Availability
-from deploy.runners.device_times import DeviceTimes
-from toolchain.errors import MissingDependencyError
-from toolchain.install import install_hint
+from cplitool.deploy.runners.base import Availability
+from cplitool.deploy.runners.device_times import DeviceTimes
+from cplitool.toolchain.errors import MissingDependencyError
+from cplitool.toolchain.install import install_hint
 
 # The pip line fits how cplitool was installed (editable clone or wheel), see toolchain/install.py.
 TRT_EXTRA = f"{install_hint('trt')} (tensorrt and cuda-python wheels) on a host with an NVIDIA GPU and driver"
@@ -142,9 +142,9 @@ class DeviceIO(ABC):
 
 def io_classes() -> list[type[DeviceIO]]:
     """In order of preference: pycuda where the project always promised it, then the two wheel-installed ones."""
-    from deploy.runners.cudart_io import CudartIO
-    from deploy.runners.pycuda_io import PycudaIO
-    from deploy.runners.torch_io import TorchIO
+    from cplitool.deploy.runners.cudart_io import CudartIO
+    from cplitool.deploy.runners.pycuda_io import PycudaIO
+    from cplitool.deploy.runners.torch_io import TorchIO
 
     return [PycudaIO, CudartIO, TorchIO]
 

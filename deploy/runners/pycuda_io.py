@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from deploy.runners.base import Availability
-from deploy.runners.device_io import TRT_EXTRA, Buffer, DeviceIO
-from toolchain.errors import CplitoolError, MissingDependencyError
-from toolchain.install import install_hint
+from cplitool.deploy.runners.base import Availability
+from cplitool.deploy.runners.device_io import TRT_EXTRA, Buffer, DeviceIO
+from cplitool.toolchain.errors import CplitoolError, MissingDependencyError
+from cplitool.toolchain.install import install_hint
 
 
 def import_pycuda() -> Any:

@@ -1,5 +1,5 @@
-"""TensorRT engine runner: the engine from deploy.trt.engine.load_engine; buffers, stream and events from
-the first CUDA I/O library that works here (pycuda, cuda-python or torch: deploy.runners.device_io).
+"""TensorRT engine runner: the engine from cplitool.deploy.trt.engine.load_engine; buffers, stream and events from
+the first CUDA I/O library that works here (pycuda, cuda-python or torch: cplitool.deploy.runners.device_io).
 
 Uses the TensorRT 10 name-based I/O API: set_input_shape, set_tensor_address, execute_async_v3. With
 several optimization profiles the first one whose batch range holds the input's batch is selected.
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from deploy.runners.base import Availability, Runner
-from deploy.runners.device_io import TRT_EXTRA, Buffer, DeviceIO, choose_io, io_availability
-from deploy.runners.device_times import DeviceTimes
-from toolchain.errors import CplitoolError, MissingDependencyError, UsageError
+from cplitool.deploy.runners.base import Availability, Runner
+from cplitool.deploy.runners.device_io import TRT_EXTRA, Buffer, DeviceIO, choose_io, io_availability
+from cplitool.deploy.runners.device_times import DeviceTimes
+from cplitool.toolchain.errors import CplitoolError, MissingDependencyError, UsageError
 
 
 class TensorRTRunner(Runner):
@@ -67,7 +67,7 @@ class TensorRTRunner(Runner):
     def _open_engine(self) -> None:
         """Deserialize the engine (with its sidecar checks), create the context, find the I/O tensors."""
         trt = self.trt
-        from deploy.trt.engine import load_engine
+        from cplitool.deploy.trt.engine import load_engine
 
         self.engine, self.sidecar = load_engine(self.engine_path)
         self.context = self.engine.create_execution_context()

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from deploy.runners.base import Availability, Runner
-from deploy.runners.device_times import DeviceTimes
-from toolchain.errors import MissingDependencyError, UsageError
+from cplitool.deploy.runners.base import Availability, Runner
+from cplitool.deploy.runners.device_times import DeviceTimes
+from cplitool.toolchain.errors import MissingDependencyError, UsageError
 
 PRECISIONS = ("fp32", "fp16")
 
@@ -86,7 +86,7 @@ class TorchRunner(Runner):
         if self.threads:
             torch.set_num_threads(self.threads)
         if isinstance(self.source, str | Path):
-            from toolchain.artifacts import load_artifact
+            from cplitool.toolchain.artifacts import load_artifact
 
             model, _ = load_artifact(self.source)
         else:

@@ -12,13 +12,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from deploy.trt.host import current_host, require_tensorrt
-from deploy.trt.profiles import Profile, profiles_from_section
-from deploy.trt.sidecar import Sidecar
-from toolchain.errors import CplitoolError, MissingDependencyError
-from toolchain.io import atomic_write, sha256_file
-from toolchain.progress import console
-from toolchain.recipe.sections import TrtSection
+from cplitool.deploy.trt.host import current_host, require_tensorrt
+from cplitool.deploy.trt.profiles import Profile, profiles_from_section
+from cplitool.deploy.trt.sidecar import Sidecar
+from cplitool.toolchain.errors import CplitoolError, MissingDependencyError
+from cplitool.toolchain.io import atomic_write, sha256_file
+from cplitool.toolchain.progress import console
+from cplitool.toolchain.recipe.sections import TrtSection
 
 
 def network_flags(trt: ModuleType) -> int:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from deploy.trt.host import current_host, require_tensorrt
-from deploy.trt.sidecar import Sidecar
-from toolchain.errors import CplitoolError, UsageError
+from cplitool.deploy.trt.host import current_host, require_tensorrt
+from cplitool.deploy.trt.sidecar import Sidecar
+from cplitool.toolchain.errors import CplitoolError, UsageError
 
 __all__ = ["Sidecar", "load_engine"]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from toolchain.errors import UsageError
-from toolchain.recipe.sections import TrtSection
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.recipe.sections import TrtSection
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy.trt.host import Host
-from toolchain.errors import UsageError
-from toolchain.io import write_json
+from cplitool.deploy.trt.host import Host
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.io import write_json
 
 FORMAT = "cplitool-trt-sidecar/1"
 

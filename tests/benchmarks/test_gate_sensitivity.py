@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
+from cplitool.toolchain.counting import count_model
+from cplitool.toolchain.models import create_model
 from tests.conftest import load_script
-from toolchain.counting import count_model
-from toolchain.models import create_model
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gate_sensitivity.py"
 SHAPE = (3, 32, 32)
@@ -66,10 +66,10 @@ def test_slower_lands_on_the_extra_macs() -> None:
 @pytest.mark.slow
 def test_gate_catches_the_slower_model_and_passes_the_good_one(in_tmp: Path) -> None:
     """The real pair and baseline: the 15%-MACs-slower pruned model regresses, the good pair does not."""
-    from deploy.gate.measure import measure_pair
-    from deploy.gate.pair import prepare_pair
-    from deploy.gate.run import GATE, run_gate
-    from deploy.regress import load_doc
+    from cplitool.deploy.gate.measure import measure_pair
+    from cplitool.deploy.gate.pair import prepare_pair
+    from cplitool.deploy.gate.run import GATE, run_gate
+    from cplitool.deploy.regress import load_doc
 
     gs = load_script(SCRIPT)
     baseline = load_doc(SCRIPT.parents[1] / "deploy" / "baselines" / "cpu.json")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deploy.export.stage import Exporter, export_stage
+from cplitool.deploy.export.stage import Exporter, export_stage
 from tests.conftest import load_script
 from tests.deploy.pruned_run import make_run
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import cplitool
-from toolchain.errors import UsageError
-from toolchain.models import create_model
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.models import create_model
 
 QUICK = {"duration_s": 0.05, "min_iters": 3, "warmup_ms": 5.0, "repeats": 3}
 
@@ -44,8 +44,8 @@ def test_errors(tmp_path: Path) -> None:
 def test_table_marks_a_wide_spread_unstable() -> None:
     """Breaks caught: showing a latency without its spread, or never flagging one that swings 2x."""
     from cplitool.benchmarking import BenchResult
-    from deploy.bench.compare import Comparison, Ratio
-    from deploy.bench.timing import Samples, measurement
+    from cplitool.deploy.bench.compare import Comparison, Ratio
+    from cplitool.deploy.bench.timing import Samples, measurement
 
     def meas(values: list[float]) -> object:
         s = Samples()

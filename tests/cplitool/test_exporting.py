@@ -8,10 +8,10 @@ import pytest
 import torch
 
 import cplitool
+from cplitool.deploy.export.measure import onnx_logits
 from cplitool.exporting import tolerances
-from deploy.export.measure import onnx_logits
-from toolchain.errors import CplitoolError, UsageError
-from toolchain.models import create_model
+from cplitool.toolchain.errors import CplitoolError, UsageError
+from cplitool.toolchain.models import create_model
 
 
 @pytest.fixture(scope="module")

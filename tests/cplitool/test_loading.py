@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import cplitool
-from toolchain.artifacts import ModelInfo, save_artifact
-from toolchain.errors import UsageError
-from toolchain.models import create_model
+from cplitool.toolchain.artifacts import ModelInfo, save_artifact
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.models import create_model
 
 
 @pytest.fixture(scope="module")

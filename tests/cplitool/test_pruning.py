@@ -7,9 +7,9 @@ import torch
 
 import cplitool
 from cplitool.pruning import sampling_batches
-from toolchain.errors import UsageError
-from toolchain.models import create_model
-from toolchain.recipe.sections import PruneSection
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.models import create_model
+from cplitool.toolchain.recipe.sections import PruneSection
 
 
 def batches(n: int, size: int = 16) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import torch
 
-from toolchain.artifacts import ModelInfo, save_artifact
-from toolchain.models.vgg import VGG
-from toolchain.recipe import Recipe, load_recipe
-from toolchain.rundir import RunDir
+from cplitool.toolchain.artifacts import ModelInfo, save_artifact
+from cplitool.toolchain.models.vgg import VGG
+from cplitool.toolchain.recipe import Recipe, load_recipe
+from cplitool.toolchain.rundir import RunDir
 
 RECIPE = """
 [run]

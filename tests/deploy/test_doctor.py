@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import torch
 
-import deploy.doctor as doctor
-import deploy.runners.onnxruntime_runner as ort_runner
+import cplitool.deploy.doctor as doctor
+import cplitool.deploy.runners.onnxruntime_runner as ort_runner
+from cplitool.toolchain.install import install_hint  # the pip line fits how cplitool was installed
 from tests.deploy.gpu_fakes import FakeGPU, fake_tensorrt, install_cudart, install_pycuda
-from toolchain.install import install_hint  # the pip line fits how cplitool was installed
 
 VERSIONS = {"onnxruntime": "1.22.0", "cuda-bindings": "13.5.0"}
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from deploy.bench.results import merge, stamp
-from deploy.regress import compare, make_baseline, parse_tolerance
-from toolchain.errors import UsageError
+from cplitool.deploy.bench.results import merge, stamp
+from cplitool.deploy.regress import compare, make_baseline, parse_tolerance
+from cplitool.toolchain.errors import UsageError
 
 
 def bench_doc(

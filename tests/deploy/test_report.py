@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy.bench.stage import bench_stage
-from deploy.report import write_report
+from cplitool.deploy.bench.stage import bench_stage
+from cplitool.deploy.report import write_report
 from tests.deploy.pruned_run import make_run
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -73,7 +73,7 @@ def test_unstable_rows_say_so(in_tmp: Path) -> None:
 @pytest.mark.parametrize("values", [[99.72, 99.44], [30.0, 90.0], [0.5, 2.0]])
 def test_top1_axis_holds_the_points_within_0_and_100(values: list[float]) -> None:
     """Catches the 104% axis: never above 100 or below 0, always with room around the points."""
-    from deploy.report import top1_limits
+    from cplitool.deploy.report import top1_limits
 
     lo, hi = top1_limits(values)
     assert 0.0 <= lo < min(values) and max(values) < hi <= 100.0
@@ -85,8 +85,8 @@ def test_one_batch_is_a_bar_chart_with_unstable_bars_hatched() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from deploy.bench.spread import Interval
-    from deploy.report import latency_bars
+    from cplitool.deploy.bench.spread import Interval
+    from cplitool.deploy.report import latency_bars
 
     lines = {
         "onnxruntime cpu fp32 dense": [(64, Interval(1.35, 1.32, 1.37, 5))],
@@ -103,7 +103,7 @@ def test_one_batch_is_a_bar_chart_with_unstable_bars_hatched() -> None:
 
 
 def test_tables_and_plots_name_a_target_alike() -> None:
-    from deploy.bench.table import target_label, target_name
+    from cplitool.deploy.bench.table import target_label, target_name
 
     ort = {"backend": "onnxruntime", "device": "cpu", "variant": "cpu", "precision": "fp32", "threads": 2}
     graphs = {"backend": "torch", "device": "cuda:NVIDIA H200", "variant": "cudagraph", "precision": "fp16"}
@@ -123,7 +123,7 @@ def test_compared_methods_are_rows_of_the_models_table(in_tmp: Path) -> None:
 
 
 def test_a_gpu_less_bench_gets_one_line_of_gpu_advice_in_the_report() -> None:
-    from deploy.report import bench_notes
+    from cplitool.deploy.report import bench_notes
 
     skipped = [
         {"backend": "onnxruntime", "device": "cuda", "reason": "CUDAExecutionProvider is not available; pip ..."},

@@ -9,13 +9,13 @@ import pytest
 import torch
 import torch_pruning as tp
 
+from cplitool.toolchain.artifacts import ModelInfo, load_artifact, load_dense, resolve_model, save_artifact
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.models import create_model
+from cplitool.toolchain.models.source import ModelSource
+from cplitool.toolchain.recipe import load_recipe
+from cplitool.toolchain.rundir import RunDir
 from tests.conftest import write_recipe
-from toolchain.artifacts import ModelInfo, load_artifact, load_dense, resolve_model, save_artifact
-from toolchain.errors import UsageError
-from toolchain.models import create_model
-from toolchain.models.source import ModelSource
-from toolchain.recipe import load_recipe
-from toolchain.rundir import RunDir
 
 
 def slimmed(name: str, shape: tuple[int, ...], drop: int) -> torch.nn.Module:
@@ -112,9 +112,9 @@ def test_resolve_model(in_tmp: Path) -> None:
 def test_import_path_model_round_trips_dense_and_pruned(tmp_path: Path, user_module) -> None:
     """A user's module rebuilt from the artifact alone (its source recorded), dense and at its pruned widths,
     pruned by the existing prune code; breaking the recorded source or the resize fails the equality."""
-    from toolchain.prune.plan import make_plan
-    from toolchain.prune.pruner import prune_model
-    from toolchain.recipe.sections import PruneSection
+    from cplitool.toolchain.prune.plan import make_plan
+    from cplitool.toolchain.prune.pruner import prune_model
+    from cplitool.toolchain.recipe.sections import PruneSection
 
     user_module("tinynets_art", folder=tmp_path / "nets")
     source = ModelSource("tinynets_art:TinyNet", 4, {"width": 16}, (1, 8, 8), root=str(tmp_path / "nets"))
@@ -176,7 +176,7 @@ def test_a_pruned_depthwise_conv_reloads_depthwise(tmp_path: Path) -> None:
         torch.nn.Conv2d(16, 16, 3, padding=1, groups=16),
         torch.nn.Conv2d(16, 8, 1),
     )
-    from toolchain.artifacts import fit_to_state_dict
+    from cplitool.toolchain.artifacts import fit_to_state_dict
 
     rebuilt = fit_to_state_dict(fresh, model.state_dict())
     rebuilt.load_state_dict(model.state_dict())

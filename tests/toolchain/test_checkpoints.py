@@ -11,12 +11,12 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from cplitool.toolchain.artifacts import load_dense
+from cplitool.toolchain.checkpoints import CheckpointOptions, load_checkpoint, pick_state, rename, strip_prefixes
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.models import create_model
+from cplitool.toolchain.models.source import ModelSource
 from tests.conftest import REPO
-from toolchain.artifacts import load_dense
-from toolchain.checkpoints import CheckpointOptions, load_checkpoint, pick_state, rename, strip_prefixes
-from toolchain.errors import UsageError
-from toolchain.models import create_model
-from toolchain.models.source import ModelSource
 
 X = torch.randn(2, 1, 8, 8)
 

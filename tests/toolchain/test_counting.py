@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from toolchain.counting import count_model
-from toolchain.models import create_model, input_shape
+from cplitool.toolchain.counting import count_model
+from cplitool.toolchain.models import create_model, input_shape
 
 
 @pytest.mark.parametrize(

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from cplitool.toolchain.artifacts import load_artifact
+from cplitool.toolchain.distributed import distributed_session
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.recipe import load_recipe
+from cplitool.toolchain.recipe.sections import RunSection
+from cplitool.toolchain.rundir import RunDir, release_all
 from tests.toolchain.finetune.digits_run import digits_recipe, pruned_run
-from toolchain.artifacts import load_artifact
-from toolchain.distributed import distributed_session
-from toolchain.errors import UsageError
-from toolchain.recipe import load_recipe
-from toolchain.recipe.sections import RunSection
-from toolchain.rundir import RunDir, release_all
 
 
 def test_a_single_process_gets_no_process_group(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -34,7 +34,7 @@ def test_a_partial_torchrun_environment_is_a_usage_error(monkeypatch: pytest.Mon
 def torchrun(*args: str) -> str:
     launcher = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     assert launcher, "torchrun not found beside the interpreter"
-    cmd = [launcher, "--standalone", "--nproc_per_node=2", "-m", "toolchain.cli.app", *args]
+    cmd = [launcher, "--standalone", "--nproc_per_node=2", "-m", "cplitool.cli.app", *args]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout + done.stderr

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from toolchain.finite import NonFiniteError, require_finite_output, require_finite_weights
+from cplitool.toolchain.finite import NonFiniteError, require_finite_output, require_finite_weights
 
 
 def test_nan_weight_is_named() -> None:
@@ -30,10 +30,10 @@ def test_non_finite_output_is_named() -> None:
 
 def test_eval_refuses_a_nan_model(in_tmp) -> None:  # type: ignore[no-untyped-def]
     """NaN logits arg-max to class 0, which would score as a real accuracy (~10%): eval refuses instead."""
+    from cplitool.toolchain.models import create_model
+    from cplitool.toolchain.recipe import load_recipe
+    from cplitool.toolchain.train.stage import evaluate_model
     from tests.conftest import REPO
-    from toolchain.models import create_model
-    from toolchain.recipe import load_recipe
-    from toolchain.train.stage import evaluate_model
 
     recipe = load_recipe(REPO / "recipes" / "quickstart.toml", {"run": {"dir": str(in_tmp / "run")}})
     model = create_model("quick_vgg", 10)

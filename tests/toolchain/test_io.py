@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from toolchain.errors import UsageError
-from toolchain.io import atomic_path, atomic_write, safe_load, sha256_file, write_json
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.io import atomic_path, atomic_write, safe_load, sha256_file, write_json
 
 
 class CreatesFile:
@@ -126,8 +126,8 @@ def test_full_disk_is_one_line_naming_the_file(tmp_path: Path, monkeypatch: pyte
     """ENOSPC while writing (simulated): one CplitoolError naming the file, the earlier file intact, no temp."""
     import errno
 
-    from toolchain.errors import CplitoolError
-    from toolchain.io import save_torch
+    from cplitool.toolchain.errors import CplitoolError
+    from cplitool.toolchain.io import save_torch
 
     path = tmp_path / "dense.pt"
     path.write_bytes(b"earlier")
@@ -147,7 +147,7 @@ def test_full_disk_is_one_line_naming_the_file(tmp_path: Path, monkeypatch: pyte
 
 def test_torch_writer_failure_names_the_file(tmp_path: Path) -> None:
     """torch.save writing to a path reports a full disk as RuntimeError (no errno): still one line."""
-    from toolchain.errors import CplitoolError
+    from cplitool.toolchain.errors import CplitoolError
 
     def torch_full(p: Path) -> None:
         raise RuntimeError(
@@ -161,7 +161,7 @@ def test_torch_writer_failure_names_the_file(tmp_path: Path) -> None:
 
 
 def test_unwritable_folder_names_the_file(tmp_path: Path) -> None:
-    from toolchain.errors import CplitoolError
+    from cplitool.toolchain.errors import CplitoolError
 
     if os.geteuid() == 0:
         pytest.skip("root writes into read-only folders")
@@ -205,7 +205,7 @@ def test_real_full_disk_through_the_cli(tiny_disk: Path, in_tmp: Path, cli) -> N
 def test_same_content_same_bytes(tmp_path: Path) -> None:
     """torch.save to a path records the file name inside the zip (temp names differ per save); save_torch
     does not. Break: save_torch calling torch.save(obj, tmp) makes the two hashes differ."""
-    from toolchain.io import save_torch
+    from cplitool.toolchain.io import save_torch
 
     state = {"w": torch.arange(6.0), "meta": {"arch": "x"}}
     a = save_torch(tmp_path / "a.pt", state)

@@ -9,8 +9,8 @@ from rich.cells import cell_len
 from rich.console import Console
 from rich.progress import Progress, Task
 
-from toolchain import progress
-from toolchain.progress import RateColumn, clock, progress_bar
+from cplitool.toolchain import progress
+from cplitool.toolchain.progress import RateColumn, clock, progress_bar
 
 
 def test_bars_only_on_a_terminal_and_rank_0(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.recipe import load_recipe
+from cplitool.toolchain.rundir import RunDir
 from tests.conftest import REPO, digits_recipe_text, write_recipe
-from toolchain.errors import UsageError
-from toolchain.recipe import load_recipe
-from toolchain.rundir import RunDir
 
 
 def test_for_recipe_records_the_recipe_and_marks_latest(in_tmp: Path) -> None:
@@ -76,7 +76,7 @@ def test_resolve_errors(in_tmp: Path) -> None:
 
 
 def test_unreadable_manifest_is_a_clear_error(in_tmp: Path) -> None:
-    from toolchain.errors import CplitoolError
+    from cplitool.toolchain.errors import CplitoolError
 
     run = RunDir.for_recipe(load_recipe(write_recipe(in_tmp, "")))
     (run.path / "manifest.json").write_text("{not json")
@@ -93,7 +93,7 @@ def _python(code: str, *args: str, cwd: Path) -> subprocess.Popen[str]:
 
 RECORD = """
 import sys
-from toolchain.rundir import RunDir
+from cplitool.toolchain.rundir import RunDir
 run = RunDir(sys.argv[1])
 for j in range(int(sys.argv[3])):
     run.record(f"{sys.argv[2]}-{j}", None, "h", {"j": j})
@@ -116,7 +116,7 @@ def test_racing_processes_lose_no_manifest_update(tmp_path: Path) -> None:
 
 HOLD = """
 import sys, time
-from toolchain.rundir import RunDir
+from cplitool.toolchain.rundir import RunDir
 RunDir(sys.argv[1]).acquire()
 print("held", flush=True)
 time.sleep(float(sys.argv[2]))
@@ -167,7 +167,7 @@ def test_temp_files_of_a_killed_command_are_removed_by_the_next(in_tmp: Path) ->
 
 def test_nothing_is_written_before_work_starts(in_tmp: Path) -> None:
     """open() locks but writes nothing; a command that stops there leaves no run directory behind."""
-    from toolchain.rundir import release_all
+    from cplitool.toolchain.rundir import release_all
 
     RunDir.open(load_recipe(write_recipe(in_tmp, "")))
     assert (in_tmp / "runs" / "r" / ".lock").exists()

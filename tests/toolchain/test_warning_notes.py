@@ -6,8 +6,8 @@ import warnings
 
 import pytest
 
-from toolchain import warning_notes
-from toolchain.verbosity import ENV
+from cplitool.toolchain import warning_notes
+from cplitool.toolchain.verbosity import ENV
 
 TORCH_STYLE = (
     "This DataLoader will create 4 worker processes in total. Our suggested max number of worker in current "

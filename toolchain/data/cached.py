@@ -11,10 +11,10 @@ import torch
 from rich.markup import escape
 from torch.utils.data import Dataset
 
-from toolchain.data.transforms import Normalize, random_crop_flip
-from toolchain.errors import CplitoolError
-from toolchain.io import atomic_path
-from toolchain.progress import console
+from cplitool.toolchain.data.transforms import Normalize, random_crop_flip
+from cplitool.toolchain.errors import CplitoolError
+from cplitool.toolchain.io import atomic_path
+from cplitool.toolchain.progress import console
 
 
 class CachedImages(Dataset[tuple[torch.Tensor, int]]):

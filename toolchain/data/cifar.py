@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from toolchain.data.cached import CachedImages
-from toolchain.data.registry import DataSplit, register_dataset
-from toolchain.data.transforms import Normalize
-from toolchain.errors import UsageError
-from toolchain.recipe.sections import DataSection
+from cplitool.toolchain.data.cached import CachedImages
+from cplitool.toolchain.data.registry import DataSplit, register_dataset
+from cplitool.toolchain.data.transforms import Normalize
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.recipe.sections import DataSection
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from toolchain.data.cached import CachedImages
-from toolchain.data.registry import DataSplit, register_dataset
-from toolchain.data.transforms import Normalize
-from toolchain.recipe.sections import DataSection
+from cplitool.toolchain.data.cached import CachedImages
+from cplitool.toolchain.data.registry import DataSplit, register_dataset
+from cplitool.toolchain.data.transforms import Normalize
+from cplitool.toolchain.recipe.sections import DataSection
 
 MEAN, STD = (0.306,), (0.377,)  # measured over all 1,797 images scaled to [0, 1]
 TEST_FRACTION = 0.2

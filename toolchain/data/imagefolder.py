@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
-from toolchain.data.cached import CachedImages, cached_arrays
-from toolchain.data.registry import DataSplit, register_dataset
-from toolchain.data.transforms import Normalize
-from toolchain.errors import UsageError
-from toolchain.progress import progress_bar
-from toolchain.recipe.sections import DataSection
+from cplitool.toolchain.data.cached import CachedImages, cached_arrays
+from cplitool.toolchain.data.registry import DataSplit, register_dataset
+from cplitool.toolchain.data.transforms import Normalize
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.progress import progress_bar
+from cplitool.toolchain.recipe.sections import DataSection
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CACHE_LIMIT_BYTES = 4 << 30

@@ -15,10 +15,10 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, SequentialSampler, Subset
 
-from toolchain.errors import UsageError
-from toolchain.models.source import ModelSource
-from toolchain.progress import console
-from toolchain.recipe.sections import DataSection, Recipe
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.models.source import ModelSource
+from cplitool.toolchain.progress import console
+from cplitool.toolchain.recipe.sections import DataSection, Recipe
 
 
 @dataclass
@@ -37,11 +37,11 @@ _REGISTRY: dict[str, Builder] = {}
 _SHAPES: dict[str, Callable[[DataSection], tuple[int, ...] | None]] = {}
 _CLASSES: dict[str, Callable[[DataSection], int | None]] = {}
 _MODULES = (
-    "toolchain.data.digits",
-    "toolchain.data.cifar",
-    "toolchain.data.imagefolder",
-    "toolchain.data.video",
-    "toolchain.data.synthetic",
+    "cplitool.toolchain.data.digits",
+    "cplitool.toolchain.data.cifar",
+    "cplitool.toolchain.data.imagefolder",
+    "cplitool.toolchain.data.video",
+    "cplitool.toolchain.data.synthetic",
 )
 
 
@@ -109,7 +109,7 @@ def recipe_input_shape(recipe: Recipe) -> tuple[int, ...]:
     shape = list(ModelSource.of(recipe).shape())
     side = recipe.data.image_size
     if not side and recipe.data.name == "imagefolder":
-        from toolchain.data.imagefolder import stored_side
+        from cplitool.toolchain.data.imagefolder import stored_side
 
         side = stored_side(recipe.data)
     if side:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch.utils.data import TensorDataset
 
-from toolchain.data.registry import DataSplit, register_dataset
-from toolchain.recipe.sections import DataSection
+from cplitool.toolchain.data.registry import DataSplit, register_dataset
+from cplitool.toolchain.recipe.sections import DataSection
 
 
 @register_dataset("synthetic", shape=lambda cfg: tuple(cfg.synthetic_shape), classes=lambda cfg: cfg.synthetic_classes)

@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from toolchain.data.imagefolder import split_dir
-from toolchain.data.registry import DataSplit, register_dataset
-from toolchain.data.transforms import Normalize
-from toolchain.errors import UsageError
-from toolchain.recipe.sections import DataSection
+from cplitool.toolchain.data.imagefolder import split_dir
+from cplitool.toolchain.data.registry import DataSplit, register_dataset
+from cplitool.toolchain.data.transforms import Normalize
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.recipe.sections import DataSection
 
 MEAN, STD = (0.433, 0.404, 0.378), (0.268, 0.262, 0.275)  # commonly used UCF-101 frame statistics
 FRAME_EXT = {".jpg", ".jpeg", ".png"}

@@ -1,4 +1,4 @@
-"""Knowledge distillation (Hinton et al. 2015) as a LossFn for toolchain.train.fit: the pruned student
+"""Knowledge distillation (Hinton et al. 2015) as a LossFn for cplitool.toolchain.train.fit: the pruned student
 matches the dense teacher's softened outputs as well as the labels, which recovers accuracy faster
 than labels alone after heavy channel removal."""
 
@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from toolchain.train.fit import cross_entropy
-from toolchain.train.loop import LossFn
+from cplitool.toolchain.train.fit import cross_entropy
+from cplitool.toolchain.train.loop import LossFn
 
 
 def kd_divergence(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """The `finetune` stage: train the pruned artifact back towards the dense model's accuracy.
 
-Reads the prune stage's artifact and the dense teacher, runs toolchain.train.fit with the recipe's
+Reads the prune stage's artifact and the dense teacher, runs cplitool.toolchain.train.fit with the recipe's
 [finetune] settings and a distillation loss, and writes finetuned.pt with the pruned artifact's plan.
 The state file (finetune.state.pt) is keyed by the recipe sections and the pruned artifact's hash, so a
 killed run continues from its last finished epoch, and a changed recipe or a new pruned model restarts.
@@ -13,18 +13,18 @@ from typing import Any
 
 import torch
 
-from toolchain.artifacts import load_artifact, resolve_model, save_artifact
-from toolchain.data import build_split
-from toolchain.errors import UsageError
-from toolchain.finetune.kd import distillation_loss
-from toolchain.io import sha256_file
-from toolchain.models.source import ModelSource
-from toolchain.progress import console
-from toolchain.recipe import Recipe
-from toolchain.rundir import RunDir
-from toolchain.runtime import is_main_process, setup
-from toolchain.train.fit import fit, summary
-from toolchain.train.stage import check_classes
+from cplitool.toolchain.artifacts import load_artifact, resolve_model, save_artifact
+from cplitool.toolchain.data import build_split
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.finetune.kd import distillation_loss
+from cplitool.toolchain.io import sha256_file
+from cplitool.toolchain.models.source import ModelSource
+from cplitool.toolchain.progress import console
+from cplitool.toolchain.recipe import Recipe
+from cplitool.toolchain.rundir import RunDir
+from cplitool.toolchain.runtime import is_main_process, setup
+from cplitool.toolchain.train.fit import fit, summary
+from cplitool.toolchain.train.stage import check_classes
 
 FINETUNE_SECTIONS = ("run", "model", "data", "finetune")
 STATE_FILE = "finetune.state.pt"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from toolchain.models.registry import register
+from cplitool.toolchain.models.registry import register
 
 C3D_CFG: list[int | str] = [64, "P1", 128, "P", 256, 256, "P", 512, 512, "P", 512, 512, "P"]
 

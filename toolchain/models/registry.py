@@ -9,7 +9,7 @@ from typing import Any
 
 from torch import nn
 
-from toolchain.errors import UsageError
+from cplitool.toolchain.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -22,10 +22,10 @@ class ModelSpec:
 
 _REGISTRY: dict[str, ModelSpec] = {}
 _MODULES = (
-    "toolchain.models.vgg",
-    "toolchain.models.resnet_cifar",
-    "toolchain.models.torchvision_zoo",
-    "toolchain.models.c3d",
+    "cplitool.toolchain.models.vgg",
+    "cplitool.toolchain.models.resnet_cifar",
+    "cplitool.toolchain.models.torchvision_zoo",
+    "cplitool.toolchain.models.c3d",
 )
 
 

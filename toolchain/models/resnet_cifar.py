@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from toolchain.models.registry import register
+from cplitool.toolchain.models.registry import register
 
 
 class PadShortcut(nn.Module):

@@ -3,7 +3,7 @@ own code or any library's constructor (torchvision's classification models, for 
 
 Importing the user's module is their own choice, the same trust as running their script; checkpoints stay
 weights-only. An artifact names its source, and the artifact loader imports it only when the recipe in
-hand names the same source (see `toolchain.artifacts`), so a file alone never chooses code to run.
+hand names the same source (see `cplitool.toolchain.artifacts`), so a file alone never chooses code to run.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from toolchain.errors import UsageError
-from toolchain.models import registry
-from toolchain.recipe.validate import did_you_mean
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.models import registry
+from cplitool.toolchain.recipe.validate import did_you_mean
 
 if TYPE_CHECKING:
-    from toolchain.recipe import Recipe
+    from cplitool.toolchain.recipe import Recipe
 
 SEPARATOR = ":"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from toolchain.errors import CplitoolError
-from toolchain.models.registry import register
+from cplitool.toolchain.errors import CplitoolError
+from cplitool.toolchain.models.registry import register
 
 
 def build_torchvision(arch: str, num_classes: int, pretrained: bool) -> nn.Module:

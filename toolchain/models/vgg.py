@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from toolchain.models.registry import register
+from cplitool.toolchain.models.registry import register
 
 VGG16_CFG: list[int | str] = [
     64,

@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolchain import interrupts
-from toolchain.errors import UsageError
-from toolchain.io import sha256_file
-from toolchain.progress import console
-from toolchain.recipe import Recipe
-from toolchain.rundir import RunDir
+from cplitool.toolchain import interrupts
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.io import sha256_file
+from cplitool.toolchain.progress import console
+from cplitool.toolchain.recipe import Recipe
+from cplitool.toolchain.rundir import RunDir
 
 Invoke = Callable[[Callable[..., Any], Recipe, RunDir, bool], Any]  # (entry point, recipe, run, redo)
 

@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from toolchain.errors import UsageError
-from toolchain.recipe import Recipe
-from toolchain.recipe.load import merge
-from toolchain.recipe.sections import DataSection, ModelSection
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.recipe import Recipe
+from cplitool.toolchain.recipe.load import merge
+from cplitool.toolchain.recipe.sections import DataSection, ModelSection
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -62,7 +62,7 @@ def raw_tables(path: Path) -> dict[str, Any]:
 
 def small_shape(model: dict[str, Any], kwargs: dict[str, Any]) -> list[int]:
     """The recipe's model's input shape, shrunk (`model`: the raw [model] table)."""
-    from toolchain.models.source import ModelSource
+    from cplitool.toolchain.models.source import ModelSource
 
     name, given = model.get("name", ModelSection.name), tuple(model.get("input_shape", []))
     shape = list(ModelSource(name, kwargs=kwargs, input_shape=given).shape())

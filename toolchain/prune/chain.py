@@ -18,8 +18,8 @@ from collections.abc import Iterable, Iterator
 import torch
 from torch import nn
 
-from toolchain.prune.plan import Stage
-from toolchain.prune.sampling import prefix_inputs
+from cplitool.toolchain.prune.plan import Stage
+from cplitool.toolchain.prune.sampling import prefix_inputs
 
 CACHE_BYTES = 4 * 2**30  # kept activations of the sampled images, float32
 

@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from toolchain.errors import UsageError
-from toolchain.prune.groups import Group, width
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.prune.groups import Group, width
 
 MAX_ROUNDS = 64  # blocks left whole before giving up (each round is one surgery of a copy)
 
@@ -73,7 +73,7 @@ def dropped_roots(group: Group) -> list[int]:
 
 
 def remove_planned(model: nn.Module, input_shape: tuple[int, ...], groups: list[Group]) -> None:
-    from toolchain.prune.plan import graph
+    from cplitool.toolchain.prune.plan import graph
 
     dg = graph(model, input_shape)
     for g in groups:

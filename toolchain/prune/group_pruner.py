@@ -21,12 +21,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from toolchain.progress import console, task
-from toolchain.prune.groups import Group, Member
-from toolchain.prune.plan import PrunePlan, Stage, graph
-from toolchain.prune.sampling import Capture, GramSums, capture_original, group_grams, in_width, weight_2d
-from toolchain.prune.solver import ConsumerTerm, refit, select_group
-from toolchain.recipe.sections import PruneSection
+from cplitool.toolchain.progress import console, task
+from cplitool.toolchain.prune.groups import Group, Member
+from cplitool.toolchain.prune.plan import PrunePlan, Stage, graph
+from cplitool.toolchain.prune.sampling import Capture, GramSums, capture_original, group_grams, in_width, weight_2d
+from cplitool.toolchain.prune.solver import ConsumerTerm, refit, select_group
+from cplitool.toolchain.recipe.sections import PruneSection
 
 Loader = Iterable[tuple[torch.Tensor, torch.Tensor]]
 L1_PRODUCERS = "l1-producers"  # data-free: sum over producers of filter L1 norms, each producer's divided by its mean

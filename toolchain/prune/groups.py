@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from toolchain.errors import UsageError
+from cplitool.toolchain.errors import UsageError
 
 CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 WEIGHTED = (*CONVS, nn.Linear)

@@ -18,11 +18,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from toolchain.counting import count_model
-from toolchain.errors import UsageError
-from toolchain.prune.dry_run import check_plan
-from toolchain.prune.groups import Group, find_groups
-from toolchain.recipe.sections import PruneSection
+from cplitool.toolchain.counting import count_model
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.prune.dry_run import check_plan
+from cplitool.toolchain.prune.groups import Group, find_groups
+from cplitool.toolchain.recipe.sections import PruneSection
 
 CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 TOLERANCE = 0.02  # relative: |achieved - target| <= 2% of the target

@@ -19,15 +19,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from toolchain.progress import console, task
-from toolchain.prune.chain import ChainInputs
-from toolchain.prune.criteria import l1_keep, random_keep
-from toolchain.prune.group_pruner import GroupReport, choose_groups, remove_groups
-from toolchain.prune.plan import PrunePlan, Stage, graph, make_plan
-from toolchain.prune.sampling import GramSums, capture_original, prefix_inputs, stage_grams, weight_2d
-from toolchain.prune.solver import select, solve_stage
-from toolchain.prune.surgery import remove_channels, set_weight
-from toolchain.recipe.sections import PruneSection
+from cplitool.toolchain.progress import console, task
+from cplitool.toolchain.prune.chain import ChainInputs
+from cplitool.toolchain.prune.criteria import l1_keep, random_keep
+from cplitool.toolchain.prune.group_pruner import GroupReport, choose_groups, remove_groups
+from cplitool.toolchain.prune.plan import PrunePlan, Stage, graph, make_plan
+from cplitool.toolchain.prune.sampling import GramSums, capture_original, prefix_inputs, stage_grams, weight_2d
+from cplitool.toolchain.prune.solver import select, solve_stage
+from cplitool.toolchain.prune.surgery import remove_channels, set_weight
+from cplitool.toolchain.recipe.sections import PruneSection
 
 Loader = Iterable[tuple[torch.Tensor, torch.Tensor]]
 

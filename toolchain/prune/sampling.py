@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from toolchain.progress import task
-from toolchain.prune.plan import Stage
+from cplitool.toolchain.progress import task
+from cplitool.toolchain.prune.plan import Stage
 
 
 class _Stop(Exception):

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from toolchain.prune.lasso import select_exact
-from toolchain.prune.sampling import GramSums, StoredRows, per_image
+from cplitool.toolchain.prune.lasso import select_exact
+from cplitool.toolchain.prune.sampling import GramSums, StoredRows, per_image
 
 RIDGE_DECADES = 3  # choose_ridge tries up to 1e-3, 1e-2, 1e-1 and 1 (and the configured ridge)
 

@@ -12,20 +12,20 @@ from typing import Any
 import torch
 from torch import nn
 
-from toolchain.artifacts import resolve_model, save_artifact
-from toolchain.counting import ModelCount, count_model
-from toolchain.data import build_split, make_loader
-from toolchain.data.registry import recipe_input_shape
-from toolchain.io import sha256_file, write_json
-from toolchain.progress import console
-from toolchain.prune.group_pruner import GroupReport
-from toolchain.prune.plan import PrunePlan, make_plan
-from toolchain.prune.pruner import PruneResult, StageReport, Terms, prune_model
-from toolchain.recipe import Recipe
-from toolchain.rundir import RunDir
-from toolchain.runtime import setup
-from toolchain.train.loop import evaluate
-from toolchain.train.stage import check_classes, dense_accuracy, val_loader
+from cplitool.toolchain.artifacts import resolve_model, save_artifact
+from cplitool.toolchain.counting import ModelCount, count_model
+from cplitool.toolchain.data import build_split, make_loader
+from cplitool.toolchain.data.registry import recipe_input_shape
+from cplitool.toolchain.io import sha256_file, write_json
+from cplitool.toolchain.progress import console
+from cplitool.toolchain.prune.group_pruner import GroupReport
+from cplitool.toolchain.prune.plan import PrunePlan, make_plan
+from cplitool.toolchain.prune.pruner import PruneResult, StageReport, Terms, prune_model
+from cplitool.toolchain.recipe import Recipe
+from cplitool.toolchain.rundir import RunDir
+from cplitool.toolchain.runtime import setup
+from cplitool.toolchain.train.loop import evaluate
+from cplitool.toolchain.train.stage import check_classes, dense_accuracy, val_loader
 
 PRUNE_SECTIONS = ("run", "model", "data", "prune")
 MEANING = (

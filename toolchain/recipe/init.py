@@ -12,9 +12,9 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
-from toolchain.errors import UsageError
-from toolchain.io import atomic_write
-from toolchain.recipe.validate import did_you_mean
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.io import atomic_write
+from cplitool.toolchain.recipe.validate import did_you_mean
 
 
 @dataclass(frozen=True)
@@ -36,14 +36,16 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 def template_text(data: str) -> str:
     if data not in TEMPLATES:
         raise UsageError(f"--data {data!r}: expected one of {', '.join(TEMPLATES)}{did_you_mean(data, TEMPLATES)}")
-    return resources.files("toolchain.recipe").joinpath("templates", f"{data}.toml").read_text(encoding="utf-8")
+    return (
+        resources.files("cplitool.toolchain.recipe").joinpath("templates", f"{data}.toml").read_text(encoding="utf-8")
+    )
 
 
 def check_model(model: str) -> None:
     """A registered name, or an import path "package.module:Callable" (checked when the recipe is loaded)."""
     if ":" in model:
         return
-    from toolchain.models.registry import list_models
+    from cplitool.toolchain.models.registry import list_models
 
     names = list_models()
     if model not in names:

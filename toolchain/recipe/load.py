@@ -9,10 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from toolchain.errors import UsageError
-from toolchain.paths import regular_input
-from toolchain.recipe.sections import Recipe
-from toolchain.recipe.validate import did_you_mean, name_from_stem, validate_table
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.paths import regular_input
+from cplitool.toolchain.recipe.sections import Recipe
+from cplitool.toolchain.recipe.validate import did_you_mean, name_from_stem, validate_table
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -80,8 +80,8 @@ def check_model_args(r: Recipe, errors: list[str]) -> None:
 
     import torch
 
-    from toolchain.models.registry import get_spec, list_models
-    from toolchain.models.source import ModelSource
+    from cplitool.toolchain.models.registry import get_spec, list_models
+    from cplitool.toolchain.models.source import ModelSource
 
     p = f"{r.source}: "
     m = r.model
@@ -158,7 +158,7 @@ def check_data_fits(model: Any, shape: tuple[int, ...], r: Recipe, errors: list[
     model that cannot take them (e.g. five pools on 8x8 digits) fails here rather than mid-training."""
     import torch
 
-    from toolchain.data.registry import data_sample_shape
+    from cplitool.toolchain.data.registry import data_sample_shape
 
     p = f"{r.source}: "
     data = data_sample_shape(r.data)
@@ -181,7 +181,7 @@ def check_forward(model: Any, shape: tuple[int, ...], r: Recipe, errors: list[st
     """One meta-device input through an import-path model: it must run and give num_classes logits."""
     import torch
 
-    from toolchain.models.source import accepts, one_line, resolve
+    from cplitool.toolchain.models.source import accepts, one_line, resolve
 
     p, name, classes = f"{r.source}: ", r.model.name, r.model.num_classes
     try:
@@ -204,7 +204,7 @@ def check_forward(model: Any, shape: tuple[int, ...], r: Recipe, errors: list[st
 
 def check_data(r: Recipe, errors: list[str]) -> None:
     """Normalisation lists one value per channel, and the class count where the data set fixes it."""
-    from toolchain.data.registry import data_classes, data_sample_shape
+    from cplitool.toolchain.data.registry import data_classes, data_sample_shape
 
     p = f"{r.source}: "
     shape = data_sample_shape(r.data)

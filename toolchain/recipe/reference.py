@@ -11,8 +11,8 @@ import inspect
 import typing
 from typing import Any
 
-from toolchain.recipe.dump import toml_value
-from toolchain.recipe.sections import SECTIONS
+from cplitool.toolchain.recipe.dump import toml_value
+from cplitool.toolchain.recipe.sections import SECTIONS
 
 _TYPES = {int: "int", float: "float", bool: "bool", str: "string"}
 

@@ -15,7 +15,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from toolchain.recipe.sections import SECTIONS
+from cplitool.toolchain.recipe.sections import SECTIONS
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}

@@ -12,15 +12,15 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from toolchain.data import DataSplit, make_loader
-from toolchain.data.registry import set_epoch
-from toolchain.errors import UsageError
-from toolchain.io import safe_load, save_torch
-from toolchain.progress import console
-from toolchain.recipe.sections import DataSection, FinetuneSection, TrainSection
-from toolchain.runtime import is_main_process
-from toolchain.train.loop import LossFn, evaluate, train_one_epoch
-from toolchain.train.optim import build_optimizer, build_scheduler
+from cplitool.toolchain.data import DataSplit, make_loader
+from cplitool.toolchain.data.registry import set_epoch
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.io import safe_load, save_torch
+from cplitool.toolchain.progress import console
+from cplitool.toolchain.recipe.sections import DataSection, FinetuneSection, TrainSection
+from cplitool.toolchain.runtime import is_main_process
+from cplitool.toolchain.train.loop import LossFn, evaluate, train_one_epoch
+from cplitool.toolchain.train.optim import build_optimizer, build_scheduler
 
 
 @dataclass

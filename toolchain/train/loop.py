@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from toolchain.progress import progress_bar
+from cplitool.toolchain.progress import progress_bar
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, images, targets) -> loss
 

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from toolchain.recipe.sections import FinetuneSection, TrainSection
+from cplitool.toolchain.recipe.sections import FinetuneSection, TrainSection
 
 
 def build_optimizer(model: nn.Module, cfg: TrainSection | FinetuneSection) -> torch.optim.Optimizer:

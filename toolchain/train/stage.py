@@ -8,19 +8,19 @@ from typing import Any
 
 from torch import nn
 
-from toolchain.accuracy import CACHE, cached_accuracy, recorded, store_accuracy
-from toolchain.artifacts import model_info_from_recipe, resolve_model, save_artifact
-from toolchain.data import build_split, make_loader
-from toolchain.data.registry import DataSplit
-from toolchain.errors import UsageError
-from toolchain.finite import require_finite_weights
-from toolchain.models.source import ModelSource
-from toolchain.progress import console
-from toolchain.recipe import Recipe
-from toolchain.rundir import RunDir
-from toolchain.runtime import is_main_process, setup
-from toolchain.train.fit import fit, summary
-from toolchain.train.loop import evaluate
+from cplitool.toolchain.accuracy import CACHE, cached_accuracy, recorded, store_accuracy
+from cplitool.toolchain.artifacts import model_info_from_recipe, resolve_model, save_artifact
+from cplitool.toolchain.data import build_split, make_loader
+from cplitool.toolchain.data.registry import DataSplit
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.finite import require_finite_weights
+from cplitool.toolchain.models.source import ModelSource
+from cplitool.toolchain.progress import console
+from cplitool.toolchain.recipe import Recipe
+from cplitool.toolchain.rundir import RunDir
+from cplitool.toolchain.runtime import is_main_process, setup
+from cplitool.toolchain.train.fit import fit, summary
+from cplitool.toolchain.train.loop import evaluate
 
 TRAIN_SECTIONS = ("run", "model", "data", "train")
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from deploy.runners.callable_runner import CallableRunner
-from deploy.runners.device_times import DeviceTimes
+from cplitool.deploy.runners.callable_runner import CallableRunner
+from cplitool.deploy.runners.device_times import DeviceTimes
 
 
 class FakeClock:
@@ -42,7 +42,7 @@ def fake_gpu_runner(clock: FakeClock, times: DeviceTimes) -> CallableRunner:
 
 def write_engine(path: Path, max_batch: int = 8) -> Path:
     """An engine file the fake TensorRT (tests.deploy.gpu_fakes) loads, with its sidecar: FP16, input 1x8x8."""
-    from deploy.trt.sidecar import Sidecar
+    from cplitool.deploy.trt.sidecar import Sidecar
 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"engine:input")

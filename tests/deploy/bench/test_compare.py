@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deploy.bench.compare import interleaved
-from deploy.bench.timing import TimingConfig
+from cplitool.deploy.bench.compare import interleaved
+from cplitool.deploy.bench.timing import TimingConfig
 from tests.deploy.bench.fakes import FakeClock, fake_runner
 
 

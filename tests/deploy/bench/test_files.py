@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 import torch
 
-from deploy.bench.files import bench_files
+from cplitool.deploy.bench.files import bench_files
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.finite import NonFiniteError
 from tests.deploy.bench.fakes import write_engine
 from tests.deploy.pruned_run import make_run
-from toolchain.errors import UsageError
-from toolchain.finite import NonFiniteError
 
 FAST = {"batches": [2], "threads": 1, "repeats": 2, "min_duration_s": 0.02}
 

@@ -4,8 +4,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from deploy.bench.results import latest, merge, read_previous, stamp
-from deploy.bench.stage import bench_stage
+from cplitool.deploy.bench.results import latest, merge, read_previous, stamp
+from cplitool.deploy.bench.stage import bench_stage
 from tests.deploy.pruned_run import make_run
 
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deploy.bench.compare import interleaved
-from deploy.bench.spread import SPREAD_LIMIT, interval, latency_interval, ratio_interval
-from deploy.bench.timing import TimingConfig
-from deploy.runners.callable_runner import CallableRunner
+from cplitool.deploy.bench.compare import interleaved
+from cplitool.deploy.bench.spread import SPREAD_LIMIT, interval, latency_interval, ratio_interval
+from cplitool.deploy.bench.timing import TimingConfig
+from cplitool.deploy.runners.callable_runner import CallableRunner
 from tests.deploy.bench.fakes import FakeClock
 
 

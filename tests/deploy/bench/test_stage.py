@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import torch
 
-from deploy.bench.stage import SCHEMA, bench_stage
+from cplitool.deploy.bench.stage import SCHEMA, bench_stage
+from cplitool.toolchain.install import install_hint
 from tests.deploy.pruned_run import make_run
-from toolchain.install import install_hint
 
 
 def test_bench_writes_schema_versioned_results_and_records_the_stage(in_tmp: Path) -> None:
@@ -49,7 +49,7 @@ def test_skip_reasons_name_what_is_missing(in_tmp: Path, monkeypatch: pytest.Mon
 
 
 def test_bad_backend_is_a_usage_error(in_tmp: Path) -> None:
-    from toolchain.errors import UsageError
+    from cplitool.toolchain.errors import UsageError
 
     recipe, run = make_run(in_tmp)
     with pytest.raises(UsageError, match="backends must be among"):
@@ -57,7 +57,7 @@ def test_bad_backend_is_a_usage_error(in_tmp: Path) -> None:
 
 
 def test_nan_weights_are_refused_before_timing(in_tmp: Path, cli) -> None:  # type: ignore[no-untyped-def]
-    from toolchain.artifacts import load_artifact, save_artifact
+    from cplitool.toolchain.artifacts import load_artifact, save_artifact
 
     _, run = make_run(in_tmp, onnx=True)
     model, info = load_artifact(run.file("pruned.pt"))
@@ -79,7 +79,7 @@ def test_bench_cli_prints_a_table(in_tmp: Path, cli) -> None:  # type: ignore[no
 
 def test_a_target_that_fails_is_recorded_and_the_others_still_run(in_tmp: Path, cli, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Catches an error that is not cplitool's own (a CUDA error, say) ending the command with no bench.json."""
-    from deploy.runners.onnxruntime_runner import OnnxRuntimeRunner
+    from cplitool.deploy.runners.onnxruntime_runner import OnnxRuntimeRunner
 
     def broken(self: OnnxRuntimeRunner) -> None:
         raise RuntimeError("CUDA error: an illegal memory access was encountered\nmore detail")
@@ -134,7 +134,7 @@ def test_tensorrt_engines_run_through_cuda_python_and_bench_json_says_so(
 def test_fp32_on_an_ampere_or_newer_gpu_is_labelled_tf32(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    from deploy.runners.torch_runner import precision_label
+    from cplitool.deploy.runners.torch_runner import precision_label
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
@@ -150,7 +150,7 @@ def test_fp32_on_an_ampere_or_newer_gpu_is_labelled_tf32(monkeypatch: pytest.Mon
 
 
 def test_a_host_without_a_gpu_gets_one_line_of_gpu_advice() -> None:
-    from deploy.bench.stage import Skip, skip_lines
+    from cplitool.deploy.bench.stage import Skip, skip_lines
 
     skips = [
         Skip("onnxruntime", "cuda", "CUDAExecutionProvider is not available; pip install onnxruntime-gpu"),

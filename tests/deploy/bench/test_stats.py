@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from deploy.bench.stats import median, percentile, summarize, throughput
+from cplitool.deploy.bench.stats import median, percentile, summarize, throughput
 
 
 def test_percentile_is_nearest_rank_as_trtexec_defines_it() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from deploy.bench.table import bench_table, number
+from cplitool.deploy.bench.table import bench_table, number
 from tests.deploy.pruned_run import make_run
 
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deploy.bench.stats import summarize
-from deploy.bench.timing import TimingConfig, measurement, run_samples, trace_rows, warnings_for
-from deploy.runners.device_times import DeviceTimes
+from cplitool.deploy.bench.stats import summarize
+from cplitool.deploy.bench.timing import TimingConfig, measurement, run_samples, trace_rows, warnings_for
+from cplitool.deploy.runners.device_times import DeviceTimes
 from tests.deploy.bench.fakes import FakeClock, fake_gpu_runner, fake_runner
 
 X = np.zeros((4, 1, 8, 8), dtype=np.float32)

@@ -9,10 +9,10 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from deploy.export.checks import load_checked, load_onnx
-from deploy.export.onnx_export import export_onnx
-from toolchain.errors import UsageError
-from toolchain.models import create_model
+from cplitool.deploy.export.checks import load_checked, load_onnx
+from cplitool.deploy.export.onnx_export import export_onnx
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.models import create_model
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from deploy.export.files import export_file
-from deploy.export.metadata import read_metadata
+from cplitool.deploy.export.files import export_file
+from cplitool.deploy.export.metadata import read_metadata
+from cplitool.toolchain.artifacts import ModelInfo, save_artifact
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.models.vgg import VGG
 from tests.conftest import digits_recipe_text, write_recipe
 from tests.deploy.pruned_run import PRUNED_CFG
-from toolchain.artifacts import ModelInfo, save_artifact
-from toolchain.errors import UsageError
-from toolchain.models.vgg import VGG
 
 
 def pruned_vgg() -> VGG:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deploy.export.int8_gate import paired_drop
+from cplitool.deploy.export.int8_gate import paired_drop
 
 
 def pair(n: int, lost: int, gained: int) -> tuple[np.ndarray, np.ndarray]:

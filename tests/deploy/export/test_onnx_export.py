@@ -10,13 +10,13 @@ import onnx
 import pytest
 import torch
 
-from deploy.export.checks import load_checked
-from deploy.export.measure import onnx_logits
-from deploy.export.onnx_export import export_onnx
-from deploy.export.parity import compare
-from toolchain.errors import CplitoolError
-from toolchain.models import create_model, list_models
-from toolchain.recipe.sections import ExportSection
+from cplitool.deploy.export.checks import load_checked
+from cplitool.deploy.export.measure import onnx_logits
+from cplitool.deploy.export.onnx_export import export_onnx
+from cplitool.deploy.export.parity import compare
+from cplitool.toolchain.errors import CplitoolError
+from cplitool.toolchain.models import create_model, list_models
+from cplitool.toolchain.recipe.sections import ExportSection
 
 # name -> (model kwargs, per-sample input shape); small inputs keep the file fast.
 CASES: dict[str, tuple[dict[str, Any], tuple[int, ...]]] = {

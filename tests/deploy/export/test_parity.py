@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deploy.export.parity import compare
+from cplitool.deploy.export.parity import compare
 
 
 def test_identical_outputs_pass_with_zero_error() -> None:

@@ -10,10 +10,10 @@ import pytest
 import torch
 from onnx import helper
 
-from deploy.export.onnx_export import export_onnx
-from deploy.export.quantize import int32_dequantize_inputs, quantize_int8
-from toolchain.errors import CplitoolError, UsageError
-from toolchain.models import create_model
+from cplitool.deploy.export.onnx_export import export_onnx
+from cplitool.deploy.export.quantize import int32_dequantize_inputs, quantize_int8
+from cplitool.toolchain.errors import CplitoolError, UsageError
+from cplitool.toolchain.models import create_model
 
 # Plain chain, residual net with a classifier Gemm, and a deeper VGG: every layer kind the recipes quantize.
 ARCHS = {"quick_vgg": (1, 8, 8), "resnet20": (3, 16, 16), "vgg16_cifar": (3, 32, 32)}
@@ -64,7 +64,7 @@ def test_an_int32_dequantize_is_found() -> None:
 
 def test_quantize_refuses_to_write_an_int32_dequantize(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """If onnxruntime ever quantized biases again, the file is not written and the error says why."""
-    import deploy.export.quantize as quantize
+    import cplitool.deploy.export.quantize as quantize
 
     monkeypatch.setattr(quantize, "QUANT_OPTIONS", {**quantize.QUANT_OPTIONS, "QuantizeBias": True})
     torch.manual_seed(0)
@@ -115,7 +115,7 @@ def test_histogram_calibration_takes_a_short_last_batch(method: str, tmp_path: P
 
 
 def test_even_batches_keep_every_image_in_equal_sizes() -> None:
-    from deploy.export.quantize import even_batches
+    from cplitool.deploy.export.quantize import even_batches
 
     batches = [np.arange(n, dtype=np.float32).reshape(n, 1) for n in (500, 12)]
     out = even_batches(batches)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from deploy.export.rewrite import PoolAsMatmul, exportable
+from cplitool.deploy.export.rewrite import PoolAsMatmul, exportable
 
 
 @pytest.mark.parametrize(

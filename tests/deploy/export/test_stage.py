@@ -15,17 +15,17 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-from deploy.export.metadata import read_metadata
-from deploy.export.quantize import int32_dequantize_inputs
-from deploy.export.stage import export_stage
+from cplitool.deploy.export.metadata import read_metadata
+from cplitool.deploy.export.quantize import int32_dequantize_inputs
+from cplitool.deploy.export.stage import export_stage
+from cplitool.toolchain.artifacts import load_artifact, save_artifact
+from cplitool.toolchain.errors import CplitoolError, MissingDependencyError, UsageError
+from cplitool.toolchain.finite import NonFiniteError
+from cplitool.toolchain.install import install_hint
+from cplitool.toolchain.recipe import Recipe, load_recipe
+from cplitool.toolchain.rundir import RunDir
 from tests.conftest import REPO
 from tests.deploy.pruned_run import make_run
-from toolchain.artifacts import load_artifact, save_artifact
-from toolchain.errors import CplitoolError, MissingDependencyError, UsageError
-from toolchain.finite import NonFiniteError
-from toolchain.install import install_hint
-from toolchain.recipe import Recipe, load_recipe
-from toolchain.rundir import RunDir
 
 # quickstart's settings, fewer epochs: quick_vgg reaches ~98-99% on digits in a few seconds.
 OVERRIDES: dict[str, Any] = {
@@ -39,7 +39,7 @@ OVERRIDES: dict[str, Any] = {
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A run directory holding a dense quick_vgg trained on digits (made once per module)."""
-    from toolchain.train.stage import train_dense
+    from cplitool.toolchain.train.stage import train_dense
 
     folder = tmp_path_factory.mktemp("digits")
     with pytest.MonkeyPatch.context() as mp:
@@ -175,7 +175,7 @@ def test_bad_precision_and_model_are_usage_errors(in_tmp: Path) -> None:
 
 
 def test_trt_without_tensorrt_stops_at_once(in_tmp: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
-    from toolchain.cli.app import main
+    from cplitool.cli.app import main
 
     _recipe, run = make_run(in_tmp)
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # import tensorrt fails, even on a host that has it
@@ -196,8 +196,8 @@ def test_an_engine_that_fails_to_build_is_recorded_and_the_others_are_built(
 ) -> None:
     """On the fake TensorRT: the FP16 builds raise a GPU error; the FP32 engines are still built, every
     failure is in the manifest with its reason, and the command fails saying so."""
-    import deploy.trt.build as build
-    from deploy.bench.stage import exported_files
+    import cplitool.deploy.trt.build as build
+    from cplitool.deploy.bench.stage import exported_files
     from tests.deploy.gpu_fakes import fake_tensorrt
 
     monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(gpu))
@@ -224,7 +224,7 @@ def test_an_engine_that_fails_to_build_is_recorded_and_the_others_are_built(
 def test_each_file_is_one_short_line_and_verbose_adds_the_statistics(
     trained: Path, in_tmp: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from toolchain.verbosity import ENV
+    from cplitool.toolchain.verbosity import ENV
 
     recipe, run = fresh_run(trained, in_tmp)
     monkeypatch.delenv(ENV, raising=False)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.gate.pair import Pair, PairSpec, prepare_pair
+from cplitool.deploy.gate.pair import Pair, PairSpec, prepare_pair
 
 SMALL = PairSpec(width=0.25)  # VGG-16 at a quarter width: the same layers, exported in seconds
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from deploy.gate import run
-from deploy.gate.measure import GateTiming
-from deploy.gate.pair import Pair
+from cplitool.deploy.gate import run
+from cplitool.deploy.gate.measure import GateTiming
+from cplitool.deploy.gate.pair import Pair
 from tests.deploy.gate.conftest import SMALL
 
 SHORT = GateTiming(batch=2, repeats=2, duration_s=0.2, warmup_ms=10.0, min_iters=2)
@@ -45,7 +45,7 @@ def test_gate_records_a_baseline_then_passes_fails_and_retries_under_load(
 
 
 def test_gate_refuses_a_baseline_of_another_batch(small_gate: Path, cli) -> None:  # type: ignore[no-untyped-def]
-    from deploy.regress import make_baseline
+    from cplitool.deploy.regress import make_baseline
     from tests.deploy.test_regress import bench_doc
 
     small_gate.write_text(json.dumps(make_baseline([bench_doc(r, batch=64, threads=1) for r in (0.5, 0.51)])))

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy.gate import pair as pair_module
-from deploy.gate.pair import Pair, PairSpec, code_version, prepare_pair
+from cplitool.deploy.gate import pair as pair_module
+from cplitool.deploy.gate.pair import Pair, PairSpec, code_version, prepare_pair
 from tests.deploy.gate.conftest import SMALL
 
 
@@ -17,7 +17,9 @@ def test_code_version_follows_the_spec_and_the_source(monkeypatch: pytest.Monkey
     edited = tmp_path / "vgg.py"
     edited.write_text("# an edited model file\n")
     real = pair_module.source_files
-    monkeypatch.setattr(pair_module, "source_files", lambda m: [edited] if m == "toolchain.models" else real(m))
+    monkeypatch.setattr(
+        pair_module, "source_files", lambda m: [edited] if m == "cplitool.toolchain.models" else real(m)
+    )
     before = code_version(SMALL)
     edited.write_text("# edited again\n")
     assert code_version(SMALL) != before  # a code change makes a new pair

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from deploy.gate.run import loaded, record_baseline, run_gate
-from deploy.regress import make_baseline
+from cplitool.deploy.gate.run import loaded, record_baseline, run_gate
+from cplitool.deploy.regress import make_baseline
 from tests.deploy.test_regress import bench_doc
 
 BASELINE = make_baseline([bench_doc(r, metric="cpu") for r in (0.49, 0.50, 0.51)], 5.0)  # limit 0.55

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-import deploy.runners.onnxruntime_runner as ort_runner
-from deploy.export.onnx_export import export_onnx
-from deploy.runners.base import Availability
-from deploy.runners.device_io import Buffer, DeviceIO
-from deploy.runners.onnxruntime_runner import OnnxRuntimeRunner, gpu_variant, ort_clash
+import cplitool.deploy.runners.onnxruntime_runner as ort_runner
+from cplitool.deploy.export.onnx_export import export_onnx
+from cplitool.deploy.runners.base import Availability
+from cplitool.deploy.runners.device_io import Buffer, DeviceIO
+from cplitool.deploy.runners.onnxruntime_runner import OnnxRuntimeRunner, gpu_variant, ort_clash
+from cplitool.toolchain.errors import MissingDependencyError
+from cplitool.toolchain.models import create_model
 from tests.deploy.gpu_fakes import install_cudart, install_pycuda
-from toolchain.errors import MissingDependencyError
-from toolchain.models import create_model
 
 
 class HostIO(DeviceIO):

@@ -8,12 +8,12 @@ import sys
 import numpy as np
 import pytest
 
-import deploy.trt.engine as engine_module
-from deploy.runners.pycuda_io import import_pycuda
-from deploy.runners.tensorrt_runner import TensorRTRunner
+import cplitool.deploy.trt.engine as engine_module
+from cplitool.deploy.runners.pycuda_io import import_pycuda
+from cplitool.deploy.runners.tensorrt_runner import TensorRTRunner
+from cplitool.toolchain.errors import MissingDependencyError, UsageError
+from cplitool.toolchain.install import install_hint
 from tests.deploy.gpu_fakes import FakeGPU, fake_tensorrt, install_cudart, install_pycuda
-from toolchain.errors import MissingDependencyError, UsageError
-from toolchain.install import install_hint
 
 
 def test_tensorrt_missing_is_reported_with_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from deploy.runners.torch_runner import TorchRunner
+from cplitool.deploy.runners.torch_runner import TorchRunner
+from cplitool.toolchain.errors import MissingDependencyError, UsageError
+from cplitool.toolchain.models import create_model
 from tests.deploy.pruned_run import make_run
-from toolchain.errors import MissingDependencyError, UsageError
-from toolchain.models import create_model
 
 X = np.random.default_rng(0).standard_normal((4, 1, 8, 8), dtype=np.float32)
 

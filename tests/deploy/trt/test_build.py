@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from deploy.export.onnx_export import export_onnx
-from deploy.trt.build import build_engine
-from deploy.trt.engine import load_engine
+from cplitool.deploy.export.onnx_export import export_onnx
+from cplitool.deploy.trt.build import build_engine
+from cplitool.deploy.trt.engine import load_engine
+from cplitool.toolchain.errors import CplitoolError
+from cplitool.toolchain.models import create_model
+from cplitool.toolchain.recipe.sections import TrtSection
 from tests.deploy.gpu_fakes import FakeGPU, fake_tensorrt
-from toolchain.errors import CplitoolError
-from toolchain.models import create_model
-from toolchain.recipe.sections import TrtSection
 
 
 @pytest.fixture

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from deploy.export.measure import onnx_logits
-from deploy.export.onnx_export import export_onnx
-from deploy.export.precision import to_fp16
-from deploy.export.quantize import quantize_int8
-from deploy.trt.build import build_engine
-from deploy.trt.engine import load_engine
-from toolchain.models import create_model
-from toolchain.recipe.sections import TrtSection
+from cplitool.deploy.export.measure import onnx_logits
+from cplitool.deploy.export.onnx_export import export_onnx
+from cplitool.deploy.export.precision import to_fp16
+from cplitool.deploy.export.quantize import quantize_int8
+from cplitool.deploy.trt.build import build_engine
+from cplitool.deploy.trt.engine import load_engine
+from cplitool.toolchain.models import create_model
+from cplitool.toolchain.recipe.sections import TrtSection
 
 pytestmark = pytest.mark.gpu
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.gpu
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
 def test_engine_builds_loads_and_agrees_with_onnxruntime(precision: str, tmp_path: Path) -> None:
     pytest.importorskip("tensorrt")  # device buffers: pycuda, cuda-python or torch, whichever works here
-    from deploy.runners.tensorrt_runner import TensorRTRunner
+    from cplitool.deploy.runners.tensorrt_runner import TensorRTRunner
 
     torch.manual_seed(0)
     fp32 = tmp_path / "m.fp32.onnx"

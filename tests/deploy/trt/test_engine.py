@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from deploy.trt import engine as engine_module
-from deploy.trt.build import network_flags
-from deploy.trt.engine import Sidecar, load_engine
-from deploy.trt.host import Host, require_tensorrt
-from toolchain.errors import CplitoolError, MissingDependencyError, UsageError
-from toolchain.install import install_hint
+from cplitool.deploy.trt import engine as engine_module
+from cplitool.deploy.trt.build import network_flags
+from cplitool.deploy.trt.engine import Sidecar, load_engine
+from cplitool.deploy.trt.host import Host, require_tensorrt
+from cplitool.toolchain.errors import CplitoolError, MissingDependencyError, UsageError
+from cplitool.toolchain.install import install_hint
 
 BUILT_ON = Host("10.8.0.43", "NVIDIA A100-SXM4-40GB", "8.0")
 
@@ -142,7 +142,7 @@ def test_tensorrt_9_is_refused() -> None:
 
 def test_fp32_engines_for_ampere_and_newer_are_labelled_tf32(tmp_path: Path) -> None:
     """TensorRT's TF32 flag is on by default, so an fp32 engine for compute capability >= 8.0 is a tf32 row."""
-    from deploy.trt.sidecar import engine_precision_label
+    from cplitool.deploy.trt.sidecar import engine_precision_label
 
     assert sidecar(precision="fp32").precision_label() == "tf32"  # built for 8.0
     assert sidecar(precision="fp32", compute_capability="7.5").precision_label() == "fp32"

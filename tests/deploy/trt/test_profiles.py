@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from deploy.trt.profiles import Profile, profiles_from_section
-from toolchain.errors import UsageError
-from toolchain.recipe.sections import TrtSection
+from cplitool.deploy.trt.profiles import Profile, profiles_from_section
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.recipe.sections import TrtSection
 
 
 def test_default_section_gives_one_min_opt_max_profile() -> None:

@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from toolchain.data import build_split, make_loader
-from toolchain.data.registry import recipe_input_shape, set_epoch
-from toolchain.errors import UsageError
-from toolchain.recipe.sections import DataSection
+from cplitool.toolchain.data import build_split, make_loader
+from cplitool.toolchain.data.registry import recipe_input_shape, set_epoch
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.recipe.sections import DataSection
 
 
 def first_batch(cfg: DataSection, split: str, augment: bool, seed: int, batch: int = 64) -> tuple[torch.Tensor, ...]:
@@ -145,7 +145,7 @@ def test_bad_video_clip_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_recipe_input_shape(tmp_path: Path) -> None:
-    from toolchain.recipe.sections import ModelSection, Recipe
+    from cplitool.toolchain.recipe.sections import ModelSection, Recipe
 
     video = Recipe(tmp_path, model=ModelSection(name="c3d"), data=DataSection(name="video", clip_len=8, image_size=32))
     assert recipe_input_shape(video) == (3, 8, 32, 32)
@@ -155,7 +155,7 @@ def test_recipe_input_shape(tmp_path: Path) -> None:
 
 
 def test_recipe_input_shape_reads_an_image_folders_stored_size(cifar_root: Path, tmp_path: Path) -> None:
-    from toolchain.recipe.sections import ModelSection, Recipe
+    from cplitool.toolchain.recipe.sections import ModelSection, Recipe
 
     folder = Recipe(
         tmp_path, model=ModelSection(name="resnet50"), data=DataSection(name="imagefolder", root=str(cifar_root))

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import torch
 
-from toolchain.data import build_split
-from toolchain.data.cached import CachedImages
-from toolchain.data.registry import DataSplit, seeded_subset
-from toolchain.data.transforms import Normalize
-from toolchain.recipe.sections import DataSection
+from cplitool.toolchain.data import build_split
+from cplitool.toolchain.data.cached import CachedImages
+from cplitool.toolchain.data.registry import DataSplit, seeded_subset
+from cplitool.toolchain.data.transforms import Normalize
+from cplitool.toolchain.recipe.sections import DataSection
 
 
 def sorted_split(per_class: int = 1000, classes: int = 10) -> DataSplit:

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from toolchain.data import make_loader, registry
-from toolchain.data.registry import DataSplit
+from cplitool.toolchain.data import make_loader, registry
+from cplitool.toolchain.data.registry import DataSplit
 
 
 def test_workers_are_clamped_to_the_usable_cores_with_one_note(

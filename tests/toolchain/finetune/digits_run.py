@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from cplitool.toolchain.recipe import Recipe
 from tests.conftest import digits_recipe_text
-from toolchain.recipe import Recipe
 
 STAGES = """
 [train]
@@ -33,9 +33,9 @@ def digits_recipe(folder: Path) -> Path:
 
 def pruned_run(folder: Path, overrides: dict[str, Any] | None = None) -> Recipe:
     """Dense training plus the prune stage: a run directory ready for fine-tuning."""
-    from toolchain.prune.stage import prune_stage
-    from toolchain.recipe import load_recipe
-    from toolchain.train.stage import train_dense
+    from cplitool.toolchain.prune.stage import prune_stage
+    from cplitool.toolchain.recipe import load_recipe
+    from cplitool.toolchain.train.stage import train_dense
 
     recipe = load_recipe(digits_recipe(folder), overrides)
     train_dense(recipe)

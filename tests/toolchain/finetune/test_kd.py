@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from toolchain.finetune.kd import distillation_loss, kd_divergence
+from cplitool.toolchain.finetune.kd import distillation_loss, kd_divergence
 
 
 def manual_kd(student: torch.Tensor, teacher: torch.Tensor, t: float) -> float:

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from cplitool.toolchain.artifacts import load_artifact
+from cplitool.toolchain.errors import CplitoolError, UsageError
+from cplitool.toolchain.finetune.stage import STATE_FILE, finetune_key, finetune_stage
+from cplitool.toolchain.io import safe_load, sha256_file
+from cplitool.toolchain.recipe import load_recipe
+from cplitool.toolchain.rundir import RunDir, release_all
+from cplitool.toolchain.train.stage import evaluate_model
 from tests.toolchain.finetune.digits_run import digits_recipe, pruned_run
-from toolchain.artifacts import load_artifact
-from toolchain.errors import CplitoolError, UsageError
-from toolchain.finetune.stage import STATE_FILE, finetune_key, finetune_stage
-from toolchain.io import safe_load, sha256_file
-from toolchain.recipe import load_recipe
-from toolchain.rundir import RunDir, release_all
-from toolchain.train.stage import evaluate_model
 
 
 def test_finetune_recovers_accuracy_and_keeps_the_plan(in_tmp: Path) -> None:
@@ -69,7 +69,7 @@ def test_full_disk_leaves_earlier_artifacts_intact(in_tmp: Path, monkeypatch: py
 
 
 def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "toolchain.cli.app", *args]
+    return [sys.executable, "-m", "cplitool.cli.app", *args]
 
 
 def test_killed_finetune_continues_from_its_last_epoch(in_tmp: Path) -> None:

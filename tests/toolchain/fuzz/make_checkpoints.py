@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from toolchain.artifacts import FORMAT
-from toolchain.models.vgg import VGG
+from cplitool.toolchain.artifacts import FORMAT
+from cplitool.toolchain.models.vgg import VGG
 
 HERE = Path(__file__).parent
 OUT = HERE / "checkpoints"

@@ -124,8 +124,8 @@ def saved(name: str, change: Callable[[dict[str, torch.Tensor]], dict[str, torch
     """A setup writing `name`: the recipe's dense model's state_dict as `change` leaves it."""
 
     def write(work: Path) -> None:
-        from toolchain.models.source import ModelSource
-        from toolchain.recipe import load_recipe
+        from cplitool.toolchain.models.source import ModelSource
+        from cplitool.toolchain.recipe import load_recipe
 
         state = ModelSource.of(load_recipe(work / "r.toml")).build().state_dict()
         torch.save(change(dict(state)), work / name)
@@ -359,8 +359,8 @@ def test_gate_outside_the_repo_refuses_before_any_work(work: Path, tmp_path: Pat
 
 def test_atomic_rename_never_replaces_a_fifo(tmp_path: Path) -> None:
     """2: even past the CLI's checks, the atomic write refuses a non-regular target."""
-    from toolchain.errors import UsageError
-    from toolchain.io import write_json
+    from cplitool.toolchain.errors import UsageError
+    from cplitool.toolchain.io import write_json
 
     target = fifo(tmp_path / "out.json")
     with pytest.raises(UsageError, match="not a regular file"):
@@ -370,7 +370,7 @@ def test_atomic_rename_never_replaces_a_fifo(tmp_path: Path) -> None:
 
 def test_force_replaces_a_foreign_file(work: Path, cli) -> None:
     """7: --force is the way to replace a file cplitool did not write."""
-    from toolchain.paths import check_overwrite
+    from cplitool.toolchain.paths import check_overwrite
 
     notes = work / "notes.json"
     notes.write_text("notes")
@@ -395,18 +395,18 @@ def test_bench_run_with_a_bad_batch_leaves_the_run_alone(work: Path, cli) -> Non
 # Each command's stage is replaced by one that starts real work (recipe recorded, runs/latest moved),
 # then gets the signal, as a Ctrl-C in the middle of training would.
 STAGES = {
-    "train": ("toolchain.train.stage.train_dense", ["train", "r.toml"], "in train"),
-    "prune": ("toolchain.prune.stage.prune_stage", ["prune", "r.toml"], "in prune"),
-    "export": ("deploy.export.stage.export_stage", ["export", "r.toml"], "in export"),
-    "bench": ("deploy.bench.stage.bench_stage", ["bench", "r.toml"], "in bench"),
-    "run": ("toolchain.train.stage.train_dense", ["run", "r.toml"], "in stage train"),
+    "train": ("cplitool.toolchain.train.stage.train_dense", ["train", "r.toml"], "in train"),
+    "prune": ("cplitool.toolchain.prune.stage.prune_stage", ["prune", "r.toml"], "in prune"),
+    "export": ("cplitool.deploy.export.stage.export_stage", ["export", "r.toml"], "in export"),
+    "bench": ("cplitool.deploy.bench.stage.bench_stage", ["bench", "r.toml"], "in bench"),
+    "run": ("cplitool.toolchain.train.stage.train_dense", ["run", "r.toml"], "in stage train"),
 }
 
 
 def interrupting(signum: int, fail: bool = False) -> Callable[..., Any]:
     def stage(recipe: Any, *args: Any, **kwargs: Any) -> None:
-        from toolchain.errors import CplitoolError
-        from toolchain.rundir import RunDir
+        from cplitool.toolchain.errors import CplitoolError
+        from cplitool.toolchain.rundir import RunDir
 
         RunDir.for_recipe(recipe if hasattr(recipe, "run_dir") else args[0])
         if fail:
@@ -439,7 +439,7 @@ def test_ctrl_c_is_exit_130_naming_the_stage(
 
 
 def test_a_failing_command_leaves_runs_latest(work: Path, earlier_latest: Path, cli, monkeypatch) -> None:
-    monkeypatch.setattr("toolchain.train.stage.train_dense", interrupting(signal.SIGINT, fail=True))
+    monkeypatch.setattr("cplitool.toolchain.train.stage.train_dense", interrupting(signal.SIGINT, fail=True))
     result = cli("train", "r.toml")
     assert_one_clean_error(result, 1, "disk full")
     assert os.readlink(earlier_latest) == "earlier"
@@ -447,14 +447,14 @@ def test_a_failing_command_leaves_runs_latest(work: Path, earlier_latest: Path, 
 
 def test_a_failed_bench_json_run_exits_1(work: Path, cli, monkeypatch: pytest.MonkeyPatch) -> None:
     """typer returns `typer.Exit(1)` outside standalone mode; it was dropped and bench --json exited 0."""
-    monkeypatch.setattr("deploy.bench.files.bench_files", lambda *a, **k: {"failed": [{"reason": "x"}]})
+    monkeypatch.setattr("cplitool.deploy.bench.files.bench_files", lambda *a, **k: {"failed": [{"reason": "x"}]})
     assert cli("bench", "d.onnx", "--json").code == 1
 
 
 SIGTERM_SCRIPT = """
 import os, signal, sys
-import toolchain.train.stage as stage
-from toolchain.rundir import RunDir
+import cplitool.toolchain.train.stage as stage
+from cplitool.toolchain.rundir import RunDir
 
 def train_dense(recipe, **kwargs):
     RunDir.for_recipe(recipe)
@@ -462,7 +462,7 @@ def train_dense(recipe, **kwargs):
 
 stage.train_dense = train_dense
 sys.argv = ["cplitool", *sys.argv[1:]]
-from toolchain.cli.app import main
+from cplitool.cli.app import main
 main()
 """
 
@@ -503,11 +503,11 @@ def test_an_interrupted_run_keeps_its_real_work(work: Path, cli, monkeypatch: py
     """Only bookkeeping is cleared: a state file to resume from keeps the run directory."""
 
     def train(recipe: Any, **kwargs: Any) -> None:
-        from toolchain.rundir import RunDir
+        from cplitool.toolchain.rundir import RunDir
 
         RunDir.for_recipe(recipe).file("train.state.pt").write_bytes(b"state")
         os.kill(os.getpid(), signal.SIGINT)
 
-    monkeypatch.setattr("toolchain.train.stage.train_dense", train)
+    monkeypatch.setattr("cplitool.toolchain.train.stage.train_dense", train)
     assert cli("train", "r.toml").code == 130
     assert (work / "runs" / "fuzz" / "train.state.pt").is_file()

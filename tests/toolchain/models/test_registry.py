@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from toolchain.errors import UsageError
-from toolchain.models import create_model, input_shape, list_models
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.models import create_model, input_shape, list_models
 
 # Small inputs where the architecture allows (global pooling), so the whole set runs in seconds.
 SMALL_INPUTS: dict[str, tuple[int, ...]] = {
@@ -80,7 +80,7 @@ def test_unknown_model_and_bad_kwargs_are_usage_errors() -> None:
 
 
 def test_pretrained_needs_1000_classes() -> None:
-    from toolchain.errors import CplitoolError
+    from cplitool.toolchain.errors import CplitoolError
 
     with pytest.raises(CplitoolError, match=r"1000 classes"):
         create_model("resnet18", num_classes=10, pretrained=True)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from toolchain.errors import UsageError
-from toolchain.models.source import ModelSource, accepts, resolve
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.models.source import ModelSource, accepts, resolve
 
 
 def test_registered_name_builds_from_the_registry() -> None:

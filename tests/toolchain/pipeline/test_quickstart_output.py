@@ -19,7 +19,7 @@ from tests.conftest import REPO
 @pytest.mark.timeout(1500)  # about a minute on a quiet 2-core machine; over 10 at load 13
 def test_quickstart_output_fits_and_teaches(tmp_path: Path) -> None:
     env = {**os.environ, "COLUMNS": "80"}
-    command = [sys.executable, "-m", "toolchain.cli.app", "run", str(REPO / "recipes" / "quickstart.toml")]
+    command = [sys.executable, "-m", "cplitool.cli.app", "run", str(REPO / "recipes" / "quickstart.toml")]
     done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1400, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = (done.stdout + done.stderr).splitlines()

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from cplitool.cli.app import app
+from cplitool.cli.pipeline_cmds import STAGES
+from cplitool.toolchain.pipeline.runner import load_entry
+from cplitool.toolchain.pipeline.smoke import smoke_overrides
 from tests.conftest import REPO
-from toolchain.cli.app import app
-from toolchain.cli.pipeline_cmds import STAGES
-from toolchain.pipeline.runner import load_entry
-from toolchain.pipeline.smoke import smoke_overrides
 
 RECIPES = sorted((REPO / "recipes").glob("*.toml"))
 DATA_VARS = ("CIFAR10_JPEG", "IMAGENET", "UCF101", "RESNET50_WEIGHTS")
@@ -32,7 +32,7 @@ def fake_data(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
             (folder / var / split).mkdir(parents=True)
         monkeypatch.setenv(var, str(folder / var))
     (folder / "resnet50.pth").write_bytes(b"")
-    monkeypatch.setattr("toolchain.artifacts.check_dense", lambda recipe: None)
+    monkeypatch.setattr("cplitool.toolchain.artifacts.check_dense", lambda recipe: None)
     monkeypatch.setenv("RESNET50_WEIGHTS", str(folder / "resnet50.pth"))
 
 

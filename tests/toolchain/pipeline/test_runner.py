@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
+from cplitool.cli.pipeline_cmds import STAGES
+from cplitool.toolchain.errors import CplitoolError, UsageError
+from cplitool.toolchain.io import sha256_file
+from cplitool.toolchain.pipeline.runner import Outcome, StageSpec, run_pipeline
+from cplitool.toolchain.recipe import Recipe, load_recipe
+from cplitool.toolchain.rundir import RunDir
 from tests.toolchain.finetune.digits_run import digits_recipe
-from toolchain.cli.pipeline_cmds import STAGES
-from toolchain.errors import CplitoolError, UsageError
-from toolchain.io import sha256_file
-from toolchain.pipeline.runner import Outcome, StageSpec, run_pipeline
-from toolchain.recipe import Recipe, load_recipe
-from toolchain.rundir import RunDir
 
 # train, prune (l1: the real stage, data-free and fast), finetune.
 CHAIN = STAGES[:3]
@@ -72,7 +72,7 @@ def test_a_changed_upstream_artifact_makes_the_later_stages_stale(in_tmp: Path) 
 
 
 def test_a_missing_stage_is_not_available_and_blocks_what_needs_it(in_tmp: Path) -> None:
-    chain = (CHAIN[0], replace(CHAIN[1], entry="toolchain.no_such_stage:prune_stage"), CHAIN[2])
+    chain = (CHAIN[0], replace(CHAIN[1], entry="cplitool.toolchain.no_such_stage:prune_stage"), CHAIN[2])
     outcomes = run_pipeline(recipe(in_tmp), chain)
     assert statuses(outcomes) == ["ran", "not available", "blocked"]
     assert outcomes[2].detail == "needs prune" and not (recipe(in_tmp).run_dir / "finetuned.pt").exists()
@@ -90,7 +90,7 @@ def test_a_stage_whose_module_fails_to_import_is_an_error(in_tmp: Path, monkeypa
 def test_ctrl_c_in_finetune_keeps_the_manifest_and_the_next_run_resumes_there(
     in_tmp: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import toolchain.train.fit as fit_module
+    import cplitool.toolchain.train.fit as fit_module
 
     r = recipe(in_tmp)
     run_pipeline(r, CHAIN[:2])
@@ -143,7 +143,7 @@ def test_a_full_disk_while_recording_is_recovered_by_the_next_run(
 def test_an_unwritable_run_directory_is_one_clear_line(
     in_tmp: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from toolchain.cli.app import main
+    from cplitool.cli.app import main
 
     path = digits_recipe(in_tmp)
     (in_tmp / "runs").mkdir()

@@ -28,15 +28,15 @@ import numpy as np
 import torch
 from torch import nn
 
-import toolchain.prune.pruner as pruner_mod
-import toolchain.prune.solver as solver_mod
+import cplitool.toolchain.prune.pruner as pruner_mod
+import cplitool.toolchain.prune.solver as solver_mod
+from cplitool.toolchain.models import create_model
+from cplitool.toolchain.prune.criteria import l1_keep
+from cplitool.toolchain.prune.lasso import select_exact
+from cplitool.toolchain.prune.plan import make_plan
+from cplitool.toolchain.prune.pruner import prune_model
+from cplitool.toolchain.recipe.sections import PruneSection
 from tests.toolchain.prune.nets import randomise_bn
-from toolchain.models import create_model
-from toolchain.prune.criteria import l1_keep
-from toolchain.prune.lasso import select_exact
-from toolchain.prune.plan import make_plan
-from toolchain.prune.pruner import prune_model
-from toolchain.recipe.sections import PruneSection
 
 FIXTURE = Path(__file__).parent / "fixtures" / "blocks_reference.json"
 SPREAD = Path(__file__).parent / "fixtures" / "blocks_reference_spread.json"

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from toolchain.counting import count_model
-from toolchain.prune.group_pruner import GroupReport, choose_groups, remove_groups
-from toolchain.prune.plan import PrunePlan, Stage, make_plan
-from toolchain.prune.pruner import Terms
-from toolchain.prune.sampling import capture_original, layer_rows
+from cplitool.toolchain.counting import count_model
+from cplitool.toolchain.prune.group_pruner import GroupReport, choose_groups, remove_groups
+from cplitool.toolchain.prune.plan import PrunePlan, Stage, make_plan
+from cplitool.toolchain.prune.pruner import Terms
+from cplitool.toolchain.prune.sampling import capture_original, layer_rows
 
 Batches = list[tuple[torch.Tensor, torch.Tensor]]
 

@@ -11,14 +11,14 @@ import torch
 import torchvision
 from torch import nn
 
-from deploy.export.checks import load_checked
-from deploy.export.measure import onnx_logits
-from deploy.export.onnx_export import export_onnx
-from deploy.export.parity import compare
+from cplitool.deploy.export.checks import load_checked
+from cplitool.deploy.export.measure import onnx_logits
+from cplitool.deploy.export.onnx_export import export_onnx
+from cplitool.deploy.export.parity import compare
+from cplitool.toolchain.models import create_model, list_models
+from cplitool.toolchain.recipe.sections import ExportSection, PruneSection
 from tests.toolchain.prune.group_checks import assert_equals_masked, batches, prune_all, real_errors
 from tests.toolchain.prune.test_plan import shape_of
-from toolchain.models import create_model, list_models
-from toolchain.recipe.sections import ExportSection, PruneSection
 
 TORCHVISION = ["resnet18", "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0", "regnet_x_400mf",
                "shufflenet_v2_x1_0", "densenet121", "googlenet", "convnext_tiny"]  # fmt: skip

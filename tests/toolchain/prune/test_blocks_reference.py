@@ -12,6 +12,7 @@ import json
 import numpy as np
 import pytest
 
+from cplitool.toolchain.prune.lasso import select_exact
 from tests.toolchain.prune.blocks_reference import (
     CASES,
     FIXTURE,
@@ -21,7 +22,6 @@ from tests.toolchain.prune.blocks_reference import (
     recorded_selections,
     run_case,
 )
-from toolchain.prune.lasso import select_exact
 
 # The measured spread covers one CPU's kernel levels and two thread counts; another CPU or BLAS rounds in
 # another order, by about as much (the fixture, recorded on another CPU, lies within 1x of it).

@@ -7,12 +7,12 @@ import copy
 import pytest
 import torch
 
-import toolchain.prune.chain as chain_mod
-from toolchain.models import create_model
-from toolchain.prune.chain import ChainInputs
-from toolchain.prune.plan import make_plan
-from toolchain.prune.pruner import prune_model
-from toolchain.recipe.sections import PruneSection
+import cplitool.toolchain.prune.chain as chain_mod
+from cplitool.toolchain.models import create_model
+from cplitool.toolchain.prune.chain import ChainInputs
+from cplitool.toolchain.prune.plan import make_plan
+from cplitool.toolchain.prune.pruner import prune_model
+from cplitool.toolchain.recipe.sections import PruneSection
 
 
 def batches(shape: tuple[int, ...], count: int = 3, size: int = 24) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 import torch
 
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.models import create_model
+from cplitool.toolchain.prune import sampling
+from cplitool.toolchain.prune.plan import make_plan
+from cplitool.toolchain.prune.pruner import prune_model
+from cplitool.toolchain.prune.sampling import GramSums, RowBlocks
+from cplitool.toolchain.prune.solver import _Rows, columns, combined_objective, gamma_of, refit, refit_cg
+from cplitool.toolchain.recipe.load import recipe_from_text
+from cplitool.toolchain.recipe.sections import PruneSection
 from tests.toolchain.prune.test_cpli_terms import CPU, Spy, batches, one_torch_thread, quick_vgg, random_bn
-from toolchain.errors import UsageError
-from toolchain.models import create_model
-from toolchain.prune import sampling
-from toolchain.prune.plan import make_plan
-from toolchain.prune.pruner import prune_model
-from toolchain.prune.sampling import GramSums, RowBlocks
-from toolchain.prune.solver import _Rows, columns, combined_objective, gamma_of, refit, refit_cg
-from toolchain.recipe.load import recipe_from_text
-from toolchain.recipe.sections import PruneSection
 
 __all__ = ["one_torch_thread"]  # the autouse fixture, shared
 

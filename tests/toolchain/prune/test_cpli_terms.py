@@ -15,13 +15,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import toolchain.prune.pruner as pruner_mod
-from toolchain.models import create_model
-from toolchain.prune.plan import PrunePlan, make_plan
-from toolchain.prune.pruner import Terms, prune_model
-from toolchain.prune.sampling import GramSums, capture_original, gather_patches, gather_rows, weight_2d
-from toolchain.prune.solver import select, solve_stage
-from toolchain.recipe.sections import PruneSection
+import cplitool.toolchain.prune.pruner as pruner_mod
+from cplitool.toolchain.models import create_model
+from cplitool.toolchain.prune.plan import PrunePlan, make_plan
+from cplitool.toolchain.prune.pruner import Terms, prune_model
+from cplitool.toolchain.prune.sampling import GramSums, capture_original, gather_patches, gather_rows, weight_2d
+from cplitool.toolchain.prune.solver import select, solve_stage
+from cplitool.toolchain.recipe.sections import PruneSection
 
 CPU = torch.device("cpu")
 Batches = list[tuple[torch.Tensor, torch.Tensor]]

@@ -10,12 +10,12 @@ import pytest
 import torch
 from torch import nn
 
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.prune import groups as groups_mod
+from cplitool.toolchain.prune.groups import find_groups
+from cplitool.toolchain.prune.plan import graph, make_plan
+from cplitool.toolchain.recipe.sections import PruneSection
 from tests.toolchain.prune.nets import randomised
-from toolchain.errors import UsageError
-from toolchain.prune import groups as groups_mod
-from toolchain.prune.groups import find_groups
-from toolchain.prune.plan import graph, make_plan
-from toolchain.recipe.sections import PruneSection
 
 SHAPE = (3, 8, 8)
 

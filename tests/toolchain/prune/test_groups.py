@@ -6,14 +6,14 @@ from __future__ import annotations
 import pytest
 import torch
 
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.prune import group_pruner
+from cplitool.toolchain.prune.group_pruner import L1_PRODUCERS
+from cplitool.toolchain.prune.groups import find_groups
+from cplitool.toolchain.prune.plan import graph, make_plan
+from cplitool.toolchain.recipe.sections import PruneSection
 from tests.toolchain.prune.group_checks import assert_equals_masked, batches, prune_all, real_errors
 from tests.toolchain.prune.nets import randomised
-from toolchain.errors import UsageError
-from toolchain.prune import group_pruner
-from toolchain.prune.group_pruner import L1_PRODUCERS
-from toolchain.prune.groups import find_groups
-from toolchain.prune.plan import graph, make_plan
-from toolchain.recipe.sections import PruneSection
 
 SHAPE = (3, 8, 8)
 
@@ -96,7 +96,7 @@ def test_refusal_names_the_group_in_the_way() -> None:
 def test_a_script_prunes_a_plain_module_with_a_dataloader() -> None:
     from torch.utils.data import DataLoader, TensorDataset
 
-    from toolchain.prune.pruner import prune
+    from cplitool.toolchain.prune.pruner import prune
 
     data = batches(SHAPE, n=1, size=32)[0]
     loader = DataLoader(TensorDataset(*data), batch_size=16)
@@ -108,7 +108,7 @@ def test_a_script_prunes_a_plain_module_with_a_dataloader() -> None:
 
 def test_a_pruned_depthwise_model_reloads_from_its_state_dict() -> None:
     """Catches rebuilding a pruned depthwise conv with its dense group count."""
-    from toolchain.artifacts import fit_to_state_dict
+    from cplitool.toolchain.artifacts import fit_to_state_dict
 
     cfg = PruneSection(scope="all", method="l1", macs_keep=0.5, round_to=2)
     p = prune_all(randomised("inverted"), SHAPE, cfg, [])

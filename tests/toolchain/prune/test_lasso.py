@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import Lasso
 
-from toolchain.prune.lasso import lasso_gram, polish, segment, select_exact
+from cplitool.toolchain.prune.lasso import lasso_gram, polish, segment, select_exact
 
 
 def design(seed: int, rows: int, c: int, shared: float = 0.3) -> tuple[np.ndarray, np.ndarray]:

@@ -7,12 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-from toolchain.counting import count_model
-from toolchain.errors import UsageError
-from toolchain.models import create_model, list_models
-from toolchain.prune.plan import find_stages, graph, make_plan, round_width
-from toolchain.prune.pruner import prune_model
-from toolchain.recipe.sections import PruneSection
+from cplitool.toolchain.counting import count_model
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.models import create_model, list_models
+from cplitool.toolchain.prune.plan import find_stages, graph, make_plan, round_width
+from cplitool.toolchain.prune.pruner import prune_model
+from cplitool.toolchain.recipe.sections import PruneSection
 
 # small inputs keep the heavy ImageNet/video models fast; plans and counts use the same shape
 SMALL = {"c3d": (3, 16, 32, 32), "resnet18": (3, 64, 64), "resnet34": (3, 64, 64), "resnet50": (3, 64, 64),

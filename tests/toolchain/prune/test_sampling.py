@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from toolchain.models import create_model
-from toolchain.prune import sampling
-from toolchain.prune.plan import make_plan
-from toolchain.prune.sampling import (
+from cplitool.toolchain.models import create_model
+from cplitool.toolchain.prune import sampling
+from cplitool.toolchain.prune.plan import make_plan
+from cplitool.toolchain.prune.sampling import (
     GramSums,
     RowBlocks,
     capture_original,
@@ -19,7 +19,7 @@ from toolchain.prune.sampling import (
     gather_rows,
     sample_positions,
 )
-from toolchain.recipe.sections import PruneSection
+from cplitool.toolchain.recipe.sections import PruneSection
 
 
 @pytest.mark.parametrize(

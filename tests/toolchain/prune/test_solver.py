@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from toolchain.prune.lasso import select_exact
-from toolchain.prune.sampling import GramSums
-from toolchain.prune.solver import (
+from cplitool.toolchain.prune.lasso import select_exact
+from cplitool.toolchain.prune.sampling import GramSums
+from cplitool.toolchain.prune.solver import (
     ConsumerTerm,
     KeptSums,
     choose_ridge,

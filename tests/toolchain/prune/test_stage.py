@@ -13,18 +13,18 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
+from cplitool.cli.app import app
+from cplitool.toolchain.artifacts import load_artifact
+from cplitool.toolchain.data import build_split, make_loader
+from cplitool.toolchain.prune.plan import make_plan
+from cplitool.toolchain.prune.pruner import prune_model
+from cplitool.toolchain.prune.solver import ridge_grid
+from cplitool.toolchain.recipe import load_recipe
+from cplitool.toolchain.recipe.sections import PruneSection
+from cplitool.toolchain.rundir import RunDir
+from cplitool.toolchain.train.loop import evaluate
+from cplitool.toolchain.train.stage import train_dense
 from tests.conftest import digits_recipe_text, write_recipe
-from toolchain.artifacts import load_artifact
-from toolchain.cli.app import app
-from toolchain.data import build_split, make_loader
-from toolchain.prune.plan import make_plan
-from toolchain.prune.pruner import prune_model
-from toolchain.prune.solver import ridge_grid
-from toolchain.recipe import load_recipe
-from toolchain.recipe.sections import PruneSection
-from toolchain.rundir import RunDir
-from toolchain.train.loop import evaluate
-from toolchain.train.stage import train_dense
 
 STAGES = """
 [train]
@@ -87,10 +87,10 @@ def test_bad_input_fails_before_sampling(
     def no_sampling(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("sampling started")
 
-    monkeypatch.setattr("toolchain.prune.stage.prune_model", no_sampling)
+    monkeypatch.setattr("cplitool.toolchain.prune.stage.prune_model", no_sampling)
     dense = trained.parent / "run" / "dense.pt"
     args = ["prune", str(trained), "--set", override, "--set", f"model.checkpoint='{dense}'"]
-    from toolchain.cli.app import main
+    from cplitool.cli.app import main
 
     monkeypatch.setattr("sys.argv", ["cplitool", *args])
     with pytest.raises(SystemExit) as exit_info:
@@ -141,7 +141,7 @@ def test_prune_stage_scope_all_reports_groups(trained: Path, in_tmp: Path) -> No
 def test_a_users_checkpoint_gets_its_dense_accuracy_evaluated_once_and_reported(trained: Path, in_tmp: Path) -> None:
     """Bringing your own model: no train stage records the dense top-1, so prune evaluates the checkpoint
     once (cached by its content hash) and the report's dense row shows it with its image count."""
-    from deploy.report import model_rows
+    from cplitool.deploy.report import model_rows
 
     model, _ = load_artifact(trained.parent / "run" / "dense.pt")
     checkpoint = in_tmp / "mine.pth"
@@ -158,7 +158,7 @@ def test_a_users_checkpoint_gets_its_dense_accuracy_evaluated_once_and_reported(
 
 
 def test_eval_of_the_dense_checkpoint_fills_the_reports_dense_row(trained: Path, in_tmp: Path) -> None:
-    from deploy.report import model_rows
+    from cplitool.deploy.report import model_rows
 
     model, _ = load_artifact(trained.parent / "run" / "dense.pt")
     checkpoint = in_tmp / "mine.pth"
@@ -175,7 +175,7 @@ def test_eval_of_the_dense_checkpoint_fills_the_reports_dense_row(trained: Path,
 
 
 def test_compare_prunes_l1_to_the_same_macs_beside_cpli_and_the_run_table_shows_it(trained: Path, in_tmp: Path) -> None:
-    from toolchain.cli.run_table import summarize
+    from cplitool.cli.run_table import summarize
 
     dense = trained.parent / "run" / "dense.pt"
     sets = ["--set=prune.compare=['l1']", f"--set=run.dir='{in_tmp / 'cmp'}'", f"--set=model.checkpoint='{dense}'"]

@@ -10,13 +10,13 @@ import pytest
 import torch
 from torch import nn
 
+from cplitool.toolchain.artifacts import ModelInfo, load_artifact, save_artifact
+from cplitool.toolchain.models import create_model
+from cplitool.toolchain.prune.plan import graph, make_plan
+from cplitool.toolchain.prune.pruner import prune_model
+from cplitool.toolchain.prune.surgery import remove_channels
+from cplitool.toolchain.recipe.sections import PruneSection
 from tests.toolchain.prune.nets import randomise_bn
-from toolchain.artifacts import ModelInfo, load_artifact, save_artifact
-from toolchain.models import create_model
-from toolchain.prune.plan import graph, make_plan
-from toolchain.prune.pruner import prune_model
-from toolchain.prune.surgery import remove_channels
-from toolchain.recipe.sections import PruneSection
 
 CASES = [("quick_vgg", (1, 8, 8), {}), ("resnet20", (3, 32, 32), {}), ("vgg16_cifar", (3, 32, 32), {"width": 0.25})]
 

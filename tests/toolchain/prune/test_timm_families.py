@@ -14,8 +14,8 @@ import pytest
 import torch
 
 import cplitool
-from toolchain.counting import count_model
-from toolchain.errors import UsageError
+from cplitool.toolchain.counting import count_model
+from cplitool.toolchain.errors import UsageError
 
 timm = pytest.importorskip("timm", reason="timm is a test dependency (pip install -e '.[dev]')")
 

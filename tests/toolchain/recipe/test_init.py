@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.recipe.init import TEMPLATES, render, template_text
+from cplitool.toolchain.recipe.load import load_recipe, recipe_from_text
 from tests.conftest import REPO
-from toolchain.errors import UsageError
-from toolchain.recipe.init import TEMPLATES, render, template_text
-from toolchain.recipe.load import load_recipe, recipe_from_text
 
 
 @pytest.mark.parametrize("data", list(TEMPLATES))

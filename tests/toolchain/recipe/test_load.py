@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.recipe import load_recipe
+from cplitool.toolchain.recipe.load import parse_assignment
 from tests.conftest import write_recipe
-from toolchain.errors import UsageError
-from toolchain.recipe import load_recipe
-from toolchain.recipe.load import parse_assignment
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from cplitool.toolchain.recipe.reference import constraint, render_reference
+from cplitool.toolchain.recipe.sections import SECTIONS
 from tests.conftest import REPO
-from toolchain.recipe.reference import constraint, render_reference
-from toolchain.recipe.sections import SECTIONS
 
 START, END = "<!-- recipe-reference:start -->\n", "<!-- recipe-reference:end -->"
 

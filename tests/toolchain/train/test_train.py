@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from cplitool.toolchain.artifacts import load_artifact
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.recipe import load_recipe
+from cplitool.toolchain.rundir import RunDir
+from cplitool.toolchain.train import fit as fit_module
+from cplitool.toolchain.train.optim import lr_factor
+from cplitool.toolchain.train.stage import evaluate_model, train_dense
 from tests.conftest import REPO, digits_recipe_text, write_recipe
-from toolchain.artifacts import load_artifact
-from toolchain.errors import UsageError
-from toolchain.recipe import load_recipe
-from toolchain.rundir import RunDir
-from toolchain.train import fit as fit_module
-from toolchain.train.optim import lr_factor
-from toolchain.train.stage import evaluate_model, train_dense
 
 STAGES = """
 [train]
@@ -91,7 +91,7 @@ def test_up_to_date_dense_model_is_not_trained_again(in_tmp: Path, monkeypatch) 
     first = train_dense(recipe)
     calls = []
     real_fit = fit_module.fit
-    monkeypatch.setattr("toolchain.train.stage.fit", lambda *a, **k: calls.append(1) or real_fit(*a, **k))
+    monkeypatch.setattr("cplitool.toolchain.train.stage.fit", lambda *a, **k: calls.append(1) or real_fit(*a, **k))
     assert train_dense(recipe) == first and calls == []
     train_dense(recipe, force=True)
     assert calls == [1]
@@ -131,10 +131,10 @@ def test_quickstart_reaches_95_percent(in_tmp: Path, cli) -> None:
 
 
 def test_zero_epochs_reports_the_model_as_it_came(tmp_path: Path) -> None:
-    from toolchain.data import build_split
-    from toolchain.models import create_model
-    from toolchain.recipe.sections import DataSection, FinetuneSection
-    from toolchain.train.fit import fit
+    from cplitool.toolchain.data import build_split
+    from cplitool.toolchain.models import create_model
+    from cplitool.toolchain.recipe.sections import DataSection, FinetuneSection
+    from cplitool.toolchain.train.fit import fit
 
     data = DataSection(name="digits", batch_size=64)
     result = fit(

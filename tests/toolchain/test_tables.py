@@ -5,7 +5,7 @@ import io
 from rich.console import Console
 from rich.table import Table
 
-from toolchain.cli.tables import fitted, widths
+from cplitool.toolchain.tables import fitted, widths
 
 
 def render(table: Table, width: int = 80) -> str:

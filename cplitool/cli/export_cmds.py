@@ -9,10 +9,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from deploy.cli.options import ShapeOpt, parse_shape
-from toolchain.cli.common import JsonOpt, NoWaitOpt, SetOpt, load, out, print_json, wait_for_lock
-from toolchain.cli.tables import fitted
-from toolchain.errors import UsageError
+from cplitool.cli.common import JsonOpt, NoWaitOpt, SetOpt, load, out, print_json, wait_for_lock
+from cplitool.cli.options import ShapeOpt, parse_shape
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.tables import fitted
 
 TargetArg = Annotated[
     str | None,
@@ -57,11 +57,11 @@ def export(
     if input_shape or output:
         raise UsageError("export: --input-shape and --output are for a checkpoint file (.pt, .pth), not a recipe")
     if trt:
-        from deploy.trt.host import require_tensorrt
+        from cplitool.deploy.trt.host import require_tensorrt
 
         require_tensorrt()  # at once, before any file is read or written
-    from deploy.export.stage import export_stage
-    from toolchain.rundir import RunDir
+    from cplitool.deploy.export.stage import export_stage
+    from cplitool.toolchain.rundir import RunDir
 
     wait_for_lock(no_wait)
     if target and target.endswith(".toml"):
@@ -98,7 +98,7 @@ def export_checkpoint(
     run_options: bool,
     as_json: bool,
 ) -> None:
-    from deploy.export.files import export_file
+    from cplitool.deploy.export.files import export_file
 
     if run_options or (model and len(model) > 1):
         raise UsageError(f"export {source}: a checkpoint takes one --model NAME and no --trt or --set (run options)")

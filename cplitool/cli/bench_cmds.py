@@ -7,11 +7,11 @@ from typing import Annotated, Any
 
 import typer
 
-from deploy.cli.options import ForceOpt, ShapeOpt, parse_shape, within_recipe_limits
-from toolchain.cli.common import JsonOpt, NoWaitOpt, out, print_json, wait_for_lock
-from toolchain.errors import CplitoolError, UsageError
-from toolchain.paths import check_output, check_overwrite
-from toolchain.recipe.sections import BenchSection
+from cplitool.cli.common import JsonOpt, NoWaitOpt, out, print_json, wait_for_lock
+from cplitool.cli.options import ForceOpt, ShapeOpt, parse_shape, within_recipe_limits
+from cplitool.toolchain.errors import CplitoolError, UsageError
+from cplitool.toolchain.paths import check_output, check_overwrite
+from cplitool.toolchain.recipe.sections import BenchSection
 
 RunArg = Annotated[
     str | None, typer.Argument(help="recipe, run directory, or nothing for runs/latest", show_default=False)
@@ -72,9 +72,9 @@ def bench(
 ) -> None:
     """Time the run's dense and pruned models side by side on every available backend (trtexec-style), or
     model files directly: `cplitool bench dense.onnx pruned.onnx`."""
-    from deploy.bench.files import bench_files, is_model_file
-    from deploy.bench.results import latest
-    from deploy.bench.table import bench_table
+    from cplitool.deploy.bench.files import bench_files, is_model_file
+    from cplitool.deploy.bench.results import latest
+    from cplitool.deploy.bench.table import bench_table
 
     cfg = BenchSection()
     within_recipe_limits(batch, cfg, "batches", "--batch")
@@ -100,8 +100,8 @@ def bench(
                 "bench: give one recipe or run directory; --input-shape and --output are for model files "
                 f"(.onnx, .plan, .engine), got {' '.join(refs)}"
             )
-        from deploy.bench.stage import bench_stage
-        from toolchain.rundir import RunDir
+        from cplitool.deploy.bench.stage import bench_stage
+        from cplitool.toolchain.rundir import RunDir
 
         wait_for_lock(no_wait)
         run = RunDir.resolve(refs[0] if refs else None)
@@ -129,8 +129,8 @@ def bench(
 def report(run_ref: RunArg = None, no_wait: NoWaitOpt = False) -> None:
     """Write <run>/report/report.md with plots: accuracy against MACs and against latency, latency against
     batch with its spread, per-layer widths; exit 2 when the run has nothing to report yet."""
-    from deploy.report import write_report
-    from toolchain.rundir import RunDir
+    from cplitool.deploy.report import write_report
+    from cplitool.toolchain.rundir import RunDir
 
     wait_for_lock(no_wait)
     out.print(f"report: {write_report(RunDir.resolve(run_ref))}", highlight=False)

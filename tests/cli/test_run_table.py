@@ -5,9 +5,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from deploy.bench.stage import bench_stage
+from cplitool.cli.run_table import render, summarize
+from cplitool.deploy.bench.stage import bench_stage
 from tests.deploy.pruned_run import make_run
-from toolchain.cli.run_table import render, summarize
 
 
 def test_run_table_shows_spreads_and_the_ratio_row_within_80_columns(in_tmp: Path) -> None:

@@ -77,7 +77,7 @@ def test_click_usage_errors_exit_2(cli) -> None:
 def test_console_script_runs_as_a_process(tmp_path: Path) -> None:
     recipe = write_recipe(tmp_path, "[train]\nepocs = 1\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "toolchain.cli.app", "check", str(recipe)],
+        [sys.executable, "-m", "cplitool.cli.app", "check", str(recipe)],
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -114,9 +114,9 @@ def test_a_users_module_and_foreign_checkpoint_through_eval_and_prune(in_tmp: Pa
     other input, and eval reports the top-1 of exactly the weights in the file."""
     import torch
 
-    from toolchain.data import build_split
-    from toolchain.models.source import ModelSource
-    from toolchain.recipe.sections import DataSection
+    from cplitool.toolchain.data import build_split
+    from cplitool.toolchain.models.source import ModelSource
+    from cplitool.toolchain.recipe.sections import DataSection
 
     project = in_tmp / "project"
     user_module("usernet_cli", folder=project)
@@ -150,7 +150,7 @@ def test_a_users_module_and_foreign_checkpoint_through_eval_and_prune(in_tmp: Pa
 
 
 def test_version_and_short_help(cli) -> None:
-    from toolchain import __version__
+    from cplitool.toolchain import __version__
 
     version = cli("--version")
     assert version.code == 0 and version.out.strip() == f"cplitool {__version__}"
@@ -160,7 +160,7 @@ def test_version_and_short_help(cli) -> None:
 
 def test_flag_help_shows_no_type_placeholders(cli) -> None:
     """Typer's rich help printed `<bool>` beside every flag; each command's help must read cleanly."""
-    from toolchain.cli.app import app
+    from cplitool.cli.app import app
 
     commands = [c.name for c in app.registered_commands]
     assert {"init", "prune", "export", "bench"} <= set(commands)

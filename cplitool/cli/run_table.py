@@ -1,7 +1,7 @@
 """The table `cplitool run` ends with: dense versus pruned (and fine-tuned) top-1, MACs, parameters and
 ONNX Runtime CPU latency per batch size, each latency with its p10-p90 over the interleaved rounds, and a
 last row with the pruned/dense latency ratio and its interval beside the MACs ratio ("unstable" where the
-spread is wider than 10%). Rows come from deploy.report (artifacts counted, accuracies as the stages
+spread is wider than 10%). Rows come from cplitool.deploy.report (artifacts counted, accuracies as the stages
 recorded them) and latencies from bench.json; what was not produced reads "n/a" with the reason
 underneath, never a guess. A command module, since it reads deploy's results."""
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from toolchain.recipe import Recipe
-from toolchain.rundir import RunDir
+from cplitool.toolchain.recipe import Recipe
+from cplitool.toolchain.rundir import RunDir
 
 LATENCY = {"backend": "onnxruntime", "device": "cpu", "precision": "fp32"}
 
@@ -40,7 +40,7 @@ def ort_rows(bench: dict[str, Any] | None, key: str) -> list[dict[str, Any]]:
 
 def ort_latencies(bench: dict[str, Any] | None) -> dict[tuple[str, int], dict[str, Any]]:
     """(artifact name, batch) -> median latency (ms) with its p10-p90 over rounds, ONNX Runtime CPU fp32."""
-    from deploy.bench.spread import latency_interval
+    from cplitool.deploy.bench.spread import latency_interval
 
     names = {m: v.get("artifact", m) for m, v in (bench or {}).get("models", {}).items()}  # pruned: maybe finetuned
     return {
@@ -51,13 +51,13 @@ def ort_latencies(bench: dict[str, Any] | None) -> dict[tuple[str, int], dict[st
 
 def ort_ratios(bench: dict[str, Any] | None) -> dict[int, dict[str, Any]]:
     """batch -> pruned/dense latency ratio with the p10-p90 of its paired per-round ratios."""
-    from deploy.bench.spread import ratio_interval
+    from cplitool.deploy.bench.spread import ratio_interval
 
     return {int(c["batch"]): ratio_interval(c).to_dict() for c in ort_rows(bench, "comparisons")}
 
 
 def summarize(recipe: Recipe, run: RunDir) -> Summary:
-    from deploy.report import compared_rows, load_bench, model_rows
+    from cplitool.deploy.report import compared_rows, load_bench, model_rows
 
     rows, _ = model_rows(recipe, run)
     compared = compared_rows(run)
@@ -112,9 +112,9 @@ def top1_cell(row: dict[str, Any]) -> str:
 def render(summary: Summary, title: str) -> Any:
     from rich.table import Table
 
-    from deploy.bench.spread import Interval
-    from deploy.bench.table import cell
-    from toolchain.cli.tables import fitted
+    from cplitool.deploy.bench.spread import Interval
+    from cplitool.deploy.bench.table import cell
+    from cplitool.toolchain.tables import fitted
 
     def latency(values: dict[int, dict[str, Any]], b: int, rate: bool = True) -> str:
         v = values.get(b)

@@ -7,8 +7,8 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from toolchain.cli.common import JsonOpt, NoWaitOpt, RecipeArg, SetOpt, load, out, print_json, wait_for_lock
-from toolchain.cli.tables import OneLine, one_line
+from cplitool.cli.common import JsonOpt, NoWaitOpt, RecipeArg, SetOpt, load, out, print_json, wait_for_lock
+from cplitool.toolchain.tables import OneLine, one_line
 
 
 def _num(v: float | None, fmt: str) -> str:
@@ -55,7 +55,7 @@ def layer_table(report: dict[str, Any]) -> OneLine:
 def prune(recipe: RecipeArg, set_: SetOpt = None, as_json: JsonOpt = False, no_wait: NoWaitOpt = False) -> None:
     """Prune RECIPE's dense model to prune.macs_keep of its MACs with prune.method; writes pruned.pt and
     prune_report.json into the run directory and prints the per-layer table."""
-    from toolchain.prune.stage import prune_stage
+    from cplitool.toolchain.prune.stage import prune_stage
 
     wait_for_lock(no_wait)
     report = prune_stage(load(recipe, set_))

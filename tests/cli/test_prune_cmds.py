@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.console import Console
 
-from toolchain.cli.prune_cmds import layer_table
+from cplitool.cli.prune_cmds import layer_table
 
 
 def layer(name: str, c_in: int, c_out: int, kept: int) -> dict[str, Any]:

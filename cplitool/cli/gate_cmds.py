@@ -9,10 +9,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from deploy.cli.options import ForceOpt
-from toolchain.cli.common import JsonOpt, out, print_json
-from toolchain.cli.tables import fitted
-from toolchain.errors import CplitoolError, UsageError
+from cplitool.cli.common import JsonOpt, out, print_json
+from cplitool.cli.options import ForceOpt
+from cplitool.toolchain.errors import CplitoolError, UsageError
+from cplitool.toolchain.tables import fitted
 
 GATE_BASELINE = Path("deploy/baselines/cpu.json")
 ToleranceOpt = Annotated[
@@ -78,8 +78,8 @@ def regress(
     as_json: JsonOpt = False,
 ) -> None:
     """Exit 1 when latency regressed beyond the tolerance, 2 when the files cannot be compared, else 0."""
-    from deploy.regress import parse_tolerance, regress_settings
-    from deploy.regress import regress as compare
+    from cplitool.deploy.regress import parse_tolerance, regress_settings
+    from cplitool.deploy.regress import regress as compare
 
     baseline, tol = regress_settings(current, baseline, None if tolerance is None else parse_tolerance(tolerance))
     if no_baseline_ok and not baseline.exists():
@@ -110,12 +110,12 @@ def gate(
     """The CI latency gate: VGG-16 (CIFAR) dense and pruned to half its MACs by cplitool, timed interleaved on
     ONNX Runtime CPU with one thread; their CPU-time ratio against the measured baseline (exit 1 on a
     regression, measured once more first when the machine is loaded)."""
-    from deploy.gate import run as gate_run
-    from deploy.gate.measure import measure_pair
-    from deploy.gate.pair import prepare_pair
-    from deploy.regress import load_doc, parse_tolerance
-    from toolchain.io import write_json
-    from toolchain.paths import check_output
+    from cplitool.deploy.gate import run as gate_run
+    from cplitool.deploy.gate.measure import measure_pair
+    from cplitool.deploy.gate.pair import prepare_pair
+    from cplitool.deploy.regress import load_doc, parse_tolerance
+    from cplitool.toolchain.io import write_json
+    from cplitool.toolchain.paths import check_output
 
     if record == 1:
         raise UsageError("--record 1: a measured baseline needs at least 2 measurements to measure their spread")
@@ -156,9 +156,9 @@ def baseline(
 ) -> None:
     """Write a measured baseline: each figure's median over the bench files, its run-to-run spread, and a
     tolerance of MULTIPLE x spread."""
-    from deploy.regress import load_bench, make_baseline
-    from toolchain.io import write_json
-    from toolchain.paths import check_output, check_overwrite
+    from cplitool.deploy.regress import load_bench, make_baseline
+    from cplitool.toolchain.io import write_json
+    from cplitool.toolchain.paths import check_output, check_overwrite
 
     check_output(output, benches, "baseline")
     check_overwrite(output, force, "baseline")

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from toolchain.cli.common import (
+from cplitool.cli.common import (
     ArtifactOpt,
     JsonOpt,
     NoWaitOpt,
@@ -29,8 +29,8 @@ def train(
 
     Skipped when the recipe names a dense checkpoint or dense.pt is up to date (--force trains again).
     Under torchrun it trains with DistributedDataParallel (multi-GPU and multi-node: docs/distributed.md)."""
-    from toolchain.distributed import distributed_session
-    from toolchain.train.stage import train_dense
+    from cplitool.toolchain.distributed import distributed_session
+    from cplitool.toolchain.train.stage import train_dense
 
     wait_for_lock(no_wait)
     r = load(recipe, set_)
@@ -46,14 +46,14 @@ def eval_(
 ) -> None:
     """Top-1, top-5 and loss of an artifact on the recipe's validation split; --artifact FILE.onnx runs an
     exported file on ONNX Runtime over the same images, so its top-1 compares with its artifact's."""
-    from toolchain.train.stage import evaluate_model
+    from cplitool.toolchain.train.stage import evaluate_model
 
     r = load(recipe, set_)
     if artifact.endswith(".onnx"):  # deploy's runner, reached only through the CLI wiring
-        from deploy.export.checks import check_fits
-        from deploy.export.measure import OnnxModule
-        from deploy.runners.onnxruntime_runner import OnnxRuntimeRunner
-        from toolchain.data.registry import recipe_input_shape
+        from cplitool.deploy.export.checks import check_fits
+        from cplitool.deploy.export.measure import OnnxModule
+        from cplitool.deploy.runners.onnxruntime_runner import OnnxRuntimeRunner
+        from cplitool.toolchain.data.registry import recipe_input_shape
 
         check_fits(artifact, recipe_input_shape(r), f"{recipe} (model and data)")
         with OnnxRuntimeRunner(artifact, threads=r.run.threads) as runner:

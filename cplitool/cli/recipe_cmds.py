@@ -9,10 +9,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from toolchain.cli.common import ArtifactOpt, JsonOpt, RecipeArg, SetOpt, load, out, print_json
-from toolchain.cli.tables import fitted
-from toolchain.errors import UsageError
-from toolchain.recipe.dump import dumps
+from cplitool.cli.common import ArtifactOpt, JsonOpt, RecipeArg, SetOpt, load, out, print_json
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.recipe.dump import dumps
+from cplitool.toolchain.tables import fitted
 
 
 def init(
@@ -38,7 +38,7 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False,
 ) -> None:
     """Write a commented starting recipe from a template shipped with cplitool."""
-    from toolchain.recipe.init import write_recipe
+    from cplitool.toolchain.recipe.init import write_recipe
 
     path = write_recipe(name, model, data, out_path, force)
     typer.echo(f"wrote {path}: next `cplitool check {path}`, then `cplitool run {path}`")
@@ -54,7 +54,7 @@ def check(
 ) -> None:
     """Validate RECIPE and print it resolved: every default filled in, every path absolute."""
     if reference:
-        from toolchain.recipe.reference import render_reference
+        from cplitool.toolchain.recipe.reference import render_reference
 
         typer.echo(render_reference(), nl=False)
         return
@@ -62,7 +62,7 @@ def check(
         raise UsageError("check: missing RECIPE (or pass --reference for the key reference)")
     r = load(recipe, set_)
     if r.model.checkpoint:
-        from toolchain.artifacts import check_dense
+        from cplitool.toolchain.artifacts import check_dense
 
         check_dense(r)
     if as_json:
@@ -84,11 +84,11 @@ def info(
     """
     import torch
 
-    from toolchain.artifacts import resolve_model
-    from toolchain.counting import count_model
-    from toolchain.data.registry import recipe_input_shape
-    from toolchain.models.source import ModelSource
-    from toolchain.rundir import RunDir
+    from cplitool.toolchain.artifacts import resolve_model
+    from cplitool.toolchain.counting import count_model
+    from cplitool.toolchain.data.registry import recipe_input_shape
+    from cplitool.toolchain.models.source import ModelSource
+    from cplitool.toolchain.rundir import RunDir
 
     r = load(recipe, set_)
     if artifact == "dense" and not r.model.checkpoint:
@@ -129,7 +129,7 @@ def info(
 
 def models(as_json: JsonOpt = False) -> None:
     """List the registered architectures with their input shapes (model.name also takes an import path)."""
-    from toolchain.models.registry import get_spec, list_models
+    from cplitool.toolchain.models.registry import get_spec, list_models
 
     specs = [get_spec(n) for n in list_models()]
     if as_json:

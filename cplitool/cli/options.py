@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 import typer
 
-from deploy.limits import check_sample
-from toolchain.errors import UsageError
-from toolchain.recipe.validate import check_value
+from cplitool.deploy.limits import check_sample
+from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.recipe.validate import check_value
 
 ForceOpt = Annotated[bool, typer.Option("--force", help="replace an existing output file that cplitool did not write")]
 

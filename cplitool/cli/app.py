@@ -10,21 +10,21 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from toolchain import __version__, interrupts
-from toolchain.errors import CplitoolError
-from toolchain.progress import console
-from toolchain.verbosity import set_verbose
+from cplitool.toolchain import __version__, interrupts
+from cplitool.toolchain.errors import CplitoolError
+from cplitool.toolchain.progress import console
+from cplitool.toolchain.verbosity import set_verbose
 
 # Each module defines `register(app)`; deploy's modules reach TensorRT/ONNX Runtime only when a command runs.
 COMMAND_MODULES = (
-    "toolchain.cli.recipe_cmds",
-    "toolchain.cli.train_cmds",
-    "toolchain.cli.prune_cmds",
-    "toolchain.cli.pipeline_cmds",
-    "deploy.cli.bench_cmds",
-    "deploy.cli.gate_cmds",
-    "deploy.cli.export_cmds",
-    "deploy.cli.doctor_cmds",
+    "cplitool.cli.recipe_cmds",
+    "cplitool.cli.train_cmds",
+    "cplitool.cli.prune_cmds",
+    "cplitool.cli.pipeline_cmds",
+    "cplitool.cli.bench_cmds",
+    "cplitool.cli.gate_cmds",
+    "cplitool.cli.export_cmds",
+    "cplitool.cli.doctor_cmds",
 )
 
 app = typer.Typer(
@@ -79,7 +79,7 @@ def fail(message: str, code: int) -> None:
 
 def main() -> None:
     """Run one command; a failure (an error, Ctrl-C, SIGTERM) puts runs/latest back as it was."""
-    from toolchain.rundir import release_all, restore_latest
+    from cplitool.toolchain.rundir import release_all, restore_latest
 
     command = next((a for a in sys.argv[1:] if not a.startswith("-")), "cplitool")
     ok = False
@@ -97,7 +97,7 @@ def main() -> None:
 
 
 def run_app() -> None:
-    from toolchain import warning_notes
+    from cplitool.toolchain import warning_notes
 
     warning_notes.install()
     try:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from toolchain.cli.common import JsonOpt, out, print_json
+from cplitool.cli.common import JsonOpt, out, print_json
 
 
 def doctor(as_json: JsonOpt = False) -> None:
     """Show Python, torch and CUDA, GPUs and driver, TensorRT, pycuda and cuda-python, ONNX Runtime, and for
     `export --trt` and each `bench` backend whether it runs here, with the install line that fixes it."""
-    from deploy.doctor import diagnose, render
+    from cplitool.deploy.doctor import diagnose, render
 
     doc = diagnose()
     if as_json:

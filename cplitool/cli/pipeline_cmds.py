@@ -11,10 +11,10 @@ from typing import Annotated, Any
 
 import typer
 
-from toolchain.cli.common import JsonOpt, NoWaitOpt, RecipeArg, SetOpt, load, out, print_json, wait_for_lock
-from toolchain.pipeline.runner import Outcome, StageSpec
-from toolchain.recipe import Recipe
-from toolchain.rundir import PINNED_RECIPE, RunDir
+from cplitool.cli.common import JsonOpt, NoWaitOpt, RecipeArg, SetOpt, load, out, print_json, wait_for_lock
+from cplitool.toolchain.pipeline.runner import Outcome, StageSpec
+from cplitool.toolchain.recipe import Recipe
+from cplitool.toolchain.rundir import PINNED_RECIPE, RunDir
 
 BASE = ("run", "model", "data")
 
@@ -22,15 +22,17 @@ BASE = ("run", "model", "data")
 STAGES: tuple[StageSpec, ...] = (
     StageSpec(
         "train",
-        "toolchain.train.stage:train_dense",
+        "cplitool.toolchain.train.stage:train_dense",
         (*BASE, "train"),
         invoke=lambda fn, r, run, redo: fn(r, force=redo),
         skip_reason=lambda r: f"dense checkpoint given: {r.model.checkpoint}" if r.model.checkpoint else None,
     ),
-    StageSpec("prune", "toolchain.prune.stage:prune_stage", (*BASE, "prune"), inputs=("train",), needs=("train",)),
+    StageSpec(
+        "prune", "cplitool.toolchain.prune.stage:prune_stage", (*BASE, "prune"), inputs=("train",), needs=("train",)
+    ),
     StageSpec(
         "finetune",
-        "toolchain.finetune.stage:finetune_stage",
+        "cplitool.toolchain.finetune.stage:finetune_stage",
         (*BASE, "finetune"),
         inputs=("train", "prune"),
         needs=("prune",),
@@ -38,7 +40,7 @@ STAGES: tuple[StageSpec, ...] = (
     ),
     StageSpec(
         "export",
-        "deploy.export.stage:export_stage",
+        "cplitool.deploy.export.stage:export_stage",
         (*BASE, "export", "trt"),
         inputs=("train", "prune", "finetune"),
         needs=("prune",),
@@ -46,7 +48,7 @@ STAGES: tuple[StageSpec, ...] = (
     ),
     StageSpec(
         "bench",
-        "deploy.bench.stage:bench_stage",
+        "cplitool.deploy.bench.stage:bench_stage",
         (*BASE, "bench", "trt"),
         inputs=("export",),
         needs=("export",),
@@ -54,7 +56,7 @@ STAGES: tuple[StageSpec, ...] = (
     ),
     StageSpec(
         "report",
-        "deploy.report:write_report",
+        "cplitool.deploy.report:write_report",
         ("bench",),
         inputs=("train", "prune", "finetune", "export", "bench"),
         needs=("bench",),
@@ -74,8 +76,8 @@ def finetune(
 ) -> None:
     """Fine-tune the pruned model of RECIPE with distillation from the dense one; a killed run resumes from
     its last finished epoch. Under torchrun it trains with DistributedDataParallel (docs/distributed.md)."""
-    from toolchain.distributed import distributed_session
-    from toolchain.finetune.stage import finetune_stage
+    from cplitool.toolchain.distributed import distributed_session
+    from cplitool.toolchain.finetune.stage import finetune_stage
 
     wait_for_lock(no_wait)
     r = load(recipe, set_)
@@ -88,10 +90,10 @@ def load_for_run(recipe: Path, sets: list[str] | None, smoke: bool) -> Recipe:
     (<run dir>/recipe.toml) and reloaded from there, so stages that re-read the run's recipe see it."""
     if not (smoke or sets):
         return load(recipe, sets)
-    from toolchain.io import atomic_write
-    from toolchain.pipeline.smoke import load_smoke
-    from toolchain.recipe import load_recipe
-    from toolchain.recipe.dump import dumps
+    from cplitool.toolchain.io import atomic_write
+    from cplitool.toolchain.pipeline.smoke import load_smoke
+    from cplitool.toolchain.recipe import load_recipe
+    from cplitool.toolchain.recipe.dump import dumps
 
     r = (
         load_smoke(recipe.expanduser().resolve(), lambda o: load(recipe, sets, extra=o))
@@ -106,7 +108,7 @@ def load_for_run(recipe: Path, sets: list[str] | None, smoke: bool) -> Recipe:
 
 
 def show_outcome(o: Outcome) -> None:
-    from toolchain.progress import console
+    from cplitool.toolchain.progress import console
 
     style = {"ran": "green", "up to date": "cyan", "skipped": "cyan"}.get(o.status, "yellow")
     took = f" in {o.seconds:.1f} s" if o.status == "ran" else ""
@@ -128,10 +130,10 @@ def run(
 ) -> None:
     """Run every stage of RECIPE (train, prune, finetune, export, bench, report), skipping up-to-date ones;
     an interrupted run resumes at the stage it stopped in. Ends with the dense-versus-pruned table."""
-    from toolchain.cli.run_table import render, summarize
-    from toolchain.distributed import launched_world_size
-    from toolchain.errors import UsageError
-    from toolchain.pipeline.runner import run_pipeline
+    from cplitool.cli.run_table import render, summarize
+    from cplitool.toolchain.distributed import launched_world_size
+    from cplitool.toolchain.errors import UsageError
+    from cplitool.toolchain.pipeline.runner import run_pipeline
 
     if launched_world_size() > 1:
         raise UsageError(

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from toolchain.recipe import Recipe, load_recipe
-from toolchain.recipe.load import merge, parse_assignment
+from cplitool.toolchain.recipe import Recipe, load_recipe
+from cplitool.toolchain.recipe.load import merge, parse_assignment
 
 out = Console()
 
@@ -31,7 +31,7 @@ NoWaitOpt = Annotated[
 
 def wait_for_lock(no_wait: bool) -> None:
     """Apply --no-wait to the run directory lock this command takes."""
-    from toolchain.rundir import set_wait
+    from cplitool.toolchain.rundir import set_wait
 
     set_wait(not no_wait)
 

@@ -1,1 +1,0 @@
-"""CLI command modules of deploy/ (registered through toolchain.cli.app.COMMAND_MODULES)."""
