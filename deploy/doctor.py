@@ -14,7 +14,8 @@ from importlib import metadata
 from typing import Any
 
 from cplitool.deploy.bench.env import nvidia_smi
-from cplitool.deploy.runners.device_io import TRT_EXTRA, io_availability
+from cplitool.deploy.runners.cuda.base import TRT_EXTRA
+from cplitool.deploy.runners.cuda.choose import io_availability
 from cplitool.deploy.runners.onnxruntime_runner import GPU_INSTALL, OnnxRuntimeRunner, installed_onnxruntimes, ort_clash
 from cplitool.deploy.runners.tensorrt_runner import TensorRTRunner
 from cplitool.deploy.runners.torch_runner import TorchRunner

@@ -1,7 +1,7 @@
 """ONNX Runtime runner: CPU, or the CUDA / TensorRT execution providers where onnxruntime-gpu is installed.
 
 On a GPU the session runs with IO binding on device buffers and on the stream of a CUDA I/O library
-(cplitool.deploy.runners.device_io), so the H2D copy, the run and the D2H copy are event-timed apart and the row
+(cplitool.deploy.runners.cuda.base), so the H2D copy, the run and the D2H copy are event-timed apart and the row
 reports GPU compute like the torch and TensorRT rows beside it. Where no CUDA I/O library works, inputs
 and outputs still live on the device (OrtValues) but only host latency can be timed, and the variant
 says so. ONNX Runtime falls back to the CPU with only a warning when a GPU provider fails to load, so
@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from cplitool.deploy.runners.base import Availability, Runner
-from cplitool.deploy.runners.device_io import Buffer, DeviceIO, choose_io, io_availability
+from cplitool.deploy.runners.cuda.base import Buffer, DeviceIO
+from cplitool.deploy.runners.cuda.choose import choose_io, io_availability
 from cplitool.deploy.runners.device_times import DeviceTimes
 from cplitool.toolchain.errors import MissingDependencyError, UsageError
 

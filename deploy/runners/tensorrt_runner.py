@@ -1,5 +1,5 @@
 """TensorRT engine runner: the engine from cplitool.deploy.trt.engine.load_engine; buffers, stream and events from
-the first CUDA I/O library that works here (pycuda, cuda-python or torch: cplitool.deploy.runners.device_io).
+the first CUDA I/O library that works here (pycuda, cuda-python or torch: cplitool.deploy.runners.cuda.base).
 
 Uses the TensorRT 10 name-based I/O API: set_input_shape, set_tensor_address, execute_async_v3. With
 several optimization profiles the first one whose batch range holds the input's batch is selected.
@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from cplitool.deploy.runners.base import Availability, Runner
-from cplitool.deploy.runners.device_io import TRT_EXTRA, Buffer, DeviceIO, choose_io, io_availability
+from cplitool.deploy.runners.cuda.base import TRT_EXTRA, Buffer, DeviceIO
+from cplitool.deploy.runners.cuda.choose import choose_io, io_availability
 from cplitool.deploy.runners.device_times import DeviceTimes
 from cplitool.toolchain.errors import CplitoolError, MissingDependencyError, UsageError
 

@@ -13,7 +13,7 @@ import torch
 import cplitool.deploy.runners.onnxruntime_runner as ort_runner
 from cplitool.deploy.export.onnx_export import export_onnx
 from cplitool.deploy.runners.base import Availability
-from cplitool.deploy.runners.device_io import Buffer, DeviceIO
+from cplitool.deploy.runners.cuda.base import Buffer, DeviceIO
 from cplitool.deploy.runners.onnxruntime_runner import OnnxRuntimeRunner, gpu_variant, ort_clash
 from cplitool.toolchain.errors import MissingDependencyError
 from cplitool.toolchain.models import create_model
