@@ -19,7 +19,7 @@ $(BIN)/cplitool: pyproject.toml
 quickstart: setup
 	$(BIN)/cplitool run $(RECIPE)
 
-# Lint, format check, type check of deploy/, then the fast tests.
+# Lint, format check, type check, the import rules and cycle check, then the fast tests.
 test: setup lint
 	$(BIN)/pytest
 
@@ -27,6 +27,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/python tools/check_imports.py
 
 # Long tests (ablation smoke runs, recipe end-to-end runs).
 test-slow: setup
