@@ -123,7 +123,9 @@ def layering_problems(edges: dict[str, dict[str, int]], files: dict[str, Path], 
             theirs = rules.layer(target)
             where = f"{files[importer].relative_to(root)}:{line}"
             if mine is not None and theirs is not None and theirs < mine:
-                problems.append(f"{where}: {importer} imports {target}, a layer above it ({' '.join(rules.layers[theirs])})")
+                problems.append(
+                    f"{where}: {importer} imports {target}, a layer above it ({' '.join(rules.layers[theirs])})"
+                )
             for low, high in rules.forbidden:
                 if within(importer, low) and within(target, high):
                     problems.append(f"{where}: {importer} imports {target}; {low} never imports {high}")
