@@ -123,7 +123,7 @@ def bench(
     cfg = TimingConfig(warmup_ms=warmup_ms, min_duration_s=duration_s, min_iters=min_iters)
     with contextlib.ExitStack() as stack:
         runners = {name: stack.enter_context(make_runner(m, device, threads)) for name, m in models.items()}
-        inputs = {name: x.astype(getattr(r, "input_dtype", np.float32), copy=False) for name, r in runners.items()}
+        inputs = {name: x.astype(r.input_dtype, copy=False) for name, r in runners.items()}
         comparison = interleaved(
             runners, inputs, cfg, repeats, ratio=("pruned", "dense") if pruned is not None else None
         )

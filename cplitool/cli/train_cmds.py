@@ -54,7 +54,6 @@ def eval_(
         from cplitool.deploy.runners.onnxruntime_runner import OnnxRuntimeRunner
 
         with OnnxRuntimeRunner(artifact, threads=r.run.threads) as runner:
-            assert isinstance(runner, OnnxRuntimeRunner)
             m = evaluate_model(r, artifact, OnnxModule(runner))
     else:
         m = evaluate_model(r, artifact)

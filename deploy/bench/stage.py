@@ -176,7 +176,7 @@ def measure_target(
     x = np.random.default_rng(batch).standard_normal((batch, *shape), dtype=np.float32)
     with contextlib.ExitStack() as stack:
         runners = {m: stack.enter_context(target.make(m)) for m in target.models}
-        inputs = {m: x.astype(getattr(r, "input_dtype", np.float32), copy=False) for m, r in runners.items()}
+        inputs = {m: x.astype(r.input_dtype, copy=False) for m, r in runners.items()}
         ratio = ("pruned", "dense") if target.models == MODELS else None
         result = interleaved(runners, inputs, cfg, repeats, ratio=ratio)
         return result, next(iter(runners.values())).details()

@@ -81,7 +81,6 @@ class OnnxModule(nn.Module):
 
 def onnx_logits(path: Path, images: np.ndarray, batch: int, threads: int = 0) -> np.ndarray:
     with OnnxRuntimeRunner(path, threads=threads) as runner:
-        assert isinstance(runner, OnnxRuntimeRunner)
         return np.concatenate([infer(runner, images[i : i + batch]) for i in range(0, len(images), batch)])
 
 
@@ -90,7 +89,6 @@ def onnx_accuracy(path: Path, loader: Batches, limit: int, threads: int = 0, lab
     correct = seen = 0
     total = min(limit, len(loader.dataset)) if limit else len(loader.dataset)  # type: ignore[attr-defined]
     with OnnxRuntimeRunner(path, threads=threads) as runner, progress_bar(transient=True) as bar:
-        assert isinstance(runner, OnnxRuntimeRunner)
         task = bar.add_task(label or f"accuracy {path.name}", total=total, unit="img")
         for x, y in take(loader, limit):
             correct += int((infer(runner, x).argmax(1) == y).sum())

@@ -41,7 +41,7 @@ ORT_DISTRIBUTIONS = (
 )
 GPU_INSTALL = "pip uninstall -y onnxruntime onnxruntime-gpu && pip install 'onnxruntime-gpu>=1.18'"
 HOST_LATENCY = "host-latency"
-ELEMENT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+ELEMENT_TYPES: dict[str, type[np.generic]] = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 
 
 def installed_onnxruntimes() -> dict[str, str]:
@@ -110,13 +110,13 @@ class OnnxRuntimeRunner(Runner):
         return Availability(True)
 
     @property
-    def input_dtype(self) -> type:
+    def input_dtype(self) -> type[np.generic]:
         return self._input_dtype
 
-    def activate(self) -> None:
-        check = self.availability(self.provider)
-        if not check.ok:
-            raise MissingDependencyError(check.reason)
+    def check(self) -> Availability:
+        return self.availability(self.provider)
+
+    def _activate(self) -> None:
         import onnxruntime as ort
 
         if self.provider != "cpu" and self.io is None:
@@ -215,7 +215,7 @@ class OnnxRuntimeRunner(Runner):
         metric = "gpu compute (events on ONNX Runtime's stream)" if self.times_device else "host latency"
         return {"providers": in_use, "io": self.io.name if self.io else "", "metric": metric}
 
-    def deactivate(self) -> None:
+    def _deactivate(self) -> None:
         """The binding and buffers before the session; the stream last."""
         self.binding = self.in_value = None
         self._shape = None
