@@ -26,6 +26,7 @@ test: setup lint
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python tools/typecheck_view.py
 	$(BIN)/mypy
 	$(BIN)/python tools/check_imports.py
 
