@@ -20,9 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.errors import UsageError, did_you_mean
 from cplitool.toolchain.models import registry
-from cplitool.toolchain.recipe.validate import did_you_mean
 
 if TYPE_CHECKING:
     from cplitool.toolchain.recipe import Recipe

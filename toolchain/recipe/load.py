@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.errors import UsageError, did_you_mean
 from cplitool.toolchain.recipe.sections import Recipe
-from cplitool.toolchain.recipe.validate import did_you_mean, name_from_stem, validate_table
+from cplitool.toolchain.recipe.validate import name_from_stem, validate_table
 
 if sys.version_info >= (3, 11):
     import tomllib
