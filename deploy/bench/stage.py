@@ -29,7 +29,7 @@ from cplitool.deploy.trt.sidecar import engine_precision_label
 from cplitool.toolchain.artifacts import resolve_model
 from cplitool.toolchain.counting import count_model
 from cplitool.toolchain.data.registry import recipe_input_shape
-from cplitool.toolchain.errors import CplitoolError, MissingDependencyError, UsageError
+from cplitool.toolchain.errors import CplitoolError, MissingDependencyError, UsageError, first_line, typed_first_line
 from cplitool.toolchain.io import sha256_file, write_json
 from cplitool.toolchain.progress import console, progress_bar
 from cplitool.toolchain.recipe import Recipe
@@ -184,8 +184,7 @@ def measure_target(
 
 def failure_reason(e: BaseException) -> str:
     """One line: a CplitoolError's own message, else the exception's type and first line."""
-    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
-    return text if isinstance(e, CplitoolError) else f"{type(e).__name__}: {text}"
+    return first_line(e) if isinstance(e, CplitoolError) else typed_first_line(e)
 
 
 class Plan(Protocol):

@@ -11,7 +11,7 @@ from pathlib import Path
 import onnx
 from google.protobuf.message import DecodeError
 
-from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.errors import UsageError, first_line
 
 
 def load_onnx(path: str | Path) -> onnx.ModelProto:
@@ -24,7 +24,7 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
     try:
         model = onnx.load(str(path))
     except (DecodeError, ValueError, OSError, RuntimeError) as e:
-        raise UsageError(f"{path}: truncated or corrupt ONNX file ({_first_line(e)})") from None
+        raise UsageError(f"{path}: truncated or corrupt ONNX file ({first_line(e)})") from None
     if not model.graph.node:
         raise UsageError(f"{path}: not an ONNX model (the graph has no nodes)")
     return model
@@ -36,13 +36,8 @@ def check_model(model: onnx.ModelProto, source: str | Path) -> onnx.ModelProto:
         onnx.checker.check_model(model, full_check=True)
         return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
-        raise UsageError(f"{source}: invalid ONNX graph: {_first_line(e)}") from None
+        raise UsageError(f"{source}: invalid ONNX graph: {first_line(e)}") from None
 
 
 def load_checked(path: str | Path) -> onnx.ModelProto:
     return check_model(load_onnx(path), path)
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__

@@ -20,7 +20,7 @@ from cplitool.deploy.runners.base import Availability, Runner
 from cplitool.deploy.runners.cuda.base import Buffer, DeviceIO
 from cplitool.deploy.runners.cuda.choose import choose_io, io_availability
 from cplitool.deploy.runners.device_times import DeviceTimes
-from cplitool.toolchain.errors import MissingDependencyError, UsageError
+from cplitool.toolchain.errors import MissingDependencyError, UsageError, first_line
 
 PROVIDERS = {
     "cpu": "CPUExecutionProvider",
@@ -136,7 +136,7 @@ class OnnxRuntimeRunner(Runner):
             self.session = ort.InferenceSession(str(self.model_path), opts, providers=[self._provider_entry()])
         except Exception as e:
             self.deactivate()
-            raise UsageError(f"{self.model_path}: ONNX Runtime cannot load it: {str(e).splitlines()[0]}") from None
+            raise UsageError(f"{self.model_path}: ONNX Runtime cannot load it: {first_line(e)}") from None
         in_use = self.session.get_providers()
         if PROVIDERS[self.provider] not in in_use:
             self.deactivate()
