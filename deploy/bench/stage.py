@@ -23,6 +23,7 @@ from cplitool.deploy.bench.results import merge, read_previous
 from cplitool.deploy.bench.timing import TimingConfig, trace_rows
 from cplitool.deploy.runners.base import Runner
 from cplitool.deploy.runners.onnxruntime_runner import OnnxRuntimeRunner, gpu_variant
+from cplitool.deploy.runners.select import ENGINE_SUFFIXES
 from cplitool.deploy.runners.tensorrt_runner import TensorRTRunner
 from cplitool.deploy.runners.torch_runner import TorchRunner, precision_label
 from cplitool.deploy.trt.sidecar import engine_precision_label
@@ -38,7 +39,6 @@ from cplitool.toolchain.rundir import RunDir
 
 SCHEMA = "cplitool-bench/1"
 MODELS = ("dense", "pruned")
-ENGINE_SUFFIXES = (".engine", ".plan")
 
 
 @dataclass
