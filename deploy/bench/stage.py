@@ -34,7 +34,7 @@ from cplitool.toolchain.errors import CplitoolError, MissingDependencyError, Usa
 from cplitool.toolchain.io import sha256_file, write_json
 from cplitool.toolchain.progress import console, progress_bar
 from cplitool.toolchain.recipe import Recipe
-from cplitool.toolchain.recipe.load import BACKENDS
+from cplitool.toolchain.recipe.sections import BACKENDS
 from cplitool.toolchain.rundir import RunDir
 
 SCHEMA = "cplitool-bench/1"

@@ -32,9 +32,9 @@ from cplitool.toolchain.errors import CplitoolError, UsageError, typed_first_lin
 from cplitool.toolchain.io import sha256_file
 from cplitool.toolchain.progress import console
 from cplitool.toolchain.recipe import Recipe
+from cplitool.toolchain.recipe.sections import PRECISIONS
 from cplitool.toolchain.rundir import RunDir
 
-PRECISIONS = ("fp32", "fp16", "int8")
 MODELS = ("dense", "pruned")
 SECTIONS = ("run", "model", "data", "prune", "finetune", "export")
 

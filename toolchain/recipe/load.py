@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cplitool.toolchain.errors import UsageError, did_you_mean, first_line, typed_first_line
-from cplitool.toolchain.recipe.sections import Recipe
+from cplitool.toolchain.recipe.sections import BACKENDS, PRECISIONS, Recipe
 from cplitool.toolchain.recipe.validate import name_from_stem, validate_table
 
 if sys.version_info >= (3, 11):
@@ -18,10 +18,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-PRECISIONS = ("fp32", "fp16", "int8")
 SYNTHETIC_LIMIT = 2**30  # values in a synthetic data set, held in memory as float32
 PARAM_LIMIT = 2**31  # parameters of a model (8 GiB as float32): beyond it, training would run out of memory
-BACKENDS = ("torch", "onnxruntime", "tensorrt")
 
 
 def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
