@@ -10,7 +10,6 @@ from __future__ import annotations
 import platform
 import sys
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from typing import Any
 
 from cplitool.deploy.bench.env import nvidia_smi
@@ -19,7 +18,7 @@ from cplitool.deploy.runners.cuda.choose import io_availability
 from cplitool.deploy.runners.onnxruntime_runner import GPU_INSTALL, OnnxRuntimeRunner, installed_onnxruntimes, ort_clash
 from cplitool.deploy.runners.tensorrt_runner import TensorRTRunner
 from cplitool.deploy.runners.torch_runner import TorchRunner
-from cplitool.toolchain.install import install_hint
+from cplitool.toolchain.install import install_hint, installed_versions
 
 TORCH_CUDA = "pip install --force-reinstall torch (PyPI's Linux x86-64 torch wheels include CUDA), on a host with an NVIDIA GPU and driver"
 PYCUDA = f"{install_hint('pycuda')}: optional, builds from source, needs a CUDA toolkit"
@@ -40,10 +39,7 @@ class Verdict:
 
 
 def version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return ""
+    return installed_versions([dist]).get(dist, "")
 
 
 def torch_facts() -> list[Fact]:

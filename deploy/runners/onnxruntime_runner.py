@@ -10,7 +10,6 @@ the providers actually in use are checked and a fallback is a skip with the reas
 
 from __future__ import annotations
 
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from cplitool.deploy.runners.cuda.base import Buffer, DeviceIO
 from cplitool.deploy.runners.cuda.choose import choose_io, io_availability
 from cplitool.deploy.runners.device_times import DeviceTimes
 from cplitool.toolchain.errors import MissingDependencyError, UsageError, first_line
+from cplitool.toolchain.install import installed_versions
 
 PROVIDERS = {
     "cpu": "CPUExecutionProvider",
@@ -46,13 +46,7 @@ ELEMENT_TYPES: dict[str, type[np.generic]] = {"tensor(float)": np.float32, "tens
 
 def installed_onnxruntimes() -> dict[str, str]:
     """Installed ONNX Runtime distributions and their versions (from package metadata, not the module)."""
-    found = {}
-    for name in ORT_DISTRIBUTIONS:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
+    return installed_versions(ORT_DISTRIBUTIONS)
 
 
 def ort_clash() -> str:
