@@ -19,8 +19,8 @@ $(BIN)/cplitool: pyproject.toml
 quickstart: setup
 	$(BIN)/cplitool run $(RECIPE)
 
-# Lint, format check, type check of deploy/, then the fast tests; then the numeric reference tests once more
-# with torch's scalar kernels, a stand-in for another CPU (docs/development.md, "Numeric fixtures").
+# Lint, format check, type check, the import rules and cycle check, then the fast tests; then the numeric
+# reference tests once more with torch's scalar kernels, a stand-in for another CPU (docs/development.md).
 test: setup lint
 	$(BIN)/pytest
 	ATEN_CPU_CAPABILITY=default $(BIN)/pytest -m reference
@@ -28,7 +28,9 @@ test: setup lint
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python tools/typecheck_view.py
 	$(BIN)/mypy
+	$(BIN)/python tools/check_imports.py
 
 # Long tests (ablation smoke runs, recipe end-to-end runs).
 test-slow: setup

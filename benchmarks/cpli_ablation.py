@@ -43,7 +43,8 @@ from short_finetune import sgd_steps
 
 from cplitool.toolchain.data import build_split, make_loader
 from cplitool.toolchain.io import sha256_file, write_json
-from cplitool.toolchain.prune.plan import graph, make_plan
+from cplitool.toolchain.prune.dependency import graph
+from cplitool.toolchain.prune.plan import make_plan
 from cplitool.toolchain.prune.pruner import prune_model
 from cplitool.toolchain.prune.surgery import remove_channels
 from cplitool.toolchain.recipe.sections import DataSection, PruneSection

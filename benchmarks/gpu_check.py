@@ -5,7 +5,7 @@
    the torch CUDA runner at batch 1, 64 and 256, FP32 (labelled tf32 where torch lets cuDNN use TF32)
    and FP16, eager and CUDA graphs, interleaved;
 3. round-trips data through each CUDA I/O library the TensorRT runner can use (torch, cuda-python,
-   pycuda: deploy/runners/device_io.py) and times the copies; where a pycuda source archive
+   pycuda: deploy/runners/cuda/choose.py) and times the copies; where a pycuda source archive
    (pycuda-*.tar.gz) lies beside this script, builds it first (offline: put the archives of its
    dependencies beside it too);
 4. writes benchmarks/results/gpu_check_<host>.json and .md (the host name made filename-safe).
@@ -209,7 +209,7 @@ def bench_models(s: Settings, budget: Budget) -> BenchResult:
 
 IO_SNIPPET = """
 import json, sys, numpy as np
-from cplitool.deploy.runners.device_io import io_classes
+from cplitool.deploy.runners.cuda.choose import io_classes
 cls = {c.name: c for c in io_classes()}[sys.argv[1]]
 io = cls(); io.open()
 try:
@@ -252,7 +252,7 @@ def check_io(s: Settings, name: str) -> dict[str, Any]:
         return {"status": "skipped", "reason": "dry run on the CPU: no CUDA device"}
     path = [str(PYCUDA_TARGET)] if PYCUDA_TARGET.exists() else []
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([*path, os.environ.get("PYTHONPATH", "")])}
-    from cplitool.deploy.runners.device_io import io_classes
+    from cplitool.deploy.runners.cuda.choose import io_classes
 
     check = {c.name: c for c in io_classes()}[name].availability()
     if not check.ok and not (name == "pycuda" and PYCUDA_TARGET.exists()):  # or just built there

@@ -1,6 +1,6 @@
 """`cplitool.bench`: time one model, or a dense and a pruned model interleaved, as `cplitool bench` does.
 
-Models are nn.Modules (PyTorch runner), ONNX files (ONNX Runtime) or TensorRT engines (.engine/.plan);
+Models are nn.Modules (PyTorch runner), ONNX files (ONNX Runtime) or TensorRT engines (.engine/.plan/.trt);
 the timing loop, the interleaving and the statistics are deploy/bench's.
 """
 
@@ -20,39 +20,16 @@ from cplitool.deploy.bench.compare import Comparison, interleaved
 from cplitool.deploy.bench.spread import interval
 from cplitool.deploy.bench.stats import Stats
 from cplitool.deploy.bench.timing import TimingConfig
-from cplitool.deploy.runners.base import Runner
+from cplitool.deploy.runners.select import is_onnx, runner_for
 from cplitool.inputs import sample_shape
 from cplitool.toolchain.errors import UsageError
 
 WHERE = "cplitool.bench"
-ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
-
-
-def make_runner(model: nn.Module | str | Path, device: str, threads: int) -> Runner:
-    """The runner for a module, an ONNX file, a TensorRT engine or a cplitool artifact (.pt)."""
-    if isinstance(model, nn.Module):
-        from cplitool.deploy.runners.torch_runner import TorchRunner
-
-        return TorchRunner(model, device=device, threads=threads)
-    path = Path(model)
-    if not path.is_file():
-        raise UsageError(f"{WHERE}: {path}: file not found")
-    if path.suffix == ".onnx":
-        from cplitool.deploy.runners.onnxruntime_runner import OnnxRuntimeRunner
-
-        return OnnxRuntimeRunner(path, provider="cpu" if device == "cpu" else "cuda", threads=threads)
-    if path.suffix in ENGINE_SUFFIXES:
-        from cplitool.deploy.runners.tensorrt_runner import TensorRTRunner
-
-        return TensorRTRunner(path)
-    from cplitool.deploy.runners.torch_runner import TorchRunner
-
-    return TorchRunner(str(path), device=device, threads=threads)  # a cplitool artifact
 
 
 def onnx_sample_shape(model: Any) -> tuple[int, ...] | None:
     """One sample's shape from an ONNX file's input when every axis but the batch is fixed, else None."""
-    if not (isinstance(model, str | Path) and Path(model).suffix == ".onnx"):
+    if not (isinstance(model, str | Path) and is_onnx(model)):
         return None
     from cplitool.deploy.export.checks import load_onnx
 
@@ -122,8 +99,11 @@ def bench(
     models = {"dense": dense} if pruned is None else {"dense": dense, "pruned": pruned}
     cfg = TimingConfig(warmup_ms=warmup_ms, min_duration_s=duration_s, min_iters=min_iters)
     with contextlib.ExitStack() as stack:
-        runners = {name: stack.enter_context(make_runner(m, device, threads)) for name, m in models.items()}
-        inputs = {name: x.astype(getattr(r, "input_dtype", np.float32), copy=False) for name, r in runners.items()}
+        runners = {
+            name: stack.enter_context(runner_for(m, device=device, threads=threads, where=WHERE))
+            for name, m in models.items()
+        }
+        inputs = {name: x.astype(r.input_dtype, copy=False) for name, r in runners.items()}
         comparison = interleaved(
             runners, inputs, cfg, repeats, ratio=("pruned", "dense") if pruned is not None else None
         )

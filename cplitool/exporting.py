@@ -22,10 +22,9 @@ from cplitool.deploy.export.precision import to_fp16
 from cplitool.deploy.export.quantize import quantize_int8
 from cplitool.inputs import sample_shape
 from cplitool.toolchain.errors import CplitoolError, UsageError
-from cplitool.toolchain.recipe.sections import ExportSection
+from cplitool.toolchain.recipe.sections import PRECISIONS, ExportSection
 
 WHERE = "cplitool.export"
-PRECISIONS = ("fp32", "fp16", "int8")
 PARITY_SAMPLES = 16  # random inputs for the parity check when the caller gives none
 
 

@@ -13,16 +13,16 @@ import re
 import sys
 import textwrap
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from cplitool.deploy.bench.env import nvidia_smi
-from cplitool.deploy.runners.device_io import TRT_EXTRA, io_availability
+from cplitool.deploy.runners.cuda.base import TRT_EXTRA
+from cplitool.deploy.runners.cuda.choose import io_availability
 from cplitool.deploy.runners.onnxruntime_runner import GPU_INSTALL, OnnxRuntimeRunner, installed_onnxruntimes, ort_clash
 from cplitool.deploy.runners.tensorrt_runner import TensorRTRunner
 from cplitool.deploy.runners.torch_runner import TorchRunner
-from cplitool.toolchain.install import install_hint
+from cplitool.toolchain.install import install_hint, installed_versions
 
 TORCH_CUDA = "pip install --force-reinstall torch (PyPI's Linux x86-64 torch wheels include CUDA), on a host with an NVIDIA GPU and driver"
 PROC_DRIVER = Path("/proc/driver/nvidia/version")
@@ -46,10 +46,7 @@ class Verdict:
 
 
 def version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return ""
+    return installed_versions([dist]).get(dist, "")
 
 
 def driver_version() -> str | None:

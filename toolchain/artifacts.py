@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from cplitool.toolchain.checkpoints import CheckpointOptions, load_checkpoint, load_into, tensor_dict
-from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.errors import UsageError, first_line
 from cplitool.toolchain.io import safe_load, save_torch
 from cplitool.toolchain.models.source import ModelSource, is_import_path
 from cplitool.toolchain.recipe import Recipe
@@ -158,7 +158,7 @@ def build_fitted(source: ModelSource, state: dict[str, torch.Tensor], path: str 
     except UsageError as e:
         raise UsageError(f"{path}: {str(e).removeprefix(f'{path}: ')}") from None
     except Exception as e:  # any failure of the trial means the file's shapes do not make this model
-        raise UsageError(f"{path}: wrong shapes for {source.name!r}: {_line(e)}") from None
+        raise UsageError(f"{path}: wrong shapes for {source.name!r}: {first_line(e)}") from None
     return fit_to_state_dict(source.build(), state)
 
 
@@ -173,11 +173,6 @@ def check_shapes(model: nn.Module, state: dict[str, torch.Tensor], path: str | P
         parts = [f"missing {missing[:3]}" if missing else "", f"unexpected {extra[:3]}" if extra else ""]
         parts += [f"{k} is {tuple(state[k].shape)}, expected {want[k]}" for k in wrong[:2]]
         raise UsageError(f"{path}: checkpoint does not fit the architecture: {'; '.join(p for p in parts if p)}")
-
-
-def _line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0][:200] if text else type(e).__name__
 
 
 def artifact_from_payload(

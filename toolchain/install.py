@@ -1,4 +1,5 @@
-"""How cplitool was installed, so a missing-library message gives a pip line that works for this user.
+"""How cplitool was installed, so a missing-library message gives a pip line that works for this user;
+which versions of other distributions are installed (doctor, bench.json, the ONNX Runtime clash check).
 
 A clone installed with `pip install -e .` (what `make setup` does) cannot use `pip install 'cplitool[trt]'`:
 that would fetch a second copy from an index. pip records the install in the distribution's
@@ -8,6 +9,7 @@ that would fetch a second copy from an index. pip records the install in the dis
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from importlib import metadata
 from urllib.parse import unquote, urlparse
 
@@ -40,3 +42,14 @@ def install_hint(extra: str) -> str:
     if root is None:
         return f"pip install '{DIST}[{extra}]'"
     return f"pip install -e '{root}[{extra}]'"
+
+
+def installed_versions(names: Iterable[str]) -> dict[str, str]:
+    """name -> version of each distribution in `names` that is installed (package metadata, no import)."""
+    found = {}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found

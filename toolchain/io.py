@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from cplitool.toolchain.errors import CplitoolError, UsageError
+from cplitool.toolchain.errors import CplitoolError, UsageError, typed_first_line
 from cplitool.toolchain.paths import regular_input
 
 TMP_SUFFIX = ".tmp"  # atomic_path's temporary files: .<name>.<random>.tmp beside the target
@@ -40,7 +40,7 @@ def write_error(path: Path, e: BaseException) -> CplitoolError:
     if isinstance(e, OSError):
         reason = e.strerror or str(e)
     else:  # torch's zip writer reports a full disk as a RuntimeError without an errno
-        reason = f"the writer failed ({_first_line(e)}); is the disk full?"
+        reason = f"the writer failed ({typed_first_line(e)}); is the disk full?"
     return CplitoolError(f"cannot write {path}: {reason}; earlier files are left as they were")
 
 
@@ -137,13 +137,6 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _first_line(e: BaseException) -> str:
-    """The first line of an exception's message, without terminal colour codes, kept short."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()
-    line = text.splitlines()[0] if text else ""
-    return f"{type(e).__name__}: {line[:160]}" if line else type(e).__name__
-
-
 def _pickle_globals(data: bytes) -> list[str]:
     """The `module.name` callables a pickle would import, read from its opcodes without executing any."""
     found: list[str] = []
@@ -210,7 +203,7 @@ def checkpoint_kind(path: Path) -> str:
 def _refusal(path: Path, e: BaseException) -> UsageError:
     blocked = blocked_callables(path)
     found = re.search(r"GLOBAL ([\w.]+)", str(e))
-    what = ", ".join(blocked[:3]) or (found.group(1) if found else _first_line(e))
+    what = ", ".join(blocked[:3]) or (found.group(1) if found else typed_first_line(e))
     return UsageError(
         f"{path}: refused: loading it would run code from the file (it calls {what}); nothing in it was "
         "executed. Save a plain state_dict (torch.save(model.state_dict(), ...)) or a .safetensors file."
@@ -224,7 +217,7 @@ def _load_safetensors(path: Path) -> dict[str, Any]:
     try:
         return dict(load_file(str(path)))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise UsageError(f"{path}: not a readable safetensors file ({_first_line(e)})") from None
+        raise UsageError(f"{path}: not a readable safetensors file ({typed_first_line(e)})") from None
 
 
 def safe_load(path: str | Path) -> dict[str, Any]:
@@ -256,15 +249,15 @@ def safe_load(path: str | Path) -> dict[str, Any]:
     except pickle.UnpicklingError as e:
         if ("weights only load failed" in str(e).lower() and blocked_callables(path)) or "GLOBAL" in str(e):
             raise _refusal(path, e) from None
-        raise UsageError(f"{path}: truncated or corrupt checkpoint ({_first_line(e)})") from None
+        raise UsageError(f"{path}: truncated or corrupt checkpoint ({typed_first_line(e)})") from None
     except MemoryError:
         raise UsageError(f"{path}: corrupt checkpoint (it asks for more memory than there is)") from None
     except OSError as e:
         if e.errno in (errno.EACCES, errno.EISDIR, errno.EIO):
             raise UsageError(f"{path}: cannot read checkpoint: {e.strerror or e}") from None
-        raise UsageError(f"{path}: truncated or corrupt checkpoint ({_first_line(e)})") from None
+        raise UsageError(f"{path}: truncated or corrupt checkpoint ({typed_first_line(e)})") from None
     except Exception as e:  # weights-only unpickling executes nothing, so any other failure means a damaged file
-        raise UsageError(f"{path}: truncated or corrupt checkpoint ({_first_line(e)})") from None
+        raise UsageError(f"{path}: truncated or corrupt checkpoint ({typed_first_line(e)})") from None
     if not isinstance(obj, dict):
         raise UsageError(f"{path}: expected a dict of tensors (a state_dict), got {type(obj).__name__}")
     return obj

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from typing import Annotated
@@ -10,21 +9,32 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from cplitool.cli import (
+    bench_cmds,
+    doctor_cmds,
+    export_cmds,
+    gate_cmds,
+    pipeline_cmds,
+    prune_cmds,
+    recipe_cmds,
+    train_cmds,
+)
 from cplitool.toolchain import __version__, interrupts
 from cplitool.toolchain.errors import CplitoolError
 from cplitool.toolchain.progress import console
 from cplitool.toolchain.verbosity import set_verbose
 
-# Each module defines `register(app)`; deploy's modules reach TensorRT/ONNX Runtime only when a command runs.
+# Each module defines `register(app)`, imported directly, so a missing command module fails on import, not
+# when its command runs; the modules reach torch, TensorRT and ONNX Runtime only when a command runs.
 COMMAND_MODULES = (
-    "cplitool.cli.recipe_cmds",
-    "cplitool.cli.train_cmds",
-    "cplitool.cli.prune_cmds",
-    "cplitool.cli.pipeline_cmds",
-    "cplitool.cli.bench_cmds",
-    "cplitool.cli.gate_cmds",
-    "cplitool.cli.export_cmds",
-    "cplitool.cli.doctor_cmds",
+    recipe_cmds,
+    train_cmds,
+    prune_cmds,
+    pipeline_cmds,
+    bench_cmds,
+    gate_cmds,
+    export_cmds,
+    doctor_cmds,
 )
 
 app = typer.Typer(
@@ -59,7 +69,7 @@ def _root(
 
 
 for _module in COMMAND_MODULES:
-    importlib.import_module(_module).register(app)
+    _module.register(app)
 
 
 MAX_LINE = 600  # an error line quoting a value the user gave (a 1 MB model.name) is cut in the middle

@@ -57,7 +57,6 @@ def eval_(
 
         check_fits(artifact, recipe_input_shape(r), f"{recipe} (model and data)")
         with OnnxRuntimeRunner(artifact, threads=r.run.threads) as runner:
-            assert isinstance(runner, OnnxRuntimeRunner)
             m = evaluate_model(r, artifact, OnnxModule(runner))
     else:
         m = evaluate_model(r, artifact)

@@ -7,8 +7,9 @@ import platform
 import shutil
 import subprocess
 import time
-from importlib import metadata
 from typing import Any
+
+from cplitool.toolchain.install import installed_versions
 
 LIBRARIES = (
     "cplitool",
@@ -35,13 +36,7 @@ def cpu_model() -> str:
 
 
 def library_versions() -> dict[str, str]:
-    versions = {}
-    for name in LIBRARIES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
+    return installed_versions(LIBRARIES)
 
 
 def gpu_info() -> dict[str, Any]:

@@ -18,7 +18,6 @@ from typing import Any
 from cplitool.deploy.bench.env import environment
 from cplitool.deploy.bench.results import stamp
 from cplitool.deploy.bench.stage import (
-    ENGINE_SUFFIXES,
     SCHEMA,
     Skip,
     Target,
@@ -31,6 +30,7 @@ from cplitool.deploy.bench.timing import TimingConfig
 from cplitool.deploy.limits import check_batch_memory, check_sample
 from cplitool.deploy.runners.base import Runner
 from cplitool.deploy.runners.onnxruntime_runner import OnnxRuntimeRunner, gpu_variant
+from cplitool.deploy.runners.select import ENGINE_SUFFIXES
 from cplitool.deploy.runners.tensorrt_runner import TensorRTRunner
 from cplitool.toolchain.errors import UsageError
 from cplitool.toolchain.io import sha256_file

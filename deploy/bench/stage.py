@@ -23,24 +23,24 @@ from cplitool.deploy.bench.results import merge, read_previous, stamp
 from cplitool.deploy.bench.timing import TimingConfig, trace_rows
 from cplitool.deploy.runners.base import Runner
 from cplitool.deploy.runners.onnxruntime_runner import OnnxRuntimeRunner, gpu_variant
+from cplitool.deploy.runners.select import ENGINE_SUFFIXES
 from cplitool.deploy.runners.tensorrt_runner import TensorRTRunner
 from cplitool.deploy.runners.torch_runner import TorchRunner, precision_label
 from cplitool.deploy.trt.sidecar import engine_precision_label
 from cplitool.toolchain.artifacts import resolve_model
 from cplitool.toolchain.counting import count_model
 from cplitool.toolchain.data.registry import recipe_input_shape
-from cplitool.toolchain.errors import CplitoolError, MissingDependencyError, UsageError
+from cplitool.toolchain.errors import CplitoolError, MissingDependencyError, UsageError, first_line, typed_first_line
 from cplitool.toolchain.finite import require_finite_weights
 from cplitool.toolchain.io import sha256_file, write_json
 from cplitool.toolchain.progress import console, progress_bar
 from cplitool.toolchain.recipe import Recipe
-from cplitool.toolchain.recipe.load import BACKENDS
+from cplitool.toolchain.recipe.sections import BACKENDS
 from cplitool.toolchain.rundir import RunDir
 from cplitool.toolchain.verbosity import verbose
 
 SCHEMA = "cplitool-bench/1"
 MODELS = ("dense", "pruned")
-ENGINE_SUFFIXES = (".engine", ".plan")
 
 
 @dataclass
@@ -178,7 +178,7 @@ def measure_target(
     x = np.random.default_rng(batch).standard_normal((batch, *shape), dtype=np.float32)
     with contextlib.ExitStack() as stack:
         runners = {m: stack.enter_context(target.make(m)) for m in target.models}
-        inputs = {m: x.astype(getattr(r, "input_dtype", np.float32), copy=False) for m, r in runners.items()}
+        inputs = {m: x.astype(r.input_dtype, copy=False) for m, r in runners.items()}
         ratio = ("pruned", "dense") if target.models == MODELS else None
         result = interleaved(runners, inputs, cfg, repeats, ratio=ratio)
         return result, next(iter(runners.values())).details()
@@ -186,8 +186,7 @@ def measure_target(
 
 def failure_reason(e: BaseException) -> str:
     """One line: a CplitoolError's own message, else the exception's type and first line."""
-    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
-    return text if isinstance(e, CplitoolError) else f"{type(e).__name__}: {text}"
+    return first_line(e) if isinstance(e, CplitoolError) else typed_first_line(e)
 
 
 class Plan(Protocol):

@@ -146,8 +146,8 @@ def run_samples(
 ) -> Samples:
     """Warm up for cfg.warmup_ms, then time iterations until both the duration and count minimums are met
     (on `clock`, wall time); with `cpu_clock`, also record each call's CPU time."""
-    timed = getattr(runner, "infer_timed", None) if getattr(runner, "times_device", False) else None
-    step: Callable[[np.ndarray], Any] = timed if callable(timed) else runner.infer
+    timed = runner.infer_timed if runner.times_device else None
+    step: Callable[[np.ndarray], Any] = timed or runner.infer
     samples = Samples()
     warm_end = clock() + cfg.warmup_ms / 1e3
     while clock() < warm_end:
@@ -155,7 +155,7 @@ def run_samples(
         samples.warmup_iters += 1
     values = samples.values
     lat, starts = values["latency"], samples.starts_ms
-    device = [values[m] for m in DEVICE_METRICS] if callable(timed) else None
+    device = [values[m] for m in DEVICE_METRICS] if timed else None
     cpu = values["cpu"]
     begin = clock()
     now = begin

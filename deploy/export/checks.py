@@ -12,7 +12,7 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 
-from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.errors import UsageError, first_line
 from cplitool.toolchain.finite import NonFiniteError, first_non_finite
 from cplitool.toolchain.paths import regular_input
 
@@ -29,9 +29,9 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
     try:
         model = onnx.load(str(path))
     except (DecodeError, ValueError, OSError, RuntimeError) as e:
-        raise UsageError(f"{path}: truncated or corrupt ONNX file ({_first_line(e)})") from None
+        raise UsageError(f"{path}: truncated or corrupt ONNX file ({first_line(e)})") from None
     except onnx.checker.ValidationError as e:  # onnx's own refusal of an external-data location
-        raise UsageError(f"{path}: refused its external weights: {_first_line(e)}") from None
+        raise UsageError(f"{path}: refused its external weights: {first_line(e)}") from None
     if not model.graph.node:
         raise UsageError(f"{path}: not an ONNX model (the graph has no nodes)")
     return model
@@ -68,7 +68,7 @@ def check_model(model: onnx.ModelProto, source: str | Path) -> onnx.ModelProto:
         onnx.checker.check_model(model, full_check=True)
         return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
-        raise UsageError(f"{source}: invalid ONNX graph: {_first_line(e)}") from None
+        raise UsageError(f"{source}: invalid ONNX graph: {first_line(e)}") from None
 
 
 def load_checked(path: str | Path) -> onnx.ModelProto:
@@ -80,11 +80,6 @@ def require_finite_initializers(model: onnx.ModelProto, path: str | Path) -> Non
     found = first_non_finite((t.name, numpy_helper.to_array(t)) for t in model.graph.initializer)
     if found:
         raise NonFiniteError(f"{path}: weights are not finite: {found}; it cannot be checked, scored or timed")
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
 
 
 def check_fits(path: str | Path, sample: tuple[int, ...], where: str) -> None:

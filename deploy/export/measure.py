@@ -75,7 +75,6 @@ class OnnxModule(nn.Module):
 
 def onnx_logits(path: Path, images: np.ndarray, batch: int, threads: int = 0) -> np.ndarray:
     with OnnxRuntimeRunner(path, threads=threads) as runner:
-        assert isinstance(runner, OnnxRuntimeRunner)
         return np.concatenate([infer(runner, images[i : i + batch]) for i in range(0, len(images), batch)])
 
 
@@ -83,7 +82,6 @@ def onnx_correct(path: Path, loader: Batches, threads: int = 0, label: str = "")
     """Per image of the loader, whether the ONNX file's top-1 class is its label (the accuracy subset)."""
     correct = []
     with OnnxRuntimeRunner(path, threads=threads) as runner, progress_bar(transient=True) as bar:
-        assert isinstance(runner, OnnxRuntimeRunner)
         task = bar.add_task(label or f"accuracy {path.name}", total=len(loader.dataset), unit="img")  # type: ignore[attr-defined]
         for x, y in loader:
             correct.append(infer(runner, x.numpy()).argmax(1) == y.numpy())

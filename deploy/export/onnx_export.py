@@ -25,7 +25,7 @@ from torch import nn
 
 from cplitool.deploy.export.checks import check_model, load_onnx
 from cplitool.deploy.export.rewrite import exportable
-from cplitool.toolchain.errors import CplitoolError
+from cplitool.toolchain.errors import CplitoolError, first_line
 from cplitool.toolchain.io import atomic_path
 
 INPUT, OUTPUT = "input", "logits"
@@ -87,7 +87,7 @@ def export_onnx(
         try:
             _torch_export(model, sample, tmp, opset, exporter, dynamic_batch)
         except Exception as e:  # the exporters raise many unrelated types; all mean "cannot export"
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            first = first_line(e)
             raise CplitoolError(
                 f"{label}: torch.onnx export ({exporter} exporter, opset {opset}, input {tuple(sample.shape)}) "
                 f"failed: {first}"

@@ -32,15 +32,15 @@ from cplitool.toolchain.artifacts import ModelInfo, resolve_model
 from cplitool.toolchain.counting import count_model
 from cplitool.toolchain.data import build_split, make_loader
 from cplitool.toolchain.data.registry import DataSplit, seeded_subset
-from cplitool.toolchain.errors import CplitoolError, UsageError
+from cplitool.toolchain.errors import CplitoolError, UsageError, typed_first_line
 from cplitool.toolchain.finite import NonFiniteError, require_finite_weights
 from cplitool.toolchain.io import sha256_file
 from cplitool.toolchain.progress import console
 from cplitool.toolchain.recipe import Recipe
+from cplitool.toolchain.recipe.sections import PRECISIONS
 from cplitool.toolchain.rundir import RunDir
 from cplitool.toolchain.verbosity import verbose
 
-PRECISIONS = ("fp32", "fp16", "int8")
 MODELS = ("dense", "pruned")
 SECTIONS = ("run", "model", "data", "prune", "finetune", "export")
 
@@ -284,7 +284,7 @@ class Exporter:
         try:
             sidecar = build_engine(onnx_path, engine, self.recipe.trt, cache, entry.precision)
         except Exception as e:  # any library's error: this file's engine failed, the others may not
-            entry.engine_status, entry.engine_reason = "failed", f"{type(e).__name__}: {e}".splitlines()[0]
+            entry.engine_status, entry.engine_reason = "failed", typed_first_line(e)
             console.print(f"  {engine.name}: [red]FAILED[/red] {entry.engine_reason}", highlight=False)
             return
         entry.engine_status = "built"

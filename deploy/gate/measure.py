@@ -17,6 +17,7 @@ from cplitool.deploy.bench.env import environment
 from cplitool.deploy.bench.timing import TimingConfig
 from cplitool.deploy.gate.pair import Pair
 from cplitool.deploy.regress import SCHEMA
+from cplitool.deploy.runners.base import Runner
 from cplitool.deploy.runners.onnxruntime_runner import OnnxRuntimeRunner
 
 MODELS = ("dense", "pruned")
@@ -42,7 +43,7 @@ def measure_pair(pair: Pair, timing: GateTiming) -> dict[str, Any]:
         OnnxRuntimeRunner(pair.file("dense"), "cpu", timing.threads) as dense,
         OnnxRuntimeRunner(pair.file("pruned"), "cpu", timing.threads) as pruned,
     ):
-        runners = {"dense": dense, "pruned": pruned}
+        runners: dict[str, Runner] = {"dense": dense, "pruned": pruned}
         result = interleaved(runners, {m: x for m in MODELS}, cfg, timing.repeats, cpu_clock=time.process_time)
     key = {
         "backend": "onnxruntime",

@@ -25,10 +25,10 @@ class CallableRunner(Runner):
     def availability(cls) -> Availability:
         return Availability(True)
 
-    def activate(self) -> None:
+    def _activate(self) -> None:
         pass
 
-    def deactivate(self) -> None:
+    def _deactivate(self) -> None:
         pass
 
     def infer(self, x: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """ONNX Runtime runner: CPU, or the CUDA / TensorRT execution providers where onnxruntime-gpu is installed.
 
 On a GPU the session runs with IO binding on device buffers and on the stream of a CUDA I/O library
-(cplitool.deploy.runners.device_io), so the H2D copy, the run and the D2H copy are event-timed apart and the row
+(cplitool.deploy.runners.cuda.base), so the H2D copy, the run and the D2H copy are event-timed apart and the row
 reports GPU compute like the torch and TensorRT rows beside it. Where no CUDA I/O library works, inputs
 and outputs still live on the device (OrtValues) but only host latency can be timed, and the variant
 says so. ONNX Runtime falls back to the CPU with only a warning when a GPU provider fails to load, so
@@ -10,16 +10,17 @@ the providers actually in use are checked and a fallback is a skip with the reas
 
 from __future__ import annotations
 
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cplitool.deploy.runners.base import Availability, Runner
-from cplitool.deploy.runners.device_io import Buffer, DeviceIO, choose_io, io_availability
+from cplitool.deploy.runners.cuda.base import Buffer, DeviceIO
+from cplitool.deploy.runners.cuda.choose import choose_io, io_availability
 from cplitool.deploy.runners.device_times import DeviceTimes
-from cplitool.toolchain.errors import MissingDependencyError, UsageError
+from cplitool.toolchain.errors import MissingDependencyError, UsageError, first_line
+from cplitool.toolchain.install import installed_versions
 
 PROVIDERS = {
     "cpu": "CPUExecutionProvider",
@@ -40,18 +41,12 @@ ORT_DISTRIBUTIONS = (
 )
 GPU_INSTALL = "pip uninstall -y onnxruntime onnxruntime-gpu && pip install 'onnxruntime-gpu>=1.18'"
 HOST_LATENCY = "host-latency"
-ELEMENT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+ELEMENT_TYPES: dict[str, type[np.generic]] = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 
 
 def installed_onnxruntimes() -> dict[str, str]:
     """Installed ONNX Runtime distributions and their versions (from package metadata, not the module)."""
-    found = {}
-    for name in ORT_DISTRIBUTIONS:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
+    return installed_versions(ORT_DISTRIBUTIONS)
 
 
 def ort_clash() -> str:
@@ -109,13 +104,13 @@ class OnnxRuntimeRunner(Runner):
         return Availability(True)
 
     @property
-    def input_dtype(self) -> type:
+    def input_dtype(self) -> type[np.generic]:
         return self._input_dtype
 
-    def activate(self) -> None:
-        check = self.availability(self.provider)
-        if not check.ok:
-            raise MissingDependencyError(check.reason)
+    def check(self) -> Availability:
+        return self.availability(self.provider)
+
+    def _activate(self) -> None:
         import onnxruntime as ort
 
         if self.provider != "cpu" and self.io is None:
@@ -135,7 +130,7 @@ class OnnxRuntimeRunner(Runner):
             self.session = ort.InferenceSession(str(self.model_path), opts, providers=[self._provider_entry()])
         except Exception as e:
             self.deactivate()
-            raise UsageError(f"{self.model_path}: ONNX Runtime cannot load it: {str(e).splitlines()[0]}") from None
+            raise UsageError(f"{self.model_path}: ONNX Runtime cannot load it: {first_line(e)}") from None
         in_use = self.session.get_providers()
         if PROVIDERS[self.provider] not in in_use:
             self.deactivate()
@@ -214,7 +209,7 @@ class OnnxRuntimeRunner(Runner):
         metric = "gpu compute (events on ONNX Runtime's stream)" if self.times_device else "host latency"
         return {"providers": in_use, "io": self.io.name if self.io else "", "metric": metric}
 
-    def deactivate(self) -> None:
+    def _deactivate(self) -> None:
         """The binding and buffers before the session; the stream last."""
         self.binding = self.in_value = None
         self._shape = None

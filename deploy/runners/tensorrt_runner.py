@@ -1,5 +1,5 @@
 """TensorRT engine runner: the engine from cplitool.deploy.trt.engine.load_engine; buffers, stream and events from
-the first CUDA I/O library that works here (pycuda, cuda-python or torch: cplitool.deploy.runners.device_io).
+the first CUDA I/O library that works here (pycuda, cuda-python or torch: cplitool.deploy.runners.cuda.base).
 
 Uses the TensorRT 10 name-based I/O API: set_input_shape, set_tensor_address, execute_async_v3. With
 several optimization profiles the first one whose batch range holds the input's batch is selected.
@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from cplitool.deploy.runners.base import Availability, Runner
-from cplitool.deploy.runners.device_io import TRT_EXTRA, Buffer, DeviceIO, choose_io, io_availability
+from cplitool.deploy.runners.cuda.base import TRT_EXTRA, Buffer, DeviceIO
+from cplitool.deploy.runners.cuda.choose import choose_io, io_availability
 from cplitool.deploy.runners.device_times import DeviceTimes
-from cplitool.toolchain.errors import CplitoolError, MissingDependencyError, UsageError
+from cplitool.toolchain.errors import CplitoolError, UsageError
 
 
 class TensorRTRunner(Runner):
@@ -46,13 +47,10 @@ class TensorRTRunner(Runner):
         return self.io.name if self.io else ""
 
     @property
-    def input_dtype(self) -> type:
+    def input_dtype(self) -> type[np.generic]:
         return self._input_dtype
 
-    def activate(self) -> None:
-        check = self.availability()
-        if not check.ok:
-            raise MissingDependencyError(check.reason)
+    def _activate(self) -> None:
         import tensorrt as trt
 
         self.trt = trt
@@ -130,7 +128,7 @@ class TensorRTRunner(Runner):
     def details(self) -> dict[str, str]:
         return {"io": self.io_name}
 
-    def deactivate(self) -> None:
+    def _deactivate(self) -> None:
         """Buffers first (the engine may still reference them), then context and engine, then the stream."""
         if self.io is not None:
             try:

@@ -17,7 +17,7 @@ import numpy as np
 
 from cplitool.deploy.runners.base import Availability, Runner
 from cplitool.deploy.runners.device_times import DeviceTimes
-from cplitool.toolchain.errors import MissingDependencyError, UsageError
+from cplitool.toolchain.errors import UsageError
 
 PRECISIONS = ("fp32", "fp16")
 
@@ -73,14 +73,10 @@ class TorchRunner(Runner):
             return Availability(False, f"torch sees no CUDA device (torch {torch.__version__}, {build})")
         return Availability(True)
 
-    @property
-    def input_dtype(self) -> type:
-        return np.float32
+    def check(self) -> Availability:
+        return self.availability(self.device)
 
-    def activate(self) -> None:
-        check = self.availability(self.device)
-        if not check.ok:
-            raise MissingDependencyError(check.reason)
+    def _activate(self) -> None:
         import torch
 
         if self.threads:
@@ -163,7 +159,7 @@ class TorchRunner(Runner):
         with torch.inference_mode():
             return self.model(torch.from_numpy(x)).numpy()
 
-    def deactivate(self) -> None:
+    def _deactivate(self) -> None:
         self.model = self.graph = None
         self._shape = None
         if self.device.startswith("cuda"):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import ModuleType
 
-from cplitool.deploy.runners.device_io import TRT_EXTRA
+from cplitool.deploy.runners.cuda.base import TRT_EXTRA
 from cplitool.toolchain.errors import CplitoolError, MissingDependencyError
 
 
@@ -35,7 +35,7 @@ def gpu_identity(device: int = 0) -> tuple[str, str]:
     if torch.cuda.is_available():
         major, minor = torch.cuda.get_device_capability(device)
         return torch.cuda.get_device_name(device), f"{major}.{minor}"
-    from cplitool.deploy.runners.cudart_io import call, import_cudart
+    from cplitool.deploy.runners.cuda.cudart_io import call, import_cudart
 
     rt = import_cudart()
     try:

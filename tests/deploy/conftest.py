@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-import cplitool.deploy.runners.pycuda_io as pycuda_io
-from cplitool.deploy.runners.pycuda_io import SharedContext
+import cplitool.deploy.runners.cuda.pycuda_io as pycuda_io
+from cplitool.deploy.runners.cuda.pycuda_io import SharedContext
 from tests.deploy.gpu_fakes import FakeGPU, install_cudart, install_pycuda
 
 

@@ -5,7 +5,7 @@ Every class has __slots__ and explicit methods, so a name the real library does 
 AttributeError here too. The TensorRT names were checked against the TensorRT 10 Python API reference
 (Builder, INetworkDefinition, OnnxParser, IBuilderConfig, IOptimizationProfile, ITimingCache, Runtime,
 ICudaEngine, IExecutionContext); the cuda-python names are checked against the installed cuda-python by
-tests/deploy/runners/test_device_io.py. One FakeGPU holds "device memory" by address for all three.
+tests/deploy/runners/cuda/test_device_io.py. One FakeGPU holds "device memory" by address for all three.
 
 The pycuda fake models context ownership as pycuda does: a retained primary context is pushed and popped
 on a stack; allocations, streams and events need a current context; a free of memory whose context was

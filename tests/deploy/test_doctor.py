@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+from importlib import metadata
 from typing import Any
 
 import pytest
 import torch
 
 import cplitool.deploy.doctor as doctor
-import cplitool.deploy.runners.onnxruntime_runner as ort_runner
 from cplitool.toolchain.install import install_hint  # the pip line fits how cplitool was installed
 from tests.deploy.gpu_fakes import FakeGPU, fake_tensorrt, install_cudart, install_pycuda
 
@@ -26,14 +26,14 @@ def cpu_host(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
     def version(name: str) -> str:
         if name not in versions:
-            raise ort_runner.metadata.PackageNotFoundError(name)
+            raise metadata.PackageNotFoundError(name)
         return versions[name]
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setitem(sys.modules, "tensorrt", None)
     install_pycuda(monkeypatch, None)
     install_cudart(monkeypatch, FakeGPU(), devices=-1)
-    monkeypatch.setattr(ort_runner.metadata, "version", version)
+    monkeypatch.setattr(metadata, "version", version)
     monkeypatch.setattr(doctor, "version", lambda name: versions.get(name, ""))
     monkeypatch.setattr(doctor, "nvidia_smi", lambda fields: [])
     monkeypatch.setattr(doctor, "driver_version", lambda: None)

@@ -46,6 +46,14 @@ def test_source_tree_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_trt_message_uses_it() -> None:
-    from cplitool.deploy.runners.pycuda_io import TRT_EXTRA
+    from cplitool.deploy.runners.cuda.pycuda_io import TRT_EXTRA
 
     assert TRT_EXTRA.startswith(install.install_hint("trt"))
+
+
+def test_installed_versions_name_only_what_is_installed() -> None:
+    from importlib import metadata
+
+    from cplitool.toolchain.install import installed_versions
+
+    assert installed_versions(["numpy", "no-such-distribution-x"]) == {"numpy": metadata.version("numpy")}

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from cplitool.toolchain.data.cached import CachedImages, cached_arrays
 from cplitool.toolchain.data.registry import DataSplit, register_dataset
+from cplitool.toolchain.data.stored_size import stored_side
 from cplitool.toolchain.data.transforms import Normalize
 from cplitool.toolchain.errors import UsageError
 from cplitool.toolchain.progress import progress_bar
@@ -27,20 +28,6 @@ def split_dir(cfg: DataSection, split: str) -> Path:
     if not folder.is_dir():
         raise UsageError(f"{key}: {folder} does not exist (expected <root>/<split>/<class>/<image>)")
     return folder
-
-
-def stored_side(cfg: DataSection) -> int:
-    """Longer side of the first validation image (what image_size = 0 means), or 0 if there is none."""
-    from PIL import Image
-    from torchvision.datasets.folder import IMG_EXTENSIONS
-
-    folder = Path(cfg.root) / cfg.val_split
-    for cls in sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []:
-        for f in sorted(cls.iterdir()):
-            if f.suffix.lower() in IMG_EXTENSIONS:
-                with Image.open(f) as im:
-                    return max(im.size)
-    return 0
 
 
 class _Decode(Dataset[np.ndarray]):

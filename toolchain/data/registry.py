@@ -109,7 +109,7 @@ def recipe_input_shape(recipe: Recipe) -> tuple[int, ...]:
     shape = list(ModelSource.of(recipe).shape())
     side = recipe.data.image_size
     if not side and recipe.data.name == "imagefolder":
-        from cplitool.toolchain.data.imagefolder import stored_side
+        from cplitool.toolchain.data.stored_size import stored_side
 
         side = stored_side(recipe.data)
     if side:

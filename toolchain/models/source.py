@@ -20,9 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.errors import UsageError, did_you_mean, typed_first_line
 from cplitool.toolchain.models import registry
-from cplitool.toolchain.recipe.validate import did_you_mean
 
 if TYPE_CHECKING:
     from cplitool.toolchain.recipe import Recipe
@@ -53,11 +52,6 @@ def _where(e: BaseException) -> str:
     return f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
 
 
-def one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0][:200]}" if text else type(e).__name__
-
-
 def _import(module: str, name: str, folders: list[str]) -> Any:
     """Import `module`; every failure is one usage error that names the module and where it was sought."""
     try:
@@ -71,9 +65,13 @@ def _import(module: str, name: str, folders: list[str]) -> Any:
                 f"model.name {name!r}: no module named {missing!r} (searched {searched} and the Python path); "
                 "put the module next to the recipe or in the working directory, or install its package"
             ) from None
-        raise UsageError(f"model.name {name!r}: importing {module!r} failed: {one_line(e)}{_where(e)}") from None
+        raise UsageError(
+            f"model.name {name!r}: importing {module!r} failed: {typed_first_line(e)}{_where(e)}"
+        ) from None
     except Exception as e:  # the user's module raised while importing: say where, without a traceback
-        raise UsageError(f"model.name {name!r}: importing {module!r} failed: {one_line(e)}{_where(e)}") from None
+        raise UsageError(
+            f"model.name {name!r}: importing {module!r} failed: {typed_first_line(e)}{_where(e)}"
+        ) from None
 
 
 def resolve(name: str, root: str = "") -> Callable[..., Any]:
@@ -148,9 +146,11 @@ class ModelSource:
         try:
             model = fn(**kwargs)
         except TypeError as e:
-            raise UsageError(f"model.kwargs: {self.kwargs} do not fit {self.name!r}: {one_line(e)}") from None
+            raise UsageError(f"model.kwargs: {self.kwargs} do not fit {self.name!r}: {typed_first_line(e)}") from None
         except Exception as e:  # the user's constructor failed: one line naming where
-            raise UsageError(f"model.name {self.name!r}: building it failed: {one_line(e)}{_where(e)}") from None
+            raise UsageError(
+                f"model.name {self.name!r}: building it failed: {typed_first_line(e)}{_where(e)}"
+            ) from None
         if not isinstance(model, nn.Module):
             raise UsageError(f"model.name {self.name!r}: returned a {type(model).__name__}, expected a torch nn.Module")
         return model

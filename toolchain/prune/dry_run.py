@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.prune.dependency import graph
 from cplitool.toolchain.prune.groups import Group, width
 
 MAX_ROUNDS = 64  # blocks left whole before giving up (each round is one surgery of a copy)
@@ -73,8 +74,6 @@ def dropped_roots(group: Group) -> list[int]:
 
 
 def remove_planned(model: nn.Module, input_shape: tuple[int, ...], groups: list[Group]) -> None:
-    from cplitool.toolchain.prune.plan import graph
-
     dg = graph(model, input_shape)
     for g in groups:
         if g.keep < g.channels:

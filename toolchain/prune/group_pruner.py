@@ -22,8 +22,9 @@ import torch
 from torch import nn
 
 from cplitool.toolchain.progress import console, task
+from cplitool.toolchain.prune.dependency import graph
 from cplitool.toolchain.prune.groups import Group, Member
-from cplitool.toolchain.prune.plan import PrunePlan, Stage, graph
+from cplitool.toolchain.prune.plan import PrunePlan, Stage
 from cplitool.toolchain.prune.sampling import Capture, GramSums, capture_original, group_grams, in_width, weight_2d
 from cplitool.toolchain.prune.solver import ConsumerTerm, refit, select_group
 from cplitool.toolchain.recipe.sections import PruneSection

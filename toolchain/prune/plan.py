@@ -15,11 +15,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
 from cplitool.toolchain.counting import count_model
 from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.prune.dependency import graph
 from cplitool.toolchain.prune.dry_run import check_plan
 from cplitool.toolchain.prune.groups import Group, find_groups
 from cplitool.toolchain.recipe.sections import PruneSection
@@ -67,57 +67,6 @@ class PrunePlan:
         d["macs_keep"] = self.macs_keep
         d["groups"] = [g.summary() for g in self.groups]  # member index lists would bloat the artifact
         return d
-
-
-def _refuse_concat(graph: Any, node: Any) -> None:
-    inputs = ", ".join(str(n.name).split(" ")[0] for n in node.inputs[:3])
-    raise UsageError(
-        f"Torch-Pruning cannot infer the channels of the concatenation of {inputs}"
-        f"{' and more' if len(node.inputs) > 3 else ''} (a dual-path or otherwise unusual block): "
-        "its dependency graph, and so pruning, is not possible for this model"
-    )
-
-
-def _guard_index_mappings() -> None:
-    """Torch-Pruning 1.6 aborts a whole graph on two index mappings. It divides by a channel count it infers
-    as 0 for a channel shuffle's reshape (ShuffleNet): such a reshape is left without a mapping, and the
-    groups through it are refused (find_groups sees the transpose between its members). It adds None to an
-    int for a concatenation whose input widths it cannot infer (DPN's dual paths): a one-line usage error."""
-    from torch_pruning.dependency import index_mapping
-
-    for attr, error, fallback in (
-        ("update_reshape_index_mapping", ZeroDivisionError, None),
-        ("update_concat_index_mapping", TypeError, _refuse_concat),
-    ):
-        original = getattr(index_mapping, attr)
-        if getattr(original, "guarded", False):
-            continue
-
-        def guarded(
-            graph: Any, node: Any, original: Any = original, error: Any = error, fallback: Any = fallback
-        ) -> None:
-            try:
-                original(graph, node)
-            except error:
-                if fallback is not None:
-                    fallback(graph, node)
-
-        guarded.guarded = True  # type: ignore[attr-defined]
-        setattr(index_mapping, attr, guarded)
-
-
-def graph(model: nn.Module, input_shape: tuple[int, ...]) -> Any:
-    """Torch-Pruning's dependency graph of `model`, traced with one zero input on the model's device."""
-    import torch_pruning as tp
-
-    _guard_index_mappings()
-
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    dg = tp.DependencyGraph().build_dependency(model, example_inputs=torch.zeros(1, *input_shape, device=device))
-    model.train(was_training)
-    return dg
 
 
 def find_stages(model: nn.Module, dg: Any) -> list[Stage]:

@@ -22,8 +22,9 @@ from torch import nn
 from cplitool.toolchain.progress import console, task
 from cplitool.toolchain.prune.chain import ChainInputs
 from cplitool.toolchain.prune.criteria import l1_keep, random_keep
+from cplitool.toolchain.prune.dependency import graph
 from cplitool.toolchain.prune.group_pruner import GroupReport, choose_groups, remove_groups
-from cplitool.toolchain.prune.plan import PrunePlan, Stage, graph, make_plan
+from cplitool.toolchain.prune.plan import PrunePlan, Stage, make_plan
 from cplitool.toolchain.prune.sampling import GramSums, capture_original, prefix_inputs, stage_grams, weight_2d
 from cplitool.toolchain.prune.solver import select, solve_stage
 from cplitool.toolchain.prune.surgery import remove_channels, set_weight

@@ -12,9 +12,8 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
-from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.errors import UsageError, did_you_mean
 from cplitool.toolchain.io import atomic_write
-from cplitool.toolchain.recipe.validate import did_you_mean
 
 
 @dataclass(frozen=True)

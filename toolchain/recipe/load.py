@@ -9,20 +9,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cplitool.toolchain.errors import UsageError
+from cplitool.toolchain.errors import UsageError, did_you_mean, first_line, typed_first_line
 from cplitool.toolchain.paths import regular_input
-from cplitool.toolchain.recipe.sections import Recipe
-from cplitool.toolchain.recipe.validate import did_you_mean, name_from_stem, validate_table
+from cplitool.toolchain.recipe.sections import BACKENDS, PRECISIONS, Recipe
+from cplitool.toolchain.recipe.validate import name_from_stem, validate_table
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-PRECISIONS = ("fp32", "fp16", "int8")
 SYNTHETIC_LIMIT = 2**30  # values in a synthetic data set, held in memory as float32
 PARAM_LIMIT = 2**31  # parameters of a model (8 GiB as float32): beyond it, training would run out of memory
-BACKENDS = ("torch", "onnxruntime", "tensorrt")
 
 
 def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -66,11 +64,6 @@ def _fs(test: Callable[[Path], bool]) -> Callable[[str], bool]:
 
 
 is_file, is_dir, exists = _fs(Path.is_file), _fs(Path.is_dir), _fs(Path.exists)
-
-
-def _line(e: BaseException) -> str:
-    lines = str(e).strip().splitlines()
-    return lines[0][:200] if lines else type(e).__name__
 
 
 def check_model_args(r: Recipe, errors: list[str]) -> None:
@@ -121,7 +114,7 @@ def check_model_args(r: Recipe, errors: list[str]) -> None:
         errors.append(f"{p}{e}")
         return
     except Exception as e:  # the constructor's own complaint about its arguments, whatever its type
-        errors.append(f"{p}model.kwargs: {m.kwargs} do not build {m.name!r}: {_line(e)}")
+        errors.append(f"{p}model.kwargs: {m.kwargs} do not build {m.name!r}: {first_line(e)}")
         return
     params = sum(t.numel() for t in model.parameters())
     if params > PARAM_LIMIT:
@@ -174,21 +167,23 @@ def check_data_fits(model: Any, shape: tuple[int, ...], r: Recipe, errors: list[
         with torch.device("meta"), torch.no_grad():
             model.eval()(torch.empty(1, *data))
     except Exception as e:  # shape errors from any layer: the data's inputs do not fit this model
-        errors.append(f"{p}model.name: {r.model.name!r} cannot take inputs of shape {data}: {_line(e)}")
+        errors.append(f"{p}model.name: {r.model.name!r} cannot take inputs of shape {data}: {first_line(e)}")
 
 
 def check_forward(model: Any, shape: tuple[int, ...], r: Recipe, errors: list[str]) -> None:
     """One meta-device input through an import-path model: it must run and give num_classes logits."""
     import torch
 
-    from cplitool.toolchain.models.source import accepts, one_line, resolve
+    from cplitool.toolchain.models.source import accepts, resolve
 
     p, name, classes = f"{r.source}: ", r.model.name, r.model.num_classes
     try:
         with torch.no_grad():
             out = model.eval()(torch.zeros(1, *shape))
     except Exception as e:  # the user's forward: any failure means the shape or the model is wrong
-        errors.append(f"{p}model.input_shape: {name!r} does not run on one input of shape {list(shape)}: {one_line(e)}")
+        errors.append(
+            f"{p}model.input_shape: {name!r} does not run on one input of shape {list(shape)}: {typed_first_line(e)}"
+        )
         return
     if not isinstance(out, torch.Tensor) or out.dim() != 2:
         what = f"shape {list(out.shape)}" if isinstance(out, torch.Tensor) else f"a {type(out).__name__}"
@@ -290,7 +285,7 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Re
     try:
         source = Path(path).expanduser().resolve()
     except RuntimeError as e:  # a symlink loop, or ~user for a user that does not exist
-        raise UsageError(f"{path}: cannot resolve the recipe's path ({_line(e)})") from None
+        raise UsageError(f"{path}: cannot resolve the recipe's path ({first_line(e)})") from None
     if not exists(str(source)):
         raise UsageError(f"{path}: recipe file not found")
     regular_input(source, "recipe")  # a FIFO would block the read

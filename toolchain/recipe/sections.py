@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+PRECISIONS = ("fp32", "fp16", "int8")  # what export.precisions (and cplitool.export) accept
+BACKENDS = ("torch", "onnxruntime", "tensorrt")  # what bench.backends accepts
+
 
 def opt(default: Any, help: str, **rules: Any) -> Any:
     """A recipe field: `rules` may hold min, max, min_exclusive, choices, path (resolve against the recipe),
@@ -258,9 +261,7 @@ class BenchSection:
     """Latency benchmarking (`cplitool bench`)."""
 
     batches: list[int] = opt([1, 64], "batch sizes to time", min=1, max=65536)
-    backends: list[str] = opt(
-        ["torch", "onnxruntime", "tensorrt"], "backends to try; unavailable ones are skipped with a reason"
-    )
+    backends: list[str] = opt(list(BACKENDS), "backends to try; unavailable ones are skipped with a reason")
     warmup_ms: float = opt(200.0, "time-based warm-up per measurement", min=0.0)
     min_duration_s: float = opt(
         3.0, "minimum timed duration per model and batch (split over the rounds)", min=0.0, max=3600.0

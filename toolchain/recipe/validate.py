@@ -7,7 +7,6 @@ them in one edit. Nothing is written and no work starts until the recipe is clea
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import os
 import re
@@ -15,6 +14,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from cplitool.toolchain.errors import did_you_mean
 from cplitool.toolchain.recipe.sections import SECTIONS
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -22,11 +22,6 @@ _NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a s
 _COMPONENT = re.compile(r"[A-Za-z0-9._-]+")
 INT_LIMIT = 2**31 - 1  # ints without a documented maximum: what torch's and the OS's C ints hold
 NAME_LIMIT = 200  # characters in a name that becomes one path component (file systems allow 255 bytes)
-
-
-def did_you_mean(word: str, options: typing.Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def describe(tp: Any) -> str:

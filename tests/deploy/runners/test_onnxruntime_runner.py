@@ -3,6 +3,7 @@ provider fallback detected, and the onnxruntime / onnxruntime-gpu clash named.""
 
 from __future__ import annotations
 
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-import cplitool.deploy.runners.onnxruntime_runner as ort_runner
 from cplitool.deploy.export.onnx_export import export_onnx
 from cplitool.deploy.runners.base import Availability
-from cplitool.deploy.runners.device_io import Buffer, DeviceIO
+from cplitool.deploy.runners.cuda.base import Buffer, DeviceIO
 from cplitool.deploy.runners.onnxruntime_runner import OnnxRuntimeRunner, gpu_variant, ort_clash
 from cplitool.toolchain.errors import MissingDependencyError
 from cplitool.toolchain.models import create_model
@@ -113,10 +113,10 @@ def test_the_clash_of_onnxruntime_and_onnxruntime_gpu_is_named(monkeypatch: pyte
 
     def version(name: str) -> str:
         if name not in versions:
-            raise ort_runner.metadata.PackageNotFoundError(name)
+            raise metadata.PackageNotFoundError(name)
         return versions[name]
 
-    monkeypatch.setattr(ort_runner.metadata, "version", version)
+    monkeypatch.setattr(metadata, "version", version)
     text = ort_clash()
     assert "onnxruntime 1.22.0 and onnxruntime-gpu 1.22.0 are installed together" in text
     assert "pip uninstall -y onnxruntime onnxruntime-gpu && pip install 'onnxruntime-gpu" in text

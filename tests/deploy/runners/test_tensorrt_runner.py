@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import cplitool.deploy.trt.engine as engine_module
-from cplitool.deploy.runners.pycuda_io import import_pycuda
+from cplitool.deploy.runners.cuda.pycuda_io import import_pycuda
 from cplitool.deploy.runners.tensorrt_runner import TensorRTRunner
 from cplitool.toolchain.errors import MissingDependencyError, UsageError
 from cplitool.toolchain.install import install_hint

@@ -12,8 +12,9 @@ from torch import nn
 
 from cplitool.toolchain.errors import UsageError
 from cplitool.toolchain.prune import groups as groups_mod
+from cplitool.toolchain.prune.dependency import graph
 from cplitool.toolchain.prune.groups import find_groups
-from cplitool.toolchain.prune.plan import graph, make_plan
+from cplitool.toolchain.prune.plan import make_plan
 from cplitool.toolchain.recipe.sections import PruneSection
 from tests.toolchain.prune.nets import randomised
 

@@ -8,9 +8,10 @@ import torch
 
 from cplitool.toolchain.errors import UsageError
 from cplitool.toolchain.prune import group_pruner
+from cplitool.toolchain.prune.dependency import graph
 from cplitool.toolchain.prune.group_pruner import L1_PRODUCERS
 from cplitool.toolchain.prune.groups import find_groups
-from cplitool.toolchain.prune.plan import graph, make_plan
+from cplitool.toolchain.prune.plan import make_plan
 from cplitool.toolchain.recipe.sections import PruneSection
 from tests.toolchain.prune.group_checks import assert_equals_masked, batches, prune_all, real_errors
 from tests.toolchain.prune.nets import randomised

@@ -10,7 +10,8 @@ from torch import nn
 from cplitool.toolchain.counting import count_model
 from cplitool.toolchain.errors import UsageError
 from cplitool.toolchain.models import create_model, list_models
-from cplitool.toolchain.prune.plan import find_stages, graph, make_plan, round_width
+from cplitool.toolchain.prune.dependency import graph
+from cplitool.toolchain.prune.plan import find_stages, make_plan, round_width
 from cplitool.toolchain.prune.pruner import prune_model
 from cplitool.toolchain.recipe.sections import PruneSection
 

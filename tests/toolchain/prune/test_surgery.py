@@ -12,7 +12,8 @@ from torch import nn
 
 from cplitool.toolchain.artifacts import ModelInfo, load_artifact, save_artifact
 from cplitool.toolchain.models import create_model
-from cplitool.toolchain.prune.plan import graph, make_plan
+from cplitool.toolchain.prune.dependency import graph
+from cplitool.toolchain.prune.plan import make_plan
 from cplitool.toolchain.prune.pruner import prune_model
 from cplitool.toolchain.prune.surgery import remove_channels
 from cplitool.toolchain.recipe.sections import PruneSection

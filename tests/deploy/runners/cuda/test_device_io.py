@@ -9,9 +9,10 @@ import sys
 import numpy as np
 import pytest
 
-from cplitool.deploy.runners.cudart_io import CudartIO
-from cplitool.deploy.runners.device_io import DeviceIO, choose_io
-from cplitool.deploy.runners.pycuda_io import PycudaIO
+from cplitool.deploy.runners.cuda.base import DeviceIO
+from cplitool.deploy.runners.cuda.choose import choose_io
+from cplitool.deploy.runners.cuda.cudart_io import CudartIO
+from cplitool.deploy.runners.cuda.pycuda_io import PycudaIO
 from cplitool.toolchain.errors import MissingDependencyError
 from cplitool.toolchain.install import install_hint
 from tests.deploy.gpu_fakes import FakeGPU, fake_cudart, install_cudart, install_pycuda
@@ -100,7 +101,7 @@ def test_fake_cuda_python_names_exist_in_the_real_bindings() -> None:
 def test_real_round_trip_on_the_gpu(name: str) -> None:
     """On a GPU host: each CUDA I/O library that works there moves data to the device and back unchanged,
     with positive event times, and frees what it allocated."""
-    from cplitool.deploy.runners.device_io import io_classes
+    from cplitool.deploy.runners.cuda.choose import io_classes
 
     cls = {c.name: c for c in io_classes()}[name]
     check = cls.availability()

@@ -1,10 +1,8 @@
 """Host and device memory, one stream and four timing events for engine runners, behind one interface.
 
-Three libraries can provide them and a GPU host rarely has all three: pycuda (source-only, needs a CUDA
-toolkit to build), cuda-python (wheels) and PyTorch's CUDA allocator and streams (wheels, already a
-dependency). `choose_io` takes the first that works here, in that order, and the runner reports which
-one ran. `run` is shared: events around the H2D copies, the launch and the D2H copies, as trtexec
-splits an inference into H2D, GPU compute and D2H.
+Each of pycuda_io, cudart_io and torch_io implements it for one library; choose.py picks one. `run` is
+shared: events around the H2D copies, the launch and the D2H copies, as trtexec splits an inference into
+H2D, GPU compute and D2H.
 """
 
 from __future__ import annotations
@@ -19,7 +17,6 @@ import numpy as np
 
 from cplitool.deploy.runners.base import Availability
 from cplitool.deploy.runners.device_times import DeviceTimes
-from cplitool.toolchain.errors import MissingDependencyError
 from cplitool.toolchain.install import install_hint
 
 # The pip line fits how cplitool was installed (editable clone or wheel), see toolchain/install.py.
@@ -138,36 +135,3 @@ class DeviceIO(ABC):
     def copy_device(self, dst: Buffer, src: Buffer) -> None:
         """Device-to-device copy on the stream: the stand-in 'compute' when checking the plumbing itself."""
         self._d2d(dst, src)
-
-
-def io_classes() -> list[type[DeviceIO]]:
-    """In order of preference: pycuda where the project always promised it, then the two wheel-installed ones."""
-    from cplitool.deploy.runners.cudart_io import CudartIO
-    from cplitool.deploy.runners.pycuda_io import PycudaIO
-    from cplitool.deploy.runners.torch_io import TorchIO
-
-    return [PycudaIO, CudartIO, TorchIO]
-
-
-def checked(cls: type[DeviceIO], device_index: int) -> Availability:
-    """cls.availability, where a library that fails in an unforeseen way is 'not available, because ...'."""
-    try:
-        return cls.availability(device_index)
-    except Exception as e:
-        return Availability(False, f"{type(e).__name__}: {e}")
-
-
-def io_availability(device_index: int = 0) -> dict[str, Availability]:
-    """Each I/O library's availability, by name (for `cplitool doctor` and skip reasons)."""
-    return {cls.name: checked(cls, device_index) for cls in io_classes()}
-
-
-def choose_io(device_index: int = 0) -> DeviceIO:
-    """The first I/O library that works here, or a MissingDependencyError naming why each one does not."""
-    reasons = []
-    for cls in io_classes():
-        check = checked(cls, device_index)
-        if check.ok:
-            return cls(device_index)
-        reasons.append(f"{cls.name}: {check.reason}")
-    raise MissingDependencyError(f"no CUDA I/O library works here ({'; '.join(reasons)}): {TRT_EXTRA}")

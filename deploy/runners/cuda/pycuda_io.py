@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from cplitool.deploy.runners.base import Availability
-from cplitool.deploy.runners.device_io import TRT_EXTRA, Buffer, DeviceIO
+from cplitool.deploy.runners.cuda.base import TRT_EXTRA, Buffer, DeviceIO
 from cplitool.toolchain.errors import CplitoolError, MissingDependencyError
 from cplitool.toolchain.install import install_hint
 

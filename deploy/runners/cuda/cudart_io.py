@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from cplitool.deploy.runners.base import Availability
-from cplitool.deploy.runners.device_io import TRT_EXTRA, Buffer, DeviceIO
+from cplitool.deploy.runners.cuda.base import TRT_EXTRA, Buffer, DeviceIO
 from cplitool.toolchain.errors import CplitoolError, MissingDependencyError
 
 

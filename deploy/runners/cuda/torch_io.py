@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from cplitool.deploy.runners.base import Availability
-from cplitool.deploy.runners.device_io import Buffer, DeviceIO
+from cplitool.deploy.runners.cuda.base import Buffer, DeviceIO
 
 
 class TorchIO(DeviceIO):

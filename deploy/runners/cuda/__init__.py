@@ -1,0 +1,1 @@
+"""CUDA memory, streams and events for the engine runners: one interface (base.py), three libraries, choose.py."""
