@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from cplitool.toolchain.prune.lasso import select_exact
-from cplitool.toolchain.prune.sampling import GramSums, StoredRows, per_image
+from cplitool.toolchain.prune.sampling import GramSums, StoredRows, per_image, symmetric_gram
 
 RIDGE_DECADES = 3  # choose_ridge tries up to 1e-3, 1e-2, 1e-1 and 1 (and the configured ridge)
 
@@ -47,7 +47,7 @@ def objective(
     Wd = W.to(grams.P.device, torch.float64)
     sd = s.to(grams.P.device, torch.float64)
     Ws = Wd * sd.sqrt()[:, None]
-    Q = ((Ws.t() @ Ws) * grams.P).view(c, k, c, k).sum((1, 3))
+    Q = (symmetric_gram(Ws) * grams.P).view(c, k, c, k).sum((1, 3))
     q = ((grams.XtY * sd[None, :]) * Wd.t()).sum(1).view(c, k).sum(1)
     gamma = gamma_of(grams, s, gamma_rel)
     if gamma > 0 and grams.AtA is not None and grams.Atb is not None:
@@ -218,7 +218,7 @@ def consumer_objective(
     Wd = term.W.to(dev, torch.float64)
     sd = term.s.to(dev, torch.float64)
     Ws = Wd * sd.sqrt()[:, None]
-    MP = (Ws.t() @ Ws) * g.P  # (ck, ck): Q over single columns
+    MP = symmetric_gram(Ws) * g.P  # (ck, ck): Q over single columns
     v = ((g.XtY * sd[None, :]) * Wd.t()).sum(1)  # (ck,): q over single columns
     free = torch.zeros(term.c, dtype=torch.bool, device=dev)
     free[torch.as_tensor(term.channels, device=dev)] = True
