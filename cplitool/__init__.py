@@ -13,9 +13,16 @@ the command line, which lives in this package too, does not import torch.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cplitool.toolchain import __version__
+_CHECKOUT = Path(__file__).resolve().parent.parent
+if (_CHECKOUT / "pyproject.toml").is_file() and (_CHECKOUT / "toolchain" / "__init__.py").is_file():
+    # A source checkout on sys.path but not installed (an offline GPU host's system python): toolchain/ and
+    # deploy/ sit beside this folder, so they become cplitool.toolchain and cplitool.deploy from here too.
+    __path__.append(str(_CHECKOUT))
+
+from cplitool.toolchain import __version__  # noqa: E402
 
 if TYPE_CHECKING:
     from cplitool.benchmarking import BenchResult, bench

@@ -90,3 +90,13 @@ def test_wheel_contents_and_init_from_the_installed_wheel(tmp_path: Path) -> Non
     assert 'name = "quick_vgg"' in (work / "mine.toml").read_text()
     where = python(f"{IMPORTS}; import cplitool.toolchain.recipe.init as m; print(m.__file__)", work, env)
     assert where.stdout.startswith(str(site)), where.stderr  # the installed copy, not the clone's
+
+
+def test_a_checkout_imports_without_being_installed(tmp_path: Path) -> None:
+    """An offline GPU host runs benchmarks/gpu_check.py from a checkout with its system python: with the site
+    (and so the editable install's finder) off, the checkout on PYTHONPATH still gives cplitool.toolchain."""
+    code = "import cplitool.toolchain.errors as e, cplitool.deploy; print(e.__file__)"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-S", "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert Path(out.stdout.strip()) == REPO / "toolchain" / "errors.py"
