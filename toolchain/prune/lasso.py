@@ -17,6 +17,7 @@ from numba import njit
 from threadpoolctl import threadpool_limits
 
 CHUNK = 10  # sweeps between two polishing attempts
+GIVE_UP = 4  # failed feature-sign steps after which one lam is left to descent alone (a near-singular support)
 DESCENT = 2.0  # lam falls by this factor per step until more than `keep` coefficients are non-zero
 KKT_SLACK = 1e-9
 WALK = 8  # within this many coefficients of `keep`, step knot by knot along the exact path
@@ -114,17 +115,22 @@ def solve(
 ) -> tuple[np.ndarray, bool]:
     """(solution at lam, whether it is exact): descent warm-started at beta in chunks of CHUNK sweeps, each
     followed by a feature-sign step, until a step lands on the exact solution; the descent's own result when
-    its sweeps run out first. Q and q float64, C-contiguous."""
+    its sweeps run out first, or when it converges after GIVE_UP steps have failed. Q and q float64,
+    C-contiguous."""
     beta = beta.copy()
     grad = q - Q @ beta
-    done = 0
+    done = failed = 0
     while done < max_sweeps:
-        done += _sweeps(Q, lam, beta, grad, min(CHUNK, max_sweeps - done), tol)
-        if lam <= 0:
-            break
+        ran = _sweeps(Q, lam, beta, grad, min(CHUNK, max_sweeps - done), tol)
+        done += ran
+        if lam <= 0 or failed >= GIVE_UP:
+            if ran < CHUNK:  # descent converged by its own test
+                break
+            continue
         beta, exact = polish(Q, q, lam, beta)
         if exact:
             return beta, True
+        failed += 1
         grad = q - Q @ beta
     return beta, False
 
