@@ -102,6 +102,11 @@ def build_report(
     }
 
 
+def steps(plan: PrunePlan) -> str:
+    """What the pruner walks through: coupled groups in scope "all", producer/consumer stages in "blocks"."""
+    return f"{len(plan.groups)} groups" if plan.scope == "all" else f"{len(plan.stages)} stages"
+
+
 def sampling_loader(recipe: Recipe) -> Any:
     """The first prune.num_images training images of a seeded permutation, unaugmented, in a fixed order."""
     data_cfg = dataclasses.replace(recipe.data, train_subset=recipe.prune.num_images)
@@ -154,7 +159,7 @@ def prune_stage(recipe: Recipe) -> dict[str, Any]:
     run.begin()
     compared = compare_methods(recipe, model, device)
     console.print(
-        f"pruning {recipe.model.name} with {recipe.prune.method}: {len(plan.stages)} stages, MACs keep "
+        f"pruning {recipe.model.name} with {recipe.prune.method}: {steps(plan)}, MACs keep "
         f"{plan.macs_keep:.3f} (target {recipe.prune.macs_keep})"
     )
     result = prune_model(model, plan, recipe.prune, loader, device, recipe.run.seed)
