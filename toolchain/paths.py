@@ -14,6 +14,15 @@ from cplitool.toolchain.errors import UsageError
 MAX_JSON_BYTES = 64 << 20  # bench, baseline and manifest files are kilobytes; anything this big is not one
 
 
+def shown(path: str | Path) -> str:
+    """How a path is printed: relative to the working directory when it lies under it, so a deep working
+    directory does not push a line past a terminal's width; as given otherwise."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(path)
+
+
 def kind(mode: int) -> str:
     for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket")):
         if test(mode):

@@ -108,11 +108,13 @@ def load_for_run(recipe: Path, sets: list[str] | None, smoke: bool) -> Recipe:
 
 
 def show_outcome(o: Outcome) -> None:
+    from cplitool.toolchain.paths import shown
     from cplitool.toolchain.progress import console
 
     style = {"ran": "green", "up to date": "cyan", "skipped": "cyan"}.get(o.status, "yellow")
     took = f" in {o.seconds:.1f} s" if o.status == "ran" else ""
-    console.print(f"[{style}]{o.stage}: {o.status}{took}[/{style}]  {o.detail}", highlight=False)
+    detail = shown(o.detail) if o.status in ("ran", "up to date") else o.detail  # the stage's artifact
+    console.print(f"[{style}]{o.stage}: {o.status}{took}[/{style}]  {detail}", highlight=False)
 
 
 def run(

@@ -35,6 +35,7 @@ from cplitool.toolchain.data.registry import DataSplit, seeded_subset
 from cplitool.toolchain.errors import CplitoolError, UsageError, typed_first_line
 from cplitool.toolchain.finite import NonFiniteError, require_finite_weights
 from cplitool.toolchain.io import sha256_file
+from cplitool.toolchain.paths import shown
 from cplitool.toolchain.progress import console
 from cplitool.toolchain.recipe import Recipe
 from cplitool.toolchain.recipe.sections import PRECISIONS
@@ -145,7 +146,7 @@ class Exporter:
         self._fp32_correct: np.ndarray | None = None
         console.print(
             f"check subsets (seed {self.seed}): accuracy on {self.eval_sample.text()}, "
-            f"parity on {self.parity_sample.text()}",
+            f"parity on {self.parity_sample.images}",
             highlight=False,
         )
 
@@ -176,7 +177,7 @@ class Exporter:
         count = count_model(src.model, shape)
         ref = reference(src.model, self.loader(self.parity_split), label)
         fp32 = self.path(src.which, "fp32")
-        console.print(f"exporting {src.which} ({src.info.arch}, {count.macs / 1e6:.1f} M MACs) -> {fp32.parent}")
+        console.print(f"exporting {src.which} ({src.info.arch}, {count.macs / 1e6:.1f} M MACs) -> {shown(fp32.parent)}")
         info = export_onnx(
             src.model,
             shape,

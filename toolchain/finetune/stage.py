@@ -19,6 +19,7 @@ from cplitool.toolchain.errors import UsageError
 from cplitool.toolchain.finetune.kd import distillation_loss
 from cplitool.toolchain.io import sha256_file
 from cplitool.toolchain.models.source import ModelSource
+from cplitool.toolchain.paths import shown
 from cplitool.toolchain.progress import console
 from cplitool.toolchain.recipe import Recipe
 from cplitool.toolchain.rundir import RunDir
@@ -73,5 +74,5 @@ def finetune_stage(recipe: Recipe, force: bool = False) -> dict[str, Any]:
         run.record("finetune", artifact, key, metrics, processes=world)
         state_path.unlink(missing_ok=True)
         was = f" (pruned: {before:.2f}%)" if isinstance(before, int | float) else ""
-        console.print(f"fine-tuned model: top-1 {result.best['top1']:.2f}%{was} -> {artifact}")
+        console.print(f"fine-tuned model: top-1 {result.best['top1']:.2f}%{was} -> {shown(artifact)}")
     return metrics

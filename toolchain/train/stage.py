@@ -15,6 +15,7 @@ from cplitool.toolchain.data.registry import DataSplit
 from cplitool.toolchain.errors import UsageError
 from cplitool.toolchain.finite import require_finite_weights
 from cplitool.toolchain.models.source import ModelSource
+from cplitool.toolchain.paths import shown
 from cplitool.toolchain.progress import console
 from cplitool.toolchain.recipe import Recipe
 from cplitool.toolchain.rundir import RunDir
@@ -63,7 +64,7 @@ def train_dense(recipe: Recipe, force: bool = False) -> dict[str, Any]:
         run.record("train", artifact, key, metrics)
         state_path.unlink(missing_ok=True)
         console.print(
-            f"dense model: top-1 {result.best['top1']:.2f}% after {metrics['train_seconds']:.1f} s of training -> {artifact}"
+            f"dense model: top-1 {result.best['top1']:.2f}% after {metrics['train_seconds']:.1f} s of training -> {shown(artifact)}"
         )
     return metrics
 
