@@ -109,16 +109,6 @@ class KeptSums:
         return torch.linalg.lstsq(P.cpu(), XtY.cpu(), driver="gelsd").solution.t().to(P.device)
 
 
-def recon_error(grams: GramSums, cols: torch.Tensor, Wk: torch.Tensor) -> float:
-    """sum_r ||Y_r - Wk x_r[cols]||^2 / sum_r ||Y_r||^2, from the Gram sums alone."""
-    return KeptSums.of(grams, cols).error(Wk)
-
-
-def fit_weights(grams: GramSums, cols: torch.Tensor, ridge: float, prior: torch.Tensor | None = None) -> torch.Tensor:
-    """KeptSums.fit on the kept columns `cols` of the sums."""
-    return KeptSums.of(grams, cols).fit(ridge, prior)
-
-
 def ridge_grid(ridge: float) -> list[float]:
     """The relative ridges the held-out search tries: `ridge` itself, then each power of ten above it up to 1."""
     return [ridge] + [10.0**e for e in range(-RIDGE_DECADES, 1) if 10.0**e > ridge]
@@ -319,8 +309,8 @@ def refit_cg(
     k = W.shape[1] // c
     cols = columns(kept, k)
     rows = _Rows.of(grams.stored, cols, grams.per_image)
-    P = grams.P[cols.to(grams.P.device)][:, cols.to(grams.P.device)].cpu()
-    XtY = grams.XtY[cols.to(grams.P.device)].cpu()
+    sums = KeptSums.of(grams, cols)  # gathered once: the fit, the operator and both errors read it
+    P, XtY = sums.P.cpu(), sums.XtY.cpu()
     sd = s.double().cpu()[:, None]
     lam = ridge * float(P.diagonal().mean())
     sd_pd = sd + 1e-9  # keeps L positive definite where s_j = 0
@@ -329,7 +319,7 @@ def refit_cg(
         return sd_pd * (V @ P + lam * V) + gamma * rows.spread(rows.predicted(V))
 
     rhs = sd * XtY.t() + gamma * rows.spread(rows.b)
-    Wk = fit_weights(grams, cols, ridge).cpu().double()
+    Wk = sums.fit(ridge).cpu().double()
     R = rhs - apply(Wk)
     D = R.clone()
     rr = float((R * R).sum())
@@ -348,8 +338,8 @@ def refit_cg(
         grams, cols, original, s, gamma, rows
     )
     chosen = Wk if better else original
-    before = recon_error(grams, cols, original)
-    after = recon_error(grams, cols, chosen)
+    before = sums.error(original)
+    after = sums.error(chosen)
     return StageSolution(
         kept,
         chosen.to(W.dtype).to(W.device),

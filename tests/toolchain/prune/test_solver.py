@@ -15,9 +15,7 @@ from cplitool.toolchain.prune.solver import (
     choose_ridge,
     columns,
     consumer_objective,
-    fit_weights,
     objective,
-    recon_error,
     refit,
     ridge_grid,
     select_group,
@@ -81,7 +79,7 @@ def test_recon_error_from_grams_equals_direct() -> None:
     kept = np.array([0, 2, 5])
     cols = columns(kept, k)
     direct = float(((Y - X[:, cols] @ W[:, cols].t()) ** 2).sum() / (Y**2).sum())
-    assert recon_error(sums, cols, W[:, cols]) == pytest.approx(direct, rel=1e-9)
+    assert KeptSums.of(sums, cols).error(W[:, cols]) == pytest.approx(direct, rel=1e-9)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -91,13 +89,13 @@ def test_weight_fit_never_raises_reconstruction_error(seed: int, ridge: float) -
     kept = np.sort(np.random.default_rng(seed).choice(c, 3, replace=False))
     sol = refit(sums, W, c, kept, ridge, 0.0)
     assert sol.err_after <= sol.err_before
-    assert recon_error(sums, columns(kept, k), sol.weight) == pytest.approx(sol.err_after, rel=1e-9, abs=1e-12)
+    assert KeptSums.of(sums, columns(kept, k)).error(sol.weight) == pytest.approx(sol.err_after, rel=1e-9, abs=1e-12)
 
 
 def test_unregularised_fit_is_the_least_squares_optimum() -> None:
     X, _, Y, _, sums, _, k = problem(7, grads=False)
     cols = columns(np.array([1, 3, 4]), k)
-    fitted = fit_weights(sums, cols, 0.0)
+    fitted = KeptSums.of(sums, cols).fit(0.0)
     direct = torch.linalg.lstsq(X[:, cols], Y).solution.t()
     torch.testing.assert_close(fitted, direct, rtol=1e-8, atol=1e-8)
 
@@ -173,7 +171,7 @@ def test_ridge_toward_the_prior_is_the_augmented_least_squares() -> None:
     A = torch.cat([X[:, cols], lam**0.5 * torch.eye(len(cols), dtype=torch.float64)])
     B = torch.cat([Y, lam**0.5 * W0[:, cols].t()])
     direct = torch.linalg.lstsq(A, B).solution.t()
-    torch.testing.assert_close(fit_weights(sums, cols, lam_rel, W0[:, cols]), direct, rtol=1e-8, atol=1e-8)
+    torch.testing.assert_close(KeptSums.of(sums, cols).fit(lam_rel, W0[:, cols]), direct, rtol=1e-8, atol=1e-8)
 
 
 def test_held_out_sums_hold_every_fifth_image_and_minus_gives_the_rest() -> None:
