@@ -117,6 +117,19 @@ class StoredRows:
     image: list[torch.Tensor] = field(default_factory=list)
 
 
+@dataclass
+class FewRows:
+    """The reconstruction rows themselves while they are at most `cap` (half the patch width): with few sampled
+    images the refit works on them (solver.KeptRows), rows^2 per fit instead of the Gram's (c*k)^3. Memory at
+    most half of P's (the features' precision, cap = c*k / 2). X (rows, c*k), Y (rows, n), held: which rows
+    are held out."""
+
+    cap: int
+    X: list[torch.Tensor] = field(default_factory=list)
+    Y: list[torch.Tensor] = field(default_factory=list)
+    held: list[torch.Tensor] = field(default_factory=list)
+
+
 def per_image(values: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
     """Rows summed over each image's sampled positions: (images, ...), images in order of first id."""
     ids, inverse = torch.unique(image.to(values.device), return_inverse=True)
@@ -142,6 +155,7 @@ class GramSums:
     per_image: bool = False
     stored: StoredRows | None = None  # the rows themselves, when a refit needs them
     held: GramSums | None = None  # P, XtY, yy of the held-out images' rows alone (also counted above)
+    few: FewRows | None = None  # the rows, while there are few (dropped once they outnumber its cap)
 
     @classmethod
     def empty(
@@ -154,8 +168,10 @@ class GramSums:
         per_image: bool = False,
         store: bool = False,
         held: bool = False,
+        few: bool = True,
     ) -> GramSums:
-        """Zero sums; `held`: also sum the rows of every HOLD_OUT-th image apart (for solver.choose_ridge)."""
+        """Zero sums; `held`: also sum the rows of every HOLD_OUT-th image apart (for solver.choose_ridge);
+        `few`: keep the rows while they are few (FewRows)."""
         f64 = torch.float64
         return cls(
             torch.zeros(ck, ck, dtype=f64, device=device),
@@ -165,7 +181,8 @@ class GramSums:
             torch.zeros(c, dtype=f64, device=device) if grads else None,
             per_image=per_image,
             stored=StoredRows() if store and grads else None,
-            held=cls.empty(ck, c, n, False, device) if held else None,
+            held=cls.empty(ck, c, n, False, device, few=False) if held else None,
+            few=FewRows(ck // 2) if few else None,
         )
 
     def add(
@@ -201,13 +218,20 @@ class GramSums:
             self.AtA += (A.t() @ A).double()
             self.Atb += (A.t() @ b).double()
             self.bb += float((b.double() ** 2).sum())
-        self.rows += X.shape[0]
+        out = None
         if self.held is not None:
             if image is None:
                 raise ValueError("held-out sums need each row's image")
             out = (image % HOLD_OUT == HOLD_OUT - 1).to(X.device)
             if out.any():
                 self.held.add(X[out], Y[out], None, W)
+        self.rows += X.shape[0]
+        if self.few is not None and self.rows > self.few.cap:
+            self.few = None  # many rows: the Gram form is the cheaper one
+        if self.few is not None:
+            self.few.X.append(X)
+            self.few.Y.append(Y)
+            self.few.held.append(torch.zeros(X.shape[0], dtype=torch.bool, device=X.device) if out is None else out)
         sync(X.device)
         self.seconds += time.perf_counter() - start
 

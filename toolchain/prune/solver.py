@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from cplitool.toolchain.prune.lasso import select_exact
-from cplitool.toolchain.prune.sampling import GramSums, StoredRows, per_image, symmetric_gram
+from cplitool.toolchain.prune.sampling import FewRows, GramSums, StoredRows, per_image, symmetric_gram
 
 RIDGE_DECADES = 3  # choose_ridge tries up to 1e-3, 1e-2, 1e-1 and 1 (and the configured ridge)
 
@@ -109,21 +109,80 @@ class KeptSums:
         return torch.linalg.lstsq(P.cpu(), XtY.cpu(), driver="gelsd").solution.t().to(P.device)
 
 
+@dataclass
+class KeptRows:
+    """The sampled rows restricted to the kept columns, float64, when they are fewer than the columns (few
+    images): the same fits and errors as KeptSums in the row space, O(rows^2 m) where the Gram form is O(m^3).
+    (P + lam I)^-1 X^T = X^T (X X^T + lam I)^-1, so both give the same weights."""
+
+    X: torch.Tensor  # (rows, m)
+    Y: torch.Tensor  # (rows, n)
+    held: torch.Tensor  # (rows,) bool: held-out rows
+
+    @classmethod
+    def of(cls, few: FewRows, cols: torch.Tensor) -> KeptRows:
+        X = torch.cat(few.X)
+        return cls(X[:, cols.to(X.device)].double(), torch.cat(few.Y).double(), torch.cat(few.held))
+
+    def split(self) -> tuple[KeptRows, KeptRows]:
+        """(the rows fitted on, the held-out rows) for the ridge search."""
+        off = torch.zeros_like(self.held)
+        return (
+            KeptRows(self.X[~self.held], self.Y[~self.held], off[~self.held]),
+            KeptRows(self.X[self.held], self.Y[self.held], off[self.held]),
+        )
+
+    def error(self, Wk: torch.Tensor) -> float:
+        """sum_r ||Y_r - Wk x_r||^2 / sum_r ||Y_r||^2, as KeptSums.error."""
+        residual = self.Y - self.X @ Wk.to(self.X.device, torch.float64).t()
+        return float((residual * residual).sum()) / max(float((self.Y * self.Y).sum()), 1e-300)
+
+    def fit(self, ridge: float, prior: torch.Tensor | None = None) -> torch.Tensor:
+        """As KeptSums.fit (the same relative ridge: mean of P's diagonal = mean squared column norm):
+        Wk = prior + (Y - X prior)^T (X X^T + lam I)^-1 X."""
+        X, Y = self.X, self.Y
+        if ridge > 0:
+            lam = ridge * float((X * X).sum()) / max(X.shape[1], 1)
+            base = torch.zeros(Y.shape[1], X.shape[1], dtype=X.dtype, device=X.device)
+            if prior is not None:
+                base = prior.to(X.device, X.dtype)
+            K = X @ X.t() + lam * torch.eye(X.shape[0], dtype=X.dtype, device=X.device)
+            residual = Y - X @ base.t()
+            L, info = torch.linalg.cholesky_ex(K)
+            dual = torch.cholesky_solve(residual, L) if int(info) == 0 else torch.linalg.solve(K, residual)
+            return base + dual.t() @ X
+        return torch.linalg.lstsq(X.cpu(), Y.cpu(), driver="gelsd").solution.t().to(X.device)
+
+
+Kept = KeptSums | KeptRows
+
+
+def kept_samples(grams: GramSums, cols: torch.Tensor) -> Kept:
+    """The refit's view of a consumer's samples on the kept columns: the rows while there are few, else the sums."""
+    return KeptRows.of(grams.few, cols) if grams.few is not None else KeptSums.of(grams, cols)
+
+
 def ridge_grid(ridge: float) -> list[float]:
     """The relative ridges the held-out search tries: `ridge` itself, then each power of ten above it up to 1."""
     return [ridge] + [10.0**e for e in range(-RIDGE_DECADES, 1) if 10.0**e > ridge]
 
 
 def choose_ridge(
-    grams: GramSums, cols: torch.Tensor, original: torch.Tensor, ridge: float, full: KeptSums | None = None
+    grams: GramSums, cols: torch.Tensor, original: torch.Tensor, ridge: float, full: Kept | None = None
 ) -> float | None:
     """The relative ridge (toward the original weights) whose fit on the other images reconstructs the
     held-out images best, or None when the original weights do better than every fit. Without held-out
-    rows (or with nothing else), `ridge` unchanged. `full`: KeptSums.of(grams, cols), when the caller has it."""
+    rows (or with nothing else), `ridge` unchanged. `full`: kept_samples(grams, cols), when the caller has it."""
     if grams.held is None or grams.held.rows == 0 or grams.held.rows >= grams.rows:
         return ridge
-    held = KeptSums.of(grams.held, cols)
-    train = (full or KeptSums.of(grams, cols)).minus(held)
+    full = full or kept_samples(grams, cols)
+    train: Kept
+    held: Kept
+    if isinstance(full, KeptRows):
+        train, held = full.split()
+    else:
+        held = KeptSums.of(grams.held, cols)
+        train = full.minus(held)
     errors: dict[float | None, float] = {None: held.error(original)}
     for lam in ridge_grid(ridge):
         errors[lam] = held.error(train.fit(lam, original))
@@ -164,7 +223,7 @@ def refit(grams: GramSums, W: torch.Tensor, c: int, kept: np.ndarray, ridge: flo
     k = W.shape[1] // c
     cols = columns(kept, k)
     original = W[:, cols.to(W.device)].double()
-    full = KeptSums.of(grams, cols)
+    full = kept_samples(grams, cols)
     before = full.error(original)
     searched = grams.held is not None  # without held-out sums: the paper's plain fit, fixed ridge toward zero
     lam = choose_ridge(grams, cols, original, ridge, full) if searched else ridge

@@ -11,6 +11,7 @@ from cplitool.toolchain.prune.lasso import select_exact
 from cplitool.toolchain.prune.sampling import GramSums
 from cplitool.toolchain.prune.solver import (
     ConsumerTerm,
+    KeptRows,
     KeptSums,
     choose_ridge,
     columns,
@@ -220,3 +221,46 @@ def test_ridge_search_beats_plain_least_squares_on_new_images_when_rows_are_few(
 
     assert searched.ridge != 1e-4 and plain.ridge == 1e-4
     assert new_error(searched.weight) < 0.9 * new_error(plain.weight)
+
+
+def few_rows_problem(rows: int = 30, noise: float = 0.5):  # type: ignore[no-untyped-def]
+    """30 rows for 80 patch columns: fewer than half of them, so the sums keep the rows as well."""
+    return held_problem(rows, noise, seed=5, c=8, k=10, n=6)
+
+
+def test_rows_are_kept_while_few_and_dropped_past_half_the_columns() -> None:
+    *_, sums, _, _ = few_rows_problem(30)
+    assert sums.few is not None and sum(len(x) for x in sums.few.X) == 30
+    assert int(torch.cat(sums.few.held).sum()) == 6  # every fifth image, as the held-out sums
+    *_, many, _, _ = few_rows_problem(41)  # 41 > 80 // 2
+    assert many.few is None and many.rows == 41
+
+
+@pytest.mark.parametrize("lam", [0.0, 1e-4, 1e-2, 1.0])
+def test_fit_and_error_in_the_row_space_equal_the_gram_form(lam: float) -> None:
+    """Caught: the ridge scaled by the rows' count instead of P's mean diagonal, the prior left out of the
+    residual, and the dual solved with X^T X in place of X X^T."""
+    _, _, _, W0, sums, _, k = few_rows_problem()
+    cols = columns(np.array([0, 2, 3, 5, 7]), k)
+    assert sums.few is not None
+    rows, gram = KeptRows.of(sums.few, cols), KeptSums.of(sums, cols)
+    prior = W0[:, cols]
+    for p in (None, prior) if lam > 0 else (None,):
+        torch.testing.assert_close(rows.fit(lam, p), gram.fit(lam, p), rtol=1e-7, atol=1e-7)
+    assert rows.error(prior) == pytest.approx(gram.error(prior), rel=1e-10)
+    train, held = rows.split()
+    gram_train = gram.minus(KeptSums.of(sums.held, cols))  # type: ignore[arg-type]
+    torch.testing.assert_close(train.fit(0.1, prior), gram_train.fit(0.1, prior), rtol=1e-7, atol=1e-7)
+    assert held.X.shape[0] == 6 and train.X.shape[0] == 24
+
+
+def test_refit_on_few_rows_matches_the_gram_refit() -> None:
+    """The same ridge and weights whether the refit reads the rows or the sums."""
+    _, _, _, W0, sums, c, _ = few_rows_problem(noise=0.1)
+    kept = np.arange(c)  # (with channels removed, 24 rows never beat the original weights here)
+    on_rows = refit(sums, W0, c, kept, 1e-4, 0.0)
+    sums.few = None
+    on_sums = refit(sums, W0, c, kept, 1e-4, 0.0)
+    assert on_rows.ridge == on_sums.ridge and on_rows.ridge is not None
+    torch.testing.assert_close(on_rows.weight, on_sums.weight, rtol=1e-7, atol=1e-7)
+    assert on_rows.err_after == pytest.approx(on_sums.err_after, rel=1e-9)
