@@ -1,19 +1,25 @@
-"""Does CPLI beat CP? Paired ablation on a dense CIFAR-10 ResNet-20, full 10,000-image test set.
+"""Does CPLI beat CP? Paired ablation on a dense CIFAR-10 model, full 10,000-image test set.
 
-The dense model is a user's own module (benchmarks/user_models/cifar_resnet.py:ResNet20) with a checkpoint in
-a foreign layout ({"state_dict": {"module.<key>": tensor}}, written by benchmarks/train_foreign_checkpoint.py).
+Two dense models, each with a checkpoint in a foreign layout ({"state_dict": {"module.<key>": tensor}},
+written by benchmarks/train_foreign_checkpoint.py): a user's own ResNet-20
+(benchmarks/user_models/cifar_resnet.py, where feature importance is inert: every stage's consumer writes a
+block output) and cplitool's vgg16_cifar at half width (--model vgg16_w0.5, a plain chain where it acts).
 Every variant prunes the same stages to the same widths at each MACs target; a sampling seed picks both the
 sampled training images and the positions, and every method sees the same images for a given seed.
 
-Phases, per MACs target: (1) cp and cpli with --seeds seeds; (2) every other variant with the first seed;
-(3) the best variant of phase 2 (highest top-1 before fine-tuning at the lowest target) with the remaining
-seeds; (4) one identical short fine-tune (plain loop, fixed seed) of cp, cpli and the best variant, every
-seed. Reported per cell: top-1 and cross-entropy on the test set before fine-tuning, top-1 after, seconds
-per prune; per variant: paired differences against cp with their mean and 95% t-interval over seeds.
+Phases, per MACs target: (1) the paper's cells (random, l1, cp, cp+classification, cp+importance, cpli) with
+--seeds seeds; (2) every option beyond the paper with the first seed; (3) the best option of phase 2
+(highest top-1 before fine-tuning at the lowest target) with the remaining seeds; (4) one identical short
+fine-tune (plain loop, fixed seed) of cp, cpli and the best option, every seed (--tune-all: every cell of
+phases 1 and 3). l1 does not depend on the sampling seed: it is pruned once and paired with every seed's cp. Reported per cell: top-1 and
+cross-entropy on the test set before fine-tuning, top-1 after, seconds per prune; per variant: paired
+differences against cp with their mean and 95% t-interval over seeds; per stage, whether feature importance
+acts (the share of outputs weighted eps, and how much of the selection it changes).
 
 Each finished cell is cached in a JSON file (--cache), so an interrupted run resumes where it stopped:
     .venv/bin/python benchmarks/cpli_ablation.py                 # full run, hours on 2 shared cores
     .venv/bin/python benchmarks/cpli_ablation.py --quick         # tiny settings, minutes (tests use it)
+    .venv/bin/python benchmarks/cpli_ablation.py --model vgg16_w0.5 --every-seed --tune-all
 """
 
 from __future__ import annotations
@@ -22,7 +28,6 @@ import argparse
 import copy
 import dataclasses
 import json
-import math
 import os
 import statistics
 import sys
@@ -38,11 +43,12 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "user_models"))
 
-from results_io import REPO, RESULTS, record
+from results_io import REPO, RESULTS, locked_update, record
+from seed_stats import interval
 from short_finetune import sgd_steps
 
 from cplitool.toolchain.data import build_split, make_loader
-from cplitool.toolchain.io import sha256_file, write_json
+from cplitool.toolchain.io import sha256_file
 from cplitool.toolchain.prune.dependency import graph
 from cplitool.toolchain.prune.plan import make_plan
 from cplitool.toolchain.prune.pruner import prune_model
@@ -51,6 +57,8 @@ from cplitool.toolchain.recipe.sections import DataSection, PruneSection
 
 BASE = {"method": "cpli"}
 VARIANTS: dict[str, dict[str, Any]] = {
+    "random": {"method": "random"},
+    "l1": {"method": "l1"},
     "cp": {"method": "cp"},
     "cpli": BASE,
     "cp+classification": {**BASE, "use_importance": False},
@@ -61,16 +69,24 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "cpli+gamma_rel=0.3": {**BASE, "gamma_rel": 0.3},
     "cpli+gamma_rel=3": {**BASE, "gamma_rel": 3.0},
     "cpli+lookahead=1.0": {**BASE, "lookahead_rows_fraction": 1.0},
+    "cpli+ridge_search": {**BASE, "ridge_search": True},
 }
+PAPER = ["random", "l1", "cp", "cp+classification", "cp+importance", "cpli"]  # the rest are options beyond it
+SEEDLESS = {"l1"}  # selections that read no sampled data: one prune serves every seed
 # Variants that only change the look-ahead: identical to another variant when no stage's consumer outputs
 # are pruned by a later stage (ResNet-20: every stage's consumer writes a residual block's output).
 LOOKAHEAD_ONLY = {"cp+importance": "cp", "cp+classification": "cpli", "cpli+lookahead=1.0": "cpli"}
-T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262]  # t quantile, 1..9 degrees of freedom
 MEAN, STD = [0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]
+CHECKPOINTS = REPO / "benchmarks" / "checkpoints"
+MODELS = {  # --model: (title, default checkpoint, default result name)
+    "resnet20": ("ResNet-20 (benchmarks/user_models/cifar_resnet.py)", "resnet20_cifar10.pth", "cpli_ablation"),
+    "vgg16_w0.5": ("VGG-16 at half width (vgg16_cifar, width 0.5)", "vgg16_w0.5_cifar10.pth", "cpli_vgg_ablation"),
+}
 
 
 @dataclasses.dataclass
 class Settings:
+    model: str
     root: Path
     checkpoint: Path
     targets: list[float]
@@ -87,8 +103,9 @@ class Settings:
 def settings(args: argparse.Namespace) -> Settings:
     quick = args.quick
     return Settings(
+        model=args.model,
         root=Path(args.root),
-        checkpoint=Path(args.checkpoint),
+        checkpoint=Path(args.checkpoint or CHECKPOINTS / MODELS[args.model][1]),
         targets=args.targets or ([0.5] if quick else [0.5, 0.3]),
         seeds=list(range(args.seeds or (2 if quick else 3))),
         images=args.images or (64 if quick else 2000),
@@ -101,13 +118,15 @@ def settings(args: argparse.Namespace) -> Settings:
     )
 
 
-def load_dense(path: Path) -> nn.Module:
-    """ResNet20 from a {"state_dict": {"module.<key>": tensor}} checkpoint, loaded weights-only."""
+def load_dense(model_name: str, path: Path) -> nn.Module:
+    """The model from a {"state_dict": {"module.<key>": tensor}} checkpoint, loaded weights-only."""
     from cifar_resnet import ResNet20
+
+    from cplitool.toolchain.models.vgg import vgg16_cifar
 
     state = torch.load(path, map_location="cpu", weights_only=True)
     state = state.get("state_dict", state)
-    model = ResNet20(num_classes=10)
+    model = ResNet20(num_classes=10) if model_name == "resnet20" else vgg16_cifar(num_classes=10, width=0.5)
     model.load_state_dict({k.removeprefix("module."): v for k, v in state.items()})
     return model.eval()
 
@@ -161,21 +180,20 @@ class Cells:
         return self.cells.get(key)
 
     def put(self, key: str, cell: dict[str, Any]) -> None:
-        self.cells[key] = cell
-        write_json(self.path, {"signature": self.signature, "cells": self.cells})
+        """Store `cell`, merged under a lock with what other processes on the same cache have stored since."""
+
+        def merged(old: dict[str, Any]) -> dict[str, Any]:
+            mine = old.get("cells", {}) if old.get("signature") == self.signature else {}
+            return {"signature": self.signature, "cells": {**mine, **self.cells, key: cell}}
+
+        self.cells = locked_update(self.path, merged)["cells"]
 
 
 def prune(s: Settings, dense: nn.Module, target: float, variant: str, seed: int) -> tuple[Any, Any, float]:
     """(PruneResult, plan, seconds) of one variant on a copy of the dense model. The refit is the paper's plain
     least squares (ridge_search off, as when the cached cells were made): the ablation is about selection."""
-    cfg = PruneSection(
-        macs_keep=target,
-        round_to=s.round_to,
-        num_images=s.images,
-        positions=s.positions,
-        ridge_search=False,
-        **VARIANTS[variant],
-    )
+    options: dict[str, Any] = {"ridge_search": False, **VARIANTS[variant]}
+    cfg = PruneSection(macs_keep=target, round_to=s.round_to, num_images=s.images, positions=s.positions, **options)
     model = copy.deepcopy(dense)
     plan = make_plan(model, (3, 32, 32), cfg)
     start = time.perf_counter()
@@ -241,14 +259,6 @@ def _model_path(cache: Cells, key: str) -> Path:
     return folder / (key.replace("|", "_").replace("=", "") + ".pt")
 
 
-def interval(diffs: list[float]) -> tuple[float, float | None]:
-    """Mean and 95% t half-width (None for one value)."""
-    mean = statistics.fmean(diffs)
-    if len(diffs) < 2:
-        return mean, None
-    return mean, T975[len(diffs) - 2] * statistics.stdev(diffs) / math.sqrt(len(diffs))
-
-
 def lookahead_inert(dense: nn.Module, s: Settings) -> bool:
     stages = make_plan(dense, (3, 32, 32), PruneSection(macs_keep=s.targets[0], round_to=s.round_to)).stages
     producers = {st.producer for st in stages}
@@ -304,6 +314,48 @@ def summarise(cells: list[dict[str, Any]], s: Settings, aliases: dict[str, str])
     return rows, summary
 
 
+def overlap(a: list[int], b: list[int]) -> float:
+    """Share of a's kept channels that b keeps too (both keep the same count)."""
+    return len(set(a) & set(b)) / max(len(a), 1)
+
+
+def importance_stats(dense: nn.Module, cells: list[dict[str, Any]], s: Settings) -> tuple[list[str], list[Any]]:
+    """Does feature importance act? Per target and stage: the share of the consumer's outputs weighted eps (the
+    outputs the next stage drops; 0 where the consumer writes no pruned channels), and how many of the kept
+    channels importance changes: overlap of cp+importance with cp and of cpli with cp+classification, by seed."""
+    by = {(c["target"], c["variant"], c["seed"]): c for c in cells}
+    rows = [
+        "Feature importance per stage: share of the consumer's outputs weighted eps, and overlap of the kept "
+        "channels with importance on and off (mean over seeds; 100% = importance changed nothing).",
+        "",
+        "| MACs target | stage (producer -> consumer) | channels -> keep | outputs at eps | "
+        "cp+importance vs cp | cpli vs cp+classification |",
+        "|---:|---|---:|---:|---:|---:|",
+    ]
+    stats = []
+    for target in s.targets:
+        stages = make_plan(dense, (3, 32, 32), PruneSection(macs_keep=target, round_to=s.round_to)).stages
+        by_producer = {st.producer: st for st in stages}
+        for i, st in enumerate(stages):
+            nxt = by_producer.get(st.consumer)
+            eps_share = 0.0 if nxt is None else 1 - nxt.keep / nxt.channels
+            pairs = {}
+            for on, off in (("cp+importance", "cp"), ("cpli", "cp+classification")):
+                shares = [
+                    overlap(by[(target, on, seed)]["kept"][i], by[(target, off, seed)]["kept"][i])
+                    for seed in s.seeds
+                    if (target, on, seed) in by and (target, off, seed) in by
+                ]
+                pairs[f"{on} vs {off}"] = statistics.fmean(shares) if shares else None
+            stats.append({"target": target, "producer": st.producer, "consumer": st.consumer,
+                          "channels": st.channels, "keep": st.keep, "eps_share": eps_share, "overlap": pairs})  # fmt: skip
+            cols = " | ".join("" if v is None else f"{v:.0%}" for v in pairs.values())
+            rows.append(
+                f"| {target:.0%} | {st.producer} -> {st.consumer} | {st.channels} -> {st.keep} | {eps_share:.0%} | {cols} |"
+            )
+    return rows, stats
+
+
 def best_variant(cells: list[dict[str, Any]], target: float, seed: int, exclude: set[str]) -> str | None:
     """Highest top-1 before fine-tuning at `target` with `seed` among the screened variants."""
     screened = [c for c in cells if c["target"] == target and c["seed"] == seed and c["variant"] not in exclude]
@@ -313,7 +365,10 @@ def best_variant(cells: list[dict[str, Any]], target: float, seed: int, exclude:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", default=str(REPO.parent / "shared" / "data" / "cifar10-jpeg"))
-    ap.add_argument("--checkpoint", default=str(REPO / "benchmarks" / "checkpoints" / "resnet20_cifar10.pth"))
+    ap.add_argument("--model", choices=list(MODELS), default="resnet20", help="the dense model (default resnet20)")
+    ap.add_argument(
+        "--checkpoint", default="", help="its checkpoint (default benchmarks/checkpoints/<model>_cifar10.pth)"
+    )
     ap.add_argument("--targets", type=float, nargs="+", help="MACs keep targets (default 0.5 0.3)")
     ap.add_argument("--seeds", type=int, help="sampling seeds for cp, cpli and the best variant (default 3)")
     ap.add_argument("--images", type=int, help="sampled training images per prune (default 2000)")
@@ -321,26 +376,28 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--round-to", type=int, default=2, help="prune.round_to (8 cannot reach 30%% MACs here)")
     ap.add_argument("--finetune-epochs", type=float, help="fine-tune length in epochs (default 1)")
     ap.add_argument("--finetune-lr", type=float, default=0.01)
-    ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), help="screened variants (default: all)")
+    ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), help="variants besides cp and cpli (default: all)")
     ap.add_argument(
         "--no-finetune", action="store_true", help="phases 1-3 only; a later run without it adds the fine-tunes"
     )
+    ap.add_argument("--tune-all", action="store_true", help="phase 4 fine-tunes every paper cell too")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared machine)")
     ap.add_argument("--quick", action="store_true", help="tiny settings: one target, 2 seeds, 64 images, 500 tests")
-    ap.add_argument("--name", default="", help="result name (default cpli_ablation, or cpli_ablation_quick)")
+    ap.add_argument("--name", default="", help="result name (default per model, e.g. cpli_ablation; <name>_quick)")
     ap.add_argument("--cache", default="", help="cell cache (default benchmarks/results/<name>.cells.json)")
     ap.add_argument("--out", default=str(RESULTS), help="folder for <name>.json and <name>.md")
     args = ap.parse_args(argv)
     s = settings(args)
-    name = args.name or ("cpli_ablation_quick" if args.quick else "cpli_ablation")
+    title = MODELS[s.model][0]
+    name = args.name or MODELS[s.model][2] + ("_quick" if args.quick else "")
     for path, what in ((s.root, "CIFAR-10 JPEG folder"), (s.checkpoint, "dense checkpoint")):
         if not path.exists():
             sys.exit(f"{what} not found at {path}")
     torch.set_num_threads(s.threads)
-    dense = load_dense(s.checkpoint)
+    dense = load_dense(s.model, s.checkpoint)
     # what changes a cell's numbers (targets and seeds are in the cells' keys; the checkpoint by content, so
     # another checkout's copy matches): runs with other targets, seeds, variants or paths share the cache
-    skip = ("threads", "targets", "seeds", "root", "checkpoint")
+    skip = ("threads", "targets", "seeds", "root", "checkpoint", "model")
     signature = {k: str(v) for k, v in dataclasses.asdict(s).items() if k not in skip}
     signature["checkpoint_sha256"] = sha256_file(s.checkpoint)
     cache = Cells(Path(args.cache or Path(args.out) / f"{name}.cells.json"), signature)
@@ -349,39 +406,51 @@ def main(argv: list[str] | None = None) -> None:
     dense_metrics = test_metrics(dense, test)
     print(f"dense: top-1 {dense_metrics['top1']:.2f}% on {dense_metrics['images']} test images", flush=True)
     aliases = dict(LOOKAHEAD_ONLY) if lookahead_inert(dense, s) else {}
-    screened = [v for v in (args.variants or VARIANTS) if v not in ("cp", "cpli") and v not in aliases]
+    chosen = [v for v in (args.variants or VARIANTS) if v not in aliases]
+    paper = [v for v in PAPER if v in ("cp", "cpli") or v in chosen]
+    screened = [v for v in chosen if v not in PAPER]
     done: list[dict[str, Any]] = []
 
     def cell(target: float, variant: str, seed: int, tune: bool = False) -> None:
+        if variant in SEEDLESS and seed != s.seeds[0]:  # the first seed's prune, paired with this seed's cp
+            first = run_cell(s, dense, target, variant, s.seeds[0], tune, test, cache)
+            done.append({**first, "seed": seed, "same_as_seed": s.seeds[0]})
+            return
         done.append(run_cell(s, dense, target, variant, seed, tune, test, cache))
 
-    for target in s.targets:  # phase 1: cp and cpli, every seed
+    for target in s.targets:  # phase 1: the paper's cells, every seed
         for seed in s.seeds:
-            for variant in ("cp", "cpli"):
+            for variant in paper:
                 cell(target, variant, seed)
-    for target in s.targets:  # phase 2: every other variant, first seed
+    for target in s.targets:  # phase 2: every option beyond the paper, first seed
         for variant in screened:
             cell(target, variant, s.seeds[0])
-    best = best_variant(done, min(s.targets), s.seeds[0], {"cp", "cpli"})
+    best = best_variant(done, min(s.targets), s.seeds[0], set(PAPER))
     for target in s.targets:  # phase 3: the best variant, every seed
         for seed in s.seeds[1:]:
             if best:
                 cell(target, best, seed)
     for target in [] if args.no_finetune else s.targets:  # phase 4: the identical fine-tune
+        tuned = [*paper, *([best] if best else [])] if args.tune_all else ["cp", "cpli", *([best] if best else [])]
         for seed in s.seeds:
-            for variant in ("cp", "cpli", *([best] if best else [])):
-                cell(target, variant, seed, tune=True)
+            for variant in tuned:
+                if any(c["target"] == target and c["variant"] == variant and c["seed"] == seed for c in done):
+                    cell(target, variant, seed, tune=True)
     cells = list({(c["target"], c["variant"], c["seed"]): c for c in done}.values())
     rows, summary = summarise(cells, s, aliases)
+    stats_rows, stats = importance_stats(dense, cells, s)
     table = [
-        f"Dense: ResNet-20 (benchmarks/user_models/cifar_resnet.py) from {s.checkpoint.name}, top-1 "
+        f"Dense: {title} from {s.checkpoint.name}, top-1 "
         f"{dense_metrics['top1']:.2f}% on {dense_metrics['images']} CIFAR-10 test images (JPEG q75). Sampling: "
         f"{s.images} training images x {s.positions} positions per seed (seeds {s.seeds}); round_to {s.round_to}. "
-        f"Best screened variant: {best}. Fine-tune: {s.finetune_epochs} epoch(s), SGD lr {s.finetune_lr} cosine, "
+        f"Best option beyond the paper (screened on seed {s.seeds[0]}): {best}. Fine-tune: {s.finetune_epochs} epoch(s), SGD lr {s.finetune_lr} cosine, "
         f"batch 128, seed 0, identical for every cell. Δ = variant - cp paired by seed, mean ± 95% t half-width. "
-        f"Threads {s.threads}; load average per cell in the JSON.",
+        f"Threads {s.threads}; load average per cell in the JSON. l1 reads no sampled data: one prune, paired "
+        "with every seed's cp.",
         "",
         *rows,
+        "",
+        *stats_rows,
     ]
     print("\n".join(table))
     data = {
@@ -390,9 +459,10 @@ def main(argv: list[str] | None = None) -> None:
         "best_variant": best,
         "aliases": aliases,
         "summary": summary,
+        "importance": stats,
         "cells": cells,
     }
-    record(name, "CPLI vs CP: paired ablation on CIFAR-10 ResNet-20", table, data, s.threads, Path(args.out))
+    record(name, f"CPLI vs CP: paired ablation on CIFAR-10 {title}", table, data, s.threads, Path(args.out))
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ from cplitool.toolchain.recipe import load_recipe
 RECIPES = {
     "resnet20": REPO / "benchmarks" / "user_models" / "resnet20_cifar10.toml",
     "mobilenet_v2": REPO / "benchmarks" / "user_models" / "mobilenet_v2_cifar10.toml",
+    "vgg16_w0.5": REPO / "benchmarks" / "user_models" / "vgg16_w0.5_cifar10.toml",
 }
 PLAIN = {"prune.ridge_search": "false"}  # the refit as before the ridge search: least squares, ridge 1e-4
 CPLITOOL = {  # method label -> prune overrides; the unlabelled rows use the defaults (the ridge search)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,3 +43,14 @@ def record(
     ]
     (folder / f"{name}.md").write_text("\n".join(md))
     return folder / f"{name}.json"
+
+
+def locked_update(path: Path, update: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+    """Read the JSON at `path` (empty if absent), apply `update` and write the result atomically, all under an
+    exclusive lock, so that several benchmark processes can share one cell cache. Returns what was written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        doc = update(json.loads(path.read_text()) if path.exists() else {})
+        write_json(path, doc)
+    return doc

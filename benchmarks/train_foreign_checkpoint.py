@@ -5,6 +5,10 @@ import path, model.checkpoint and the checkpoint-layout options, as a user would
 
     .venv/bin/python benchmarks/train_foreign_checkpoint.py resnet20 --epochs 30
     .venv/bin/python benchmarks/train_foreign_checkpoint.py mobilenet_v2 --epochs 15
+    .venv/bin/python benchmarks/train_foreign_checkpoint.py vgg16_w0.5 --epochs 25
+
+vgg16_w0.5 is the plain chain of the CPLI ablation: cplitool's vgg16_cifar at half width (3.7 M parameters,
+~79 M MACs), where pruning a conv shrinks the next conv's input and feature importance acts.
 
 Plain loop: SGD with Nesterov momentum, linear warm-up then cosine, weight decay 5e-4, batch 128, random
 crop and flip (cplitool's cached CIFAR loader, for speed only), channels_last on CPU.
@@ -32,6 +36,7 @@ from cplitool.toolchain.data import build_split, make_loader
 from cplitool.toolchain.recipe.sections import DataSection
 
 CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
+MODELS = ("resnet20", "mobilenet_v2", "vgg16_w0.5")
 
 
 def build(name: str) -> nn.Module:
@@ -41,7 +46,11 @@ def build(name: str) -> nn.Module:
         return ResNet20(num_classes=10)
     if name == "mobilenet_v2":
         return torchvision.models.mobilenet_v2(num_classes=10, width_mult=0.5)
-    raise SystemExit(f"unknown model {name!r}: expected resnet20 or mobilenet_v2")
+    if name == "vgg16_w0.5":
+        from cplitool.toolchain.models.vgg import vgg16_cifar
+
+        return vgg16_cifar(num_classes=10, width=0.5)
+    raise SystemExit(f"unknown model {name!r}: expected one of {', '.join(MODELS)}")
 
 
 def evaluate(model: nn.Module, loader: torch.utils.data.DataLoader) -> float:  # type: ignore[type-arg]
@@ -56,7 +65,7 @@ def evaluate(model: nn.Module, loader: torch.utils.data.DataLoader) -> float:  #
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", choices=["resnet20", "mobilenet_v2"])
+    parser.add_argument("model", choices=MODELS)
     parser.add_argument("--root", default=str(REPO.parent / "shared" / "data" / "cifar10-jpeg"))
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--lr", type=float, default=0.1)

@@ -19,7 +19,7 @@ def test_paired_interval_is_the_t_interval() -> None:
     """Caught: the normal quantile 1.96 instead of t with n - 1 degrees of freedom."""
     ablation = load_script(SCRIPT)
     mean, half = ablation.interval([1.0, 2.0, 3.0])
-    assert mean == 2.0 and half == pytest.approx(4.303 / math.sqrt(3), rel=1e-6)
+    assert mean == 2.0 and half == pytest.approx(4.3027 / math.sqrt(3), rel=1e-4)
     assert ablation.interval([0.5]) == (0.5, None)
 
 
@@ -64,3 +64,32 @@ def test_quick_run_records_paired_cells_and_resumes(
     monkeypatch.setattr(ablation, "finetune", no_pruning)
     ablation.main(argv)  # every cell from the cache
     assert json.loads((tmp_path / "cpli_ablation_quick.json").read_text())["summary"] == doc["summary"]
+
+
+def test_importance_stats_on_a_plain_chain() -> None:
+    """Caught: the eps share taken from the stage's own keep, not the next stage's, and an overlap that
+    compares a stage with the wrong stage of the other variant."""
+    ablation = load_script(SCRIPT)
+    from cplitool.toolchain.models.vgg import vgg16_cifar
+
+    dense = vgg16_cifar(width=0.25).eval()
+    s = ablation.Settings(
+        model="vgg16_w0.5", root=Path("."), checkpoint=Path("."), targets=[0.5], seeds=[0], images=1, positions=1,
+        round_to=2, test_images=0, finetune_epochs=0.0, finetune_lr=0.0, threads=1,
+    )  # fmt: skip
+    stages = ablation.make_plan(dense, (3, 32, 32), ablation.PruneSection(macs_keep=0.5, round_to=2)).stages
+    first = [list(range(st.keep)) for st in stages]
+    shifted = [list(range(1, st.keep + 1)) for st in stages]  # one channel in each stage's set differs
+    cells = [
+        {"target": 0.5, "variant": v, "seed": 0, "kept": kept}
+        for v, kept in (("cp", first), ("cp+importance", first), ("cpli", shifted), ("cp+classification", first))
+    ]
+    rows, stats = ablation.importance_stats(dense, cells, s)
+    by_producer = {st.producer: st for st in stages}
+    for st, row in zip(stages, stats, strict=True):
+        nxt = by_producer.get(st.consumer)
+        assert row["eps_share"] == (0.0 if nxt is None else 1 - nxt.keep / nxt.channels)
+        assert row["overlap"]["cp+importance vs cp"] == 1.0
+        assert row["overlap"]["cpli vs cp+classification"] == pytest.approx((st.keep - 1) / st.keep)
+    assert any(r["eps_share"] > 0 for r in stats)  # a plain chain: importance acts
+    assert len(rows) == 4 + len(stages)
