@@ -23,6 +23,7 @@ from cplitool.toolchain.progress import console, task
 from cplitool.toolchain.prune.chain import ChainInputs
 from cplitool.toolchain.prune.criteria import l1_keep, random_keep
 from cplitool.toolchain.prune.dependency import graph
+from cplitool.toolchain.prune.gamma_search import choose_gamma, held_images
 from cplitool.toolchain.prune.group_pruner import GroupReport, choose_groups, remove_groups
 from cplitool.toolchain.prune.plan import PrunePlan, Stage, make_plan
 from cplitool.toolchain.prune.sampling import GramSums, capture_original, prefix_inputs, stage_grams, weight_2d
@@ -48,6 +49,8 @@ class StageReport:
     gram_s: float = 0.0
     solve_s: float = 0.0
     refit_s: float = 0.0  # part of solve_s
+    gamma_rel: float | None = None  # with prune.gamma_search: the value chosen for this stage
+    gamma_losses: dict[str, float] = field(default_factory=dict)  # ... and each candidate's held-out loss
 
 
 @dataclass
@@ -177,6 +180,8 @@ def _prune_stages(
         chain = ChainInputs.create(model, plan.stages, plan.input_shape, loader, cfg.num_images, device)
         capture.seconds += time.perf_counter() - start
     gen = torch.Generator().manual_seed(seed)
+    searching = bool(cfg.gamma_search) and terms.classification
+    held = held_images(loader) if searching else None
     reports = []
     with task("prune stages", len(plan.stages), "stage", transient=False) as advance:
         for i, stage in enumerate(plan.stages):
@@ -205,7 +210,8 @@ def _prune_stages(
                     device,
                     per_image=cfg.classification_rows == "image",
                     store=cfg.refit_classification,
-                    held=cfg.ridge_search,
+                    held=cfg.ridge_search or searching,
+                    held_classification=searching,
                 )
                 report.gram_s = grams.seconds
                 report.rows = grams.rows
@@ -216,6 +222,11 @@ def _prune_stages(
                     s = fold_norm(s, norm_after(dg, consumer))
                 capture.lookahead.pop(nxt.consumer if nxt else "", None)  # used once: free its Gram sums
                 gamma_rel = cfg.gamma_rel * terms.classification
+                if held is not None:
+                    gamma_rel, losses = choose_gamma(model, stage, grams, s, cfg.gamma_search, cfg.ridge, held, device)
+                    report.gamma_rel, report.gamma_losses = gamma_rel, {str(g): v for g, v in losses.items()}
+                    if not cfg.ridge_search:
+                        grams.held = None  # kept for the gamma search only: the refit stays the plain fit
                 solution = solve_stage(
                     grams,
                     weight_2d(consumer),

@@ -169,9 +169,11 @@ class GramSums:
         store: bool = False,
         held: bool = False,
         few: bool = True,
+        held_classification: bool = False,
     ) -> GramSums:
-        """Zero sums; `held`: also sum the rows of every HOLD_OUT-th image apart (for solver.choose_ridge);
-        `few`: keep the rows while they are few (FewRows)."""
+        """Zero sums; `held`: also sum the rows of every HOLD_OUT-th image apart (for solver.choose_ridge),
+        with `held_classification` their classification term too (for gamma_search); `few`: keep the rows
+        while they are few (FewRows)."""
         f64 = torch.float64
         return cls(
             torch.zeros(ck, ck, dtype=f64, device=device),
@@ -181,8 +183,22 @@ class GramSums:
             torch.zeros(c, dtype=f64, device=device) if grads else None,
             per_image=per_image,
             stored=StoredRows() if store and grads else None,
-            held=cls.empty(ck, c, n, False, device, few=False) if held else None,
+            held=cls.empty(ck, c, n, grads and held_classification, device, per_image, few=False) if held else None,
             few=FewRows(ck // 2) if few else None,
+        )
+
+    def minus(self, part: GramSums) -> GramSums:
+        """These sums without the rows of `part`, a subset of them (the held-out images): every term."""
+        cls_term = self.AtA is not None and self.Atb is not None and part.AtA is not None and part.Atb is not None
+        return GramSums(
+            self.P - part.P,
+            self.XtY - part.XtY,
+            self.yy - part.yy,
+            self.AtA - part.AtA if cls_term else None,  # type: ignore[operator]
+            self.Atb - part.Atb if cls_term else None,  # type: ignore[operator]
+            self.bb - part.bb if cls_term else 0.0,
+            self.rows - part.rows,
+            per_image=self.per_image,
         )
 
     def add(
@@ -224,7 +240,8 @@ class GramSums:
                 raise ValueError("held-out sums need each row's image")
             out = (image % HOLD_OUT == HOLD_OUT - 1).to(X.device)
             if out.any():
-                self.held.add(X[out], Y[out], None, W)
+                G_out = G[out] if G is not None and self.held.AtA is not None else None
+                self.held.add(X[out], Y[out], G_out, W, image[out.to(image.device)])
         self.rows += X.shape[0]
         if self.few is not None and self.rows > self.few.cap:
             self.few = None  # many rows: the Gram form is the cheaper one
@@ -431,14 +448,26 @@ def stage_grams(
     per_image: bool = False,
     store: bool = False,
     held: bool = False,
+    held_classification: bool = False,
 ) -> tuple[GramSums, float]:
     """Gram sums of one stage: X from `inputs` (the consumer's input in the network pruned so far, per
     batch), Y and G from the original network. Returns the sums and the time spent producing X.
     `per_image`: classification rows per image; `store`: keep the rows too (for refit_cg); `held`: sum the
-    held-out images apart too (for the ridge search)."""
+    held-out images apart too (for the ridge search), `held_classification` with their classification
+    term (for the gamma search)."""
     conv: Any = model.get_submodule(consumer)
     w = weight_2d(conv)
-    grams = GramSums.empty(w.shape[1], in_width(conv), w.shape[0], grads, device, per_image, store, held)
+    grams = GramSums.empty(
+        w.shape[1],
+        in_width(conv),
+        w.shape[0],
+        grads,
+        device,
+        per_image,
+        store,
+        held,
+        held_classification=held_classification,
+    )
     blocks = RowBlocks(grams, w)
     seconds = 0.0
     with task(f"capture + Gram {consumer}", len(targets.pos), "batch") as advance:

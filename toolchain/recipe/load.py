@@ -254,6 +254,11 @@ def cross_check(r: Recipe, errors: list[str]) -> None:
         )
     if r.regress.baseline and not is_file(r.regress.baseline):
         errors.append(f"{p}regress.baseline: file not found: {r.regress.baseline}")
+    if r.prune.gamma_search and (r.prune.method != "cpli" or r.prune.scope != "blocks"):
+        errors.append(
+            f'{p}prune.gamma_search: needs prune.method = "cpli" and prune.scope = "blocks", got '
+            f"{r.prune.method!r} and {r.prune.scope!r} (set prune.gamma_search = [] to use prune.gamma_rel)"
+        )
     if r.run.dir and exists(r.run.dir) and not is_dir(r.run.dir):
         errors.append(f"{p}run.dir: {r.run.dir} exists and is not a directory")
     check_model_args(r, errors)

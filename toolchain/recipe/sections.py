@@ -192,6 +192,13 @@ class PruneSection:
         "choose the refit's ridge per layer on held-out images (every 5th sampled image): prune.ridge or a power "
         "of ten up to 1, or the original weights when no fit reconstructs those images better",
     )
+    gamma_search: list[float] = opt(
+        [],
+        "cpli, scope blocks: choose gamma_rel per stage among these values by the network's cross-entropy on the "
+        "held-out images (every 5th sampled image; selected and refitted on the others), as the refit's ridge "
+        "is; empty: prune.gamma_rel at every stage",
+        min=0.0,
+    )
 
 
 @dataclass
