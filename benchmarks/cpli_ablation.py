@@ -7,11 +7,12 @@ block output) and cplitool's vgg16_cifar at half width (--model vgg16_w0.5, a pl
 Every variant prunes the same stages to the same widths at each MACs target; a sampling seed picks both the
 sampled training images and the positions, and every method sees the same images for a given seed.
 
-Phases, per MACs target: (1) the paper's cells (random, l1, cp, cp+classification, cp+importance, cpli) with
+Phases, per MACs target: (1) the paper's cells (random, l1, cp, cp+classification, cp+importance, cpli) and
+the --every-seed options (default: cpli+gamma_search, the fix tried when cpli does not beat cp) with
 --seeds seeds; (2) every option beyond the paper with the first seed; (3) the best option of phase 2
 (highest top-1 before fine-tuning at the lowest target) with the remaining seeds; (4) one identical short
-fine-tune (plain loop, fixed seed) of cp, cpli and the best option, every seed (--tune-all: every cell of
-phases 1 and 3). l1 does not depend on the sampling seed: it is pruned once and paired with every seed's cp. Reported per cell: top-1 and
+fine-tune (plain loop, fixed seed) of cp, cpli, the --every-seed options and the best option, every seed
+(--tune-all: every cell of phases 1 and 3). l1 does not depend on the sampling seed: it is pruned once and paired with every seed's cp. Reported per cell: top-1 and
 cross-entropy on the test set before fine-tuning, top-1 after, seconds per prune; per variant: paired
 differences against cp with their mean and 95% t-interval over seeds; per stage, whether feature importance
 acts (the share of outputs weighted eps, and how much of the selection it changes).
@@ -70,6 +71,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "cpli+gamma_rel=3": {**BASE, "gamma_rel": 3.0},
     "cpli+lookahead=1.0": {**BASE, "lookahead_rows_fraction": 1.0},
     "cpli+ridge_search": {**BASE, "ridge_search": True},
+    "cpli+gamma_search": {**BASE, "gamma_search": [0.0, 0.3, 1.0, 3.0]},  # gamma_rel per stage, held-out loss
 }
 PAPER = ["random", "l1", "cp", "cp+classification", "cp+importance", "cpli"]  # the rest are options beyond it
 SEEDLESS = {"l1"}  # selections that read no sampled data: one prune serves every seed
@@ -381,6 +383,13 @@ def main(argv: list[str] | None = None) -> None:
         "--no-finetune", action="store_true", help="phases 1-3 only; a later run without it adds the fine-tunes"
     )
     ap.add_argument("--tune-all", action="store_true", help="phase 4 fine-tunes every paper cell too")
+    ap.add_argument(
+        "--every-seed",
+        nargs="*",
+        choices=[v for v in VARIANTS if v not in PAPER],
+        default=["cpli+gamma_search"],
+        help="options run on every seed in phase 1 (default: cpli+gamma_search)",
+    )
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared machine)")
     ap.add_argument("--quick", action="store_true", help="tiny settings: one target, 2 seeds, 64 images, 500 tests")
     ap.add_argument("--name", default="", help="result name (default per model, e.g. cpli_ablation; <name>_quick)")
@@ -408,7 +417,8 @@ def main(argv: list[str] | None = None) -> None:
     aliases = dict(LOOKAHEAD_ONLY) if lookahead_inert(dense, s) else {}
     chosen = [v for v in (args.variants or VARIANTS) if v not in aliases]
     paper = [v for v in PAPER if v in ("cp", "cpli") or v in chosen]
-    screened = [v for v in chosen if v not in PAPER]
+    paper += [v for v in args.every_seed if v in chosen]
+    screened = [v for v in chosen if v not in paper]
     done: list[dict[str, Any]] = []
 
     def cell(target: float, variant: str, seed: int, tune: bool = False) -> None:
@@ -425,13 +435,16 @@ def main(argv: list[str] | None = None) -> None:
     for target in s.targets:  # phase 2: every option beyond the paper, first seed
         for variant in screened:
             cell(target, variant, s.seeds[0])
-    best = best_variant(done, min(s.targets), s.seeds[0], set(PAPER))
+    best = best_variant(done, min(s.targets), s.seeds[0], set(paper))
     for target in s.targets:  # phase 3: the best variant, every seed
         for seed in s.seeds[1:]:
             if best:
                 cell(target, best, seed)
     for target in [] if args.no_finetune else s.targets:  # phase 4: the identical fine-tune
-        tuned = [*paper, *([best] if best else [])] if args.tune_all else ["cp", "cpli", *([best] if best else [])]
+        extra = [v for v in paper if v not in PAPER]
+        tuned = (
+            [*paper, *([best] if best else [])] if args.tune_all else ["cp", "cpli", *extra, *([best] if best else [])]
+        )
         for seed in s.seeds:
             for variant in tuned:
                 if any(c["target"] == target and c["variant"] == variant and c["seed"] == seed for c in done):
