@@ -125,6 +125,18 @@ def child(row: Row, threads: int, device: str) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def matmul_rate(device: str, side: int = 4096, repeats: int = 5) -> float:
+    """The machine's float32 matrix-product rate (GFLOP/s, median of `repeats` products of two side x side
+    matrices): the yardstick for the Gram phase's arithmetic bound (its float32 products are such matmuls)."""
+    a = torch.randn(side, side, device=device)
+    times = []
+    for _ in range(repeats + 1):  # the first warms up
+        start = time.perf_counter()
+        (a @ a).sum().item()
+        times.append(time.perf_counter() - start)
+    return 2 * side**3 / statistics.median(times[1:]) / 1e9
+
+
 def median_row(runs: list[dict[str, Any]]) -> dict[str, float]:
     return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
@@ -165,6 +177,7 @@ def main() -> None:
         print(json.dumps(run_row(ROWS[args.child], args.device)))
         return
     load_before = os.getloadavg()
+    rate = matmul_rate(args.device)
     measured = []
     for name in args.rows:
         runs = [child(ROWS[name], args.threads, args.device) for _ in range(args.repeats)]
@@ -176,12 +189,14 @@ def main() -> None:
         "",
         f"Load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f}: on a busy machine every "
         "phase stretches; the goals are for a quiet one.",
+        f"float32 matmul rate before the rows (4096x4096, median of 5): {rate:.0f} GFLOP/s.",
     ]
     print("\n".join(table))
     data = {
         "args": vars(args),
         "load_average_before": load_before,
         "load_average_after": load_after,
+        "float32_matmul_gflops": rate,
         "rows": [{"row": r.name, **m, "runs": n} for r, m, n in measured],
     }
     record(args.name, f"CPLI pruning speed ({args.device})", table, data, args.threads)
