@@ -103,6 +103,19 @@ def run_group(
     return [cells[cell_key(model_name, method, seed, b, args)] for b in budgets]
 
 
+def cached_cells(args: argparse.Namespace, models: list[str]) -> list[dict[str, Any]]:
+    """Every cached cell of these models and methods at args.macs_keep and args.num_images."""
+    cells: dict[str, Any] = json.loads(CELLS.read_text()) if CELLS.exists() else {}
+    methods = args.methods.split(",")
+    return [
+        c
+        for k, c in sorted(cells.items())
+        if c["model"] in models
+        and c["method"] in methods
+        and k.startswith(f"{c['model']}|{c['method']}|{args.macs_keep}|{args.num_images}|")
+    ]
+
+
 def summarise(
     cells: list[dict[str, Any]], dense_top1: dict[str, float], budgets: list[float]
 ) -> tuple[list[str], list[dict[str, Any]]]:
@@ -185,6 +198,9 @@ def main() -> None:
     parser.add_argument("--long-budgets", default="4", help="fine-tune epochs run with --long-seeds only")
     parser.add_argument("--long-seeds", default="0")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--from-cache", action="store_true", help="prune and fine-tune nothing: the table and plot of the cached cells"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     floats = lambda text: [float(v) for v in text.split(",") if v]  # noqa: E731
@@ -201,18 +217,21 @@ def main() -> None:
             "train": make_loader(build_split(recipe.data, "train", augment=True), 128, shuffle=True, seed=0, drop_last=True),
         }  # fmt: skip
         dense_top1[model_name] = evaluate(load_dense(ModelSource.of(recipe), recipe.model.checkpoint), loaders["test"])
+        if args.from_cache:
+            continue
         for seed, mine in [*[(s, budgets) for s in seeds], *[(s, long_budgets) for s in long_seeds]]:
             for method in args.methods.split(","):  # short budgets on every seed first, then the long ones
                 cells += run_group(model_name, method, seed, mine, args, loaders)
-    all_budgets = sorted(set(budgets) | set(long_budgets))
+    if args.from_cache:
+        cells = cached_cells(args, list(dense_top1))
+    all_budgets = sorted({c["budget_epochs"] for c in cells})
     rows, summary = summarise(cells, dense_top1, all_budgets)
     plot(summary, PLOT)
     table = [
         f"Pruned to {args.macs_keep} of the MACs (cpli/cp sample {args.num_images} training images x 10 positions), "
         f"then fine-tuned for each budget from the same pruned model: SGD lr 0.01 cosine over the budget's steps, "
-        f"batch 128, seed = the pruning seed. Seeds {seeds} for {budgets} epochs, {long_seeds} for {long_budgets}. "
-        "Top-1 on the full 10,000-image CIFAR-10 (JPEG q75) test set: mean ± 95% t half-width over seeds (n = "
-        f"seeds). Plot: docs/img/{PLOT.name}.",
+        "batch 128, seed = the pruning seed (0, 1, 2; n = seeds per cell). Top-1 on the full 10,000-image CIFAR-10 "
+        f"(JPEG q75) test set: mean ± 95% t half-width over seeds. Plot: docs/img/{PLOT.name}.",
         "",
         *rows,
     ]
