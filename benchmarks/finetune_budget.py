@@ -32,14 +32,13 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from prune_vs_peers import PEER, RECIPES, WORK, cplitool_prune, evaluate, tp_prune
+from prune_vs_peers import PEER, RECIPES, WORK, cplitool_prune, evaluate, model_loaders, tp_prune
 from results_io import REPO, RESULTS, locked_update, record
 from seed_stats import interval
 from short_finetune import sgd_steps
 
 from cplitool.toolchain.artifacts import load_artifact, load_dense
 from cplitool.toolchain.counting import count_model
-from cplitool.toolchain.data import build_split, make_loader
 from cplitool.toolchain.models.source import ModelSource
 from cplitool.toolchain.recipe import load_recipe
 
@@ -209,14 +208,7 @@ def main() -> None:
     cells: list[dict[str, Any]] = []
     dense_top1: dict[str, float] = {}
     for model_name in args.models.split(","):
-        recipe = load_recipe(RECIPES[model_name])
-        if not Path(recipe.data.root).is_dir():
-            sys.exit(f"CIFAR-10 JPEG folder not found at {recipe.data.root}")
-        loaders = {
-            "test": make_loader(build_split(recipe.data, "val", augment=False), 500, shuffle=False),
-            "train": make_loader(build_split(recipe.data, "train", augment=True), 128, shuffle=True, seed=0, drop_last=True),
-        }  # fmt: skip
-        dense_top1[model_name] = evaluate(load_dense(ModelSource.of(recipe), recipe.model.checkpoint), loaders["test"])
+        loaders, dense_top1[model_name] = model_loaders(model_name)
         if args.from_cache:
             continue
         for seed, mine in [*[(s, budgets) for s in seeds], *[(s, long_budgets) for s in long_seeds]]:

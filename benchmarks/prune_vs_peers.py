@@ -188,6 +188,18 @@ def row(runs: list[dict[str, Any]], dense_top1: dict[str, float]) -> str:
     return f"{head} {r['macs_keep']:.3f} | {len(runs)} | {before} | {after} | {prune_s:.0f} |"
 
 
+def model_loaders(model_name: str) -> tuple[dict[str, Any], float]:
+    """The model's CIFAR-10 test and (augmented) train loaders, and its dense top-1 on the test set."""
+    recipe = load_recipe(RECIPES[model_name])
+    if not Path(recipe.data.root).is_dir():
+        sys.exit(f"CIFAR-10 JPEG folder not found at {recipe.data.root}")
+    loaders = {
+        "test": make_loader(build_split(recipe.data, "val", augment=False), 500, shuffle=False),
+        "train": make_loader(build_split(recipe.data, "train", augment=True), 128, shuffle=True, seed=0, drop_last=True),
+    }  # fmt: skip
+    return loaders, evaluate(load_dense(ModelSource.of(recipe), recipe.model.checkpoint), loaders["test"])
+
+
 def cell_key(model_name: str, label: str, args: argparse.Namespace) -> str:
     """The cache key; seed 0's keys carry no seed (they predate --seeds)."""
     key = f"{model_name}|{label}|{args.macs_keep}|{args.num_images}|{args.finetune_epochs}"
@@ -208,15 +220,7 @@ def main() -> None:
     cells: dict[str, Any] = json.loads(CELLS.read_text()) if CELLS.exists() else {}
     dense_top1: dict[str, float] = {}
     for model_name in args.models.split(","):
-        recipe = load_recipe(RECIPES[model_name])
-        if not Path(recipe.data.root).is_dir():
-            sys.exit(f"CIFAR-10 JPEG folder not found at {recipe.data.root}")
-        loaders = {
-            "test": make_loader(build_split(recipe.data, "val", augment=False), 500, shuffle=False),
-            "train": make_loader(build_split(recipe.data, "train", augment=True), 128, shuffle=True, seed=0, drop_last=True),
-        }  # fmt: skip
-        source = ModelSource.of(recipe)
-        dense_top1[model_name] = evaluate(load_dense(source, recipe.model.checkpoint), loaders["test"])
+        loaders, dense_top1[model_name] = model_loaders(model_name)
         for seed in [int(v) for v in args.seeds.split(",")]:
             args.seed = seed
             for label in args.methods.split(","):
