@@ -94,15 +94,16 @@ BLOCK_ROWS = 4096  # rows per Gram product: large matmuls, one float64 accumulat
 HOLD_OUT = 5  # every 5th sampled image is also summed apart: the refit's ridge is chosen on it
 
 
-def symmetric_gram(X: torch.Tensor) -> torch.Tensor:
-    """X^T X in float64, computing only the upper strips (about half the multiply-adds) and mirroring them."""
+def symmetric_gram(X: torch.Tensor, into: torch.Tensor | None = None) -> torch.Tensor:
+    """X^T X in float64, computing only the upper strips (about half the multiply-adds) and mirroring them;
+    `into`: added to that float64 sum in place, a strip at a time (no (d, d) temporary), and returned."""
     d = X.shape[1]
-    out = torch.empty(d, d, dtype=torch.float64, device=X.device)
+    out = torch.zeros(d, d, dtype=torch.float64, device=X.device) if into is None else into
     for a in range(0, d, STRIP):
         b = min(a + STRIP, d)
         strip = (X[:, a:b].t() @ X[:, a:]).double()  # rows a:b, columns a:
-        out[a:b, a:] = strip
-        out[b:, a:b] = strip[:, b - a :].t()
+        out[a:b, a:] += strip
+        out[b:, a:b] += strip[:, b - a :].t()
     return out
 
 
@@ -214,7 +215,7 @@ class GramSums:
         start = time.perf_counter()
         dtype = torch.float64 if X.dtype == torch.float64 else torch.float32  # products in the features' precision
         X, Y = X.to(dtype), Y.to(dtype)
-        self.P += symmetric_gram(X)
+        symmetric_gram(X, into=self.P)
         self.XtY += (X.t() @ Y).double()
         self.yy += (Y * Y).sum(0).double()
         if G is not None and self.AtA is not None and self.Atb is not None:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from cplitool.toolchain.prune.lasso import select_exact
-from cplitool.toolchain.prune.sampling import FewRows, GramSums, StoredRows, per_image, symmetric_gram
+from cplitool.toolchain.prune.sampling import FewRows, GramSums, StoredRows, per_image
 
 RIDGE_DECADES = 3  # choose_ridge tries up to 1e-3, 1e-2, 1e-1 and 1 (and the configured ridge)
 
@@ -46,8 +46,7 @@ def objective(
     k = W.shape[1] // c
     Wd = W.to(grams.P.device, torch.float64)
     sd = s.to(grams.P.device, torch.float64)
-    Ws = Wd * sd.sqrt()[:, None]
-    Q = (symmetric_gram(Ws) * grams.P).view(c, k, c, k).sum((1, 3))
+    Q = channel_gram(W, s, grams.P, k)
     q = ((grams.XtY * sd[None, :]) * Wd.t()).sum(1).view(c, k).sum(1)
     gamma = gamma_of(grams, s, gamma_rel)
     if gamma > 0 and grams.AtA is not None and grams.Atb is not None:
@@ -55,6 +54,33 @@ def objective(
         q = q + gamma * grams.Atb
     rows = max(grams.rows, 1)
     return (Q / rows).cpu().numpy(), (q / rows).cpu().numpy(), gamma
+
+
+STRIP_ENTRIES = 1 << 19  # entries of one strip of M o P in channel_gram: 4 MB of float64, cache-sized
+
+
+def channel_gram(W: torch.Tensor, s: torch.Tensor, P: torch.Tensor, k: int) -> torch.Tensor:
+    """B_ii' = <M_ii', P_ii'> over every pair of input channels, M = W^T diag(s) W: (c, c) float64.
+
+    The n x (c*k)^2 weight Gram is the costly part of a stage's objective. It is formed a strip of channels
+    at a time, upper strips only, and reduced to channel blocks at once, so the (c*k)^2 product M o P is
+    never held whole. M is multiplied in the weights' precision, at least float32 (a float32 network's M
+    is then a sum of n products of float32 weights: relative error about 1e-7, far below the sampling noise
+    of P, at twice float64's rate); P, which sums tens of thousands of rows and is differenced for the
+    held-out split, stays float64, and so do the products and block sums."""
+    ck = W.shape[1]
+    c = ck // k
+    dtype = torch.promote_types(W.dtype, torch.float32)
+    Ws = (W.to(P.device, dtype) * s.to(P.device, dtype).sqrt()[:, None]).contiguous()
+    B = torch.empty(c, c, dtype=torch.float64, device=P.device)
+    step = max(1, STRIP_ENTRIES // (ck * k))
+    for a in range(0, c, step):
+        b = min(a + step, c)
+        M = (Ws[:, a * k : b * k].t() @ Ws[:, a * k :]).double().mul_(P[a * k : b * k, a * k :])
+        block = M.view(b - a, k, c - a, k).sum(3).sum(1)  # the inner axis first: contiguous
+        B[a:b, a:] = block
+        B[b:, a:b] = block[:, b - a :].t()
+    return B
 
 
 def gamma_of(grams: GramSums, s: torch.Tensor, gamma_rel: float) -> float:
@@ -108,6 +134,10 @@ class KeptSums:
             return torch.linalg.solve(A, rhs).t()
         return torch.linalg.lstsq(P.cpu(), XtY.cpu(), driver="gelsd").solution.t().to(P.device)
 
+    def held_errors(self, held: Kept, ridges: list[float], prior: torch.Tensor) -> list[float]:
+        """held.error of this fit at each ridge (toward `prior`): one factorisation per ridge."""
+        return [held.error(self.fit(ridge, prior)) for ridge in ridges]
+
 
 @dataclass
 class KeptRows:
@@ -153,6 +183,28 @@ class KeptRows:
             return base + dual.t() @ X
         return torch.linalg.lstsq(X.cpu(), Y.cpu(), driver="gelsd").solution.t().to(X.device)
 
+    def held_errors(self, held: Kept, ridges: list[float], prior: torch.Tensor) -> list[float]:
+        """held.error(self.fit(ridge, prior)) at every ridge from one eigendecomposition X X^T = U diag(e) U^T:
+        the held-out residual is R_h - (X_h X^T) U diag(1 / (e + lam)) U^T R, with R = Y - X prior^T, so a
+        ridge costs held rows x rows x n instead of a fit's rows x m x n products. Ridge 0 (the rank-revealing
+        fit toward zero) is fitted as before."""
+        assert isinstance(held, KeptRows)  # split() makes both halves rows
+        X, base = self.X, prior.to(self.X.device, self.X.dtype)
+        e, U = torch.linalg.eigh(X @ X.t())
+        A = U.t() @ (self.Y - X @ base.t())  # (rows, n)
+        CU = (held.X @ X.t()) @ U  # (held rows, rows)
+        Rh = held.Y - held.X @ base.t()
+        total = max(float((held.Y * held.Y).sum()), 1e-300)
+        scale = float((X * X).sum()) / max(X.shape[1], 1)  # lam = ridge * mean squared column norm, as in fit
+        errors = []
+        for ridge in ridges:
+            if ridge <= 0:
+                errors.append(held.error(self.fit(ridge, prior)))
+                continue
+            residual = Rh - CU @ (A / (e + ridge * scale)[:, None])
+            errors.append(float((residual * residual).sum()) / total)
+        return errors
+
 
 Kept = KeptSums | KeptRows
 
@@ -184,8 +236,8 @@ def choose_ridge(
         held = KeptSums.of(grams.held, cols)
         train = full.minus(held)
     errors: dict[float | None, float] = {None: held.error(original)}
-    for lam in ridge_grid(ridge):
-        errors[lam] = held.error(train.fit(lam, original))
+    grid = ridge_grid(ridge)
+    errors.update(zip(grid, train.held_errors(held, grid, original), strict=True))
     return min(errors, key=lambda lam: errors[lam])
 
 
@@ -266,22 +318,18 @@ def consumer_objective(
     dev = g.P.device
     Wd = term.W.to(dev, torch.float64)
     sd = term.s.to(dev, torch.float64)
-    Ws = Wd * sd.sqrt()[:, None]
-    MP = symmetric_gram(Ws) * g.P  # (ck, ck): Q over single columns
-    v = ((g.XtY * sd[None, :]) * Wd.t()).sum(1)  # (ck,): q over single columns
+    B = channel_gram(term.W, term.s, g.P, k)  # (c, c): Q over single channels
+    v = ((g.XtY * sd[None, :]) * Wd.t()).sum(1).view(term.c, k).sum(1)  # (c,): q over single channels
     free = torch.zeros(term.c, dtype=torch.bool, device=dev)
-    free[torch.as_tensor(term.channels, device=dev)] = True
-    fixed_cols = (~free).repeat_interleave(k).to(torch.float64)
-    cols = torch.as_tensor(term.channels[:, None] * k + np.arange(k)[None, :], device=dev).reshape(-1)
-    col_class = torch.as_tensor(classes[term.roots], device=dev).repeat_interleave(k)
-    q_cols = v[cols] - MP[cols] @ fixed_cols
-    Q = _aggregate(MP[cols][:, cols], col_class, n_classes)
-    q = torch.zeros(n_classes, dtype=torch.float64, device=dev).index_add_(0, col_class, q_cols)
+    ch = torch.as_tensor(term.channels, device=dev)
+    free[ch] = True
+    ch_class = torch.as_tensor(classes[term.roots], device=dev)
+    q_ch = v[ch] - B[ch] @ (~free).to(torch.float64)
+    Q = _aggregate(B[ch][:, ch], ch_class, n_classes)
+    q = torch.zeros(n_classes, dtype=torch.float64, device=dev).index_add_(0, ch_class, q_ch)
     energy = float((sd * g.yy).sum())
     if gamma_rel > 0 and g.AtA is not None and g.Atb is not None and g.bb > 0:
         gamma = gamma_rel * energy / g.bb
-        ch = torch.as_tensor(term.channels, device=dev)
-        ch_class = torch.as_tensor(classes[term.roots], device=dev)
         q_cls = g.Atb[ch] - g.AtA[ch] @ (~free).to(torch.float64)
         Q = Q + gamma * _aggregate(g.AtA[ch][:, ch], ch_class, n_classes)
         q = q + gamma * torch.zeros(n_classes, dtype=torch.float64, device=dev).index_add_(0, ch_class, q_cls)

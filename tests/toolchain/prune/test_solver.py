@@ -7,12 +7,14 @@ import numpy as np
 import pytest
 import torch
 
+from cplitool.toolchain.prune import solver
 from cplitool.toolchain.prune.lasso import select_exact
 from cplitool.toolchain.prune.sampling import GramSums
 from cplitool.toolchain.prune.solver import (
     ConsumerTerm,
     KeptRows,
     KeptSums,
+    channel_gram,
     choose_ridge,
     columns,
     consumer_objective,
@@ -73,6 +75,31 @@ def test_importance_and_classification_terms_equal_the_augmented_design() -> Non
     D, y = explicit_design(X, W, Y, G, c, k, s, gamma)
     np.testing.assert_allclose(Q, D.T @ D / X.shape[0], rtol=1e-9)
     np.testing.assert_allclose(q, D.T @ y / X.shape[0], rtol=1e-9)
+
+
+@pytest.mark.parametrize("step", [1, 4, 6])  # channels per strip: one, uneven (6 = 4 + 2), whole
+def test_channel_gram_in_strips_equals_the_whole_product(step: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """B = blocks of (W^T diag(s) W) o P, formed by strips of channels and mirrored: catches a wrong strip
+    offset, a missing mirror and s applied once instead of under a square root on both sides."""
+    _, W, _, _, sums, c, k = problem(7)
+    s = torch.tensor([1.0, 0.5, 2.0, 1.0, 0.1], dtype=torch.float64)
+    monkeypatch.setattr(solver, "STRIP_ENTRIES", step * W.shape[1] * k)
+    direct = ((W.t() @ (s[:, None] * W)) * sums.P).view(c, k, c, k).sum((1, 3))
+    torch.testing.assert_close(channel_gram(W, s, sums.P, k), direct, rtol=1e-12, atol=0)
+
+
+def test_float32_weights_give_the_float64_objective_within_1e_6_and_the_same_selection() -> None:
+    """A float32 network's weight Gram is multiplied in float32 (twice float64's rate): the stage objective
+    moves by about 1e-7 relative and selects the same channels."""
+    _, W, _, _, sums, c, _ = problem(8)
+    s = torch.tensor([1.0, 0.5, 2.0, 1.0, 0.1])
+    W32 = W.float()
+    Q64, q64, _ = objective(sums, W32.double(), c, s.double(), 0.5)
+    Q32, q32, _ = objective(sums, W32, c, s, 0.5)
+    assert np.abs(Q32 - Q64).max() <= 1e-6 * np.abs(Q64).max()
+    np.testing.assert_allclose(q32, q64, rtol=1e-12)  # q does not use the weight Gram
+    for keep in (2, 3, 4):
+        assert list(select_exact(Q32, q32, keep)[1]) == list(select_exact(Q64, q64, keep)[1])
 
 
 def test_recon_error_from_grams_equals_direct() -> None:
@@ -252,6 +279,22 @@ def test_fit_and_error_in_the_row_space_equal_the_gram_form(lam: float) -> None:
     gram_train = gram.minus(KeptSums.of(sums.held, cols))  # type: ignore[arg-type]
     torch.testing.assert_close(train.fit(0.1, prior), gram_train.fit(0.1, prior), rtol=1e-7, atol=1e-7)
     assert held.X.shape[0] == 6 and train.X.shape[0] == 24
+
+
+def test_held_out_errors_from_one_eigendecomposition_equal_a_fit_per_ridge() -> None:
+    """The ridge search in the row space (one eigendecomposition for every ridge) gives the held-out error
+    of each ridge's own fit, read from the sums: caught a ridge not scaled by the mean squared column norm
+    and the held-out residual taken around zero instead of the prior."""
+    _, _, _, W0, sums, _, k = few_rows_problem(noise=0.1)
+    cols = columns(np.array([0, 2, 3, 5, 7]), k)
+    assert sums.few is not None
+    train, held = KeptRows.of(sums.few, cols).split()
+    gram_held = KeptSums.of(sums.held, cols)  # type: ignore[arg-type]
+    gram_train = KeptSums.of(sums, cols).minus(gram_held)
+    grid = [0.0, 1e-4, 1e-2, 1.0]
+    expected = gram_train.held_errors(gram_held, grid, W0[:, cols])
+    assert train.held_errors(held, grid, W0[:, cols]) == pytest.approx(expected, rel=1e-7)
+    assert len(set(np.round(expected, 6))) == len(grid)  # the ridges differ here: the check can fail
 
 
 def test_refit_on_few_rows_matches_the_gram_refit() -> None:
