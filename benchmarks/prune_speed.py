@@ -147,18 +147,17 @@ def table_lines(rows: list[tuple[Row, dict[str, float], int]], device: str, thre
         "process's peak resident memory (MiB).",
         "",
         "| row | input | scope | images x positions | runs | total s | capture | Gram | solve | of which refit | solve share "
-        "| peak MiB | goal | met |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        f"| peak MiB | goal | met: time (and memory) | met: solve share <= {SOLVE_SHARE_GOAL:.0%} |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
     ]
     for row, m, runs in rows:
         share = m["solve"] / m["total"]
-        met = m["total"] <= row.goal_s and share <= SOLVE_SHARE_GOAL
-        met = met and (row.goal_mib is None or m["process_rss"] <= row.goal_mib)
+        met = m["total"] <= row.goal_s and (row.goal_mib is None or m["process_rss"] <= row.goal_mib)
         goal = f"<= {row.goal_s:.0f} s" + (f", <= {row.goal_mib / 1024:.0f} GiB" if row.goal_mib else "")
         lines.append(
             f"| {row.name} | {row.model} {row.size}x{row.size} | {row.scope} | {row.images} x {row.positions} | "
             f"{runs} | {m['total']:.1f} | {m['capture']:.1f} | {m['gram']:.1f} | {m['solve']:.1f} | {m['refit']:.1f} | {share:.1%} | "
-            f"{m['process_rss']:,.0f} | {goal} | {'yes' if met else 'NO'} |"
+            f"{m['process_rss']:,.0f} | {goal} | {'yes' if met else 'NO'} | {'yes' if share <= SOLVE_SHARE_GOAL else 'NO'} |"
         )
     return lines
 
