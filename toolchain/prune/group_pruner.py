@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cplitool.toolchain.progress import console, task
+from cplitool.toolchain.progress import Advance, console, task
 from cplitool.toolchain.prune.dependency import graph
 from cplitool.toolchain.prune.groups import Group, Member
 from cplitool.toolchain.prune.plan import PrunePlan, Stage
@@ -149,12 +149,23 @@ class GroupPruner:
         report.gram_s = sum(g.seconds for g in grams.values())
         report.rows = sum(g.rows for g in grams.values())
         start = time.perf_counter()
-        classes = select_group(
-            self.terms(group, grams), _class_of(group), len(group.ties), gamma_rel, group.keep // group.tie_size()
-        )
-        kept_roots = group.roots_of(classes)
-        self.mask(group, kept_roots)
+        with task(f"select {group.root}", 1 + len(group.consumers), "step") as step:
+            classes = select_group(
+                self.terms(group, grams), _class_of(group), len(group.ties), gamma_rel, group.keep // group.tie_size()
+            )
+            step()
+            kept_roots = group.roots_of(classes)
+            self.mask(group, kept_roots)
+            self.refit_consumers(group, grams, report, start, step)
+        report.solve_s = time.perf_counter() - start
+        return kept_roots
+
+    def refit_consumers(
+        self, group: Group, grams: dict[str, GramSums], report: GroupReport, start: float, step: Advance
+    ) -> None:
+        """Least-squares weights of every consumer on its channels left alive, one progress step each."""
         for m in group.consumers:
+            step(0, description=f"refit {m.name}")
             layer: Any = self.model.get_submodule(m.name)
             c = in_width(layer)
             alive = np.array(sorted(set(range(c)) - self.gone[m.name]), dtype=np.int64)
@@ -168,8 +179,7 @@ class GroupPruner:
                 layer.weight.copy_(full.reshape(layer.weight.shape))
             report.consumers.append(ConsumerReport(m.name, solution.err_before, solution.err_after, solution.ridge))
             report.refit_s += solution.refit_seconds
-        report.solve_s = time.perf_counter() - start
-        return kept_roots
+            step()
 
     def mask(self, group: Group, kept_roots: np.ndarray) -> None:
         drop = set(range(group.channels)) - {int(r) for r in kept_roots}

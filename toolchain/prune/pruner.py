@@ -216,27 +216,36 @@ def _prune_stages(
                 report.gram_s = grams.seconds
                 report.rows = grams.rows
                 start = time.perf_counter()
-                nxt = by_producer.get(stage.consumer)
-                s = importance(model, stage, nxt, capture.lookahead, cfg, terms)
-                if cfg.fold_bn and cfg.method == "cpli":
-                    s = fold_norm(s, norm_after(dg, consumer))
-                capture.lookahead.pop(nxt.consumer if nxt else "", None)  # used once: free its Gram sums
-                gamma_rel = cfg.gamma_rel * terms.classification
-                if held is not None:
-                    gamma_rel, losses = choose_gamma(model, stage, grams, s, cfg.gamma_search, cfg.ridge, held, device)
-                    report.gamma_rel, report.gamma_losses = gamma_rel, {str(g): v for g, v in losses.items()}
-                    if not cfg.ridge_search:
-                        grams.held = None  # kept for the gamma search only: the refit stays the plain fit
-                solution = solve_stage(
-                    grams,
-                    weight_2d(consumer),
-                    stage.channels,
-                    s,
-                    gamma_rel,
-                    stage.keep,
-                    cfg.ridge,
-                    cfg.refit_classification,
-                )
+                with task(f"solve {stage.consumer}", 2 + (held is not None), "step") as step:
+                    step(0, description=f"importance {stage.consumer}")
+                    nxt = by_producer.get(stage.consumer)
+                    s = importance(model, stage, nxt, capture.lookahead, cfg, terms)
+                    if cfg.fold_bn and cfg.method == "cpli":
+                        s = fold_norm(s, norm_after(dg, consumer))
+                    capture.lookahead.pop(nxt.consumer if nxt else "", None)  # used once: free its Gram sums
+                    step()
+                    gamma_rel = cfg.gamma_rel * terms.classification
+                    if held is not None:
+                        step(0, description=f"gamma search {stage.consumer}")
+                        gamma_rel, losses = choose_gamma(
+                            model, stage, grams, s, cfg.gamma_search, cfg.ridge, held, device
+                        )
+                        report.gamma_rel, report.gamma_losses = gamma_rel, {str(g): v for g, v in losses.items()}
+                        if not cfg.ridge_search:
+                            grams.held = None  # kept for the gamma search only: the refit stays the plain fit
+                        step()
+                    step(0, description=f"select + refit {stage.consumer}")
+                    solution = solve_stage(
+                        grams,
+                        weight_2d(consumer),
+                        stage.channels,
+                        s,
+                        gamma_rel,
+                        stage.keep,
+                        cfg.ridge,
+                        cfg.refit_classification,
+                    )
+                    step()
                 remove_channels(dg, producer, solution.keep)
                 report.kept_channels = solution.keep.tolist()
                 set_weight(consumer, solution.weight)
