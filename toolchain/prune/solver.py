@@ -320,21 +320,35 @@ def consumer_objective(
     sd = term.s.to(dev, torch.float64)
     B = channel_gram(term.W, term.s, g.P, k)  # (c, c): Q over single channels
     v = ((g.XtY * sd[None, :]) * Wd.t()).sum(1).view(term.c, k).sum(1)  # (c,): q over single channels
-    free = torch.zeros(term.c, dtype=torch.bool, device=dev)
     ch = torch.as_tensor(term.channels, device=dev)
-    free[ch] = True
     ch_class = torch.as_tensor(classes[term.roots], device=dev)
-    q_ch = v[ch] - B[ch] @ (~free).to(torch.float64)
-    Q = _aggregate(B[ch][:, ch], ch_class, n_classes)
-    q = torch.zeros(n_classes, dtype=torch.float64, device=dev).index_add_(0, ch_class, q_ch)
+    Q, q = _over_classes(B, v, ch, ch_class, term.c, n_classes)
     energy = float((sd * g.yy).sum())
     if gamma_rel > 0 and g.AtA is not None and g.Atb is not None and g.bb > 0:
         gamma = gamma_rel * energy / g.bb
-        q_cls = g.Atb[ch] - g.AtA[ch] @ (~free).to(torch.float64)
-        Q = Q + gamma * _aggregate(g.AtA[ch][:, ch], ch_class, n_classes)
-        q = q + gamma * torch.zeros(n_classes, dtype=torch.float64, device=dev).index_add_(0, ch_class, q_cls)
+        Q_cls, q_cls = _over_classes(g.AtA, g.Atb, ch, ch_class, term.c, n_classes)
+        Q, q = Q + gamma * Q_cls, q + gamma * q_cls
     scale = max(energy, 1e-300)
     return Q / scale, q / scale
+
+
+def _over_classes(
+    M: torch.Tensor, v: torch.Tensor, ch: torch.Tensor, ch_class: torch.Tensor, c: int, n: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A consumer's single-channel terms (M (c, c), v (c,)) on the group's n tie classes: E^T M[ch][:, ch] E
+    and E^T (v[ch] - M[ch] f), f the indicator of the channels not in `ch` (fixed). When the consumer reads
+    every channel of the group, each its own class (the common case), that is M and v themselves: no
+    (c, c) copies."""
+    every = torch.arange(c, device=ch.device)
+    if n == c and torch.equal(ch, every) and torch.equal(ch_class, every):
+        return M, v
+    fixed = torch.ones(c, dtype=torch.float64, device=ch.device)
+    fixed[ch] = 0.0
+    rows = M[ch]
+    q_ch = v[ch] - rows @ fixed
+    return _aggregate(rows[:, ch], ch_class, n), torch.zeros(n, dtype=M.dtype, device=M.device).index_add_(
+        0, ch_class, q_ch
+    )
 
 
 def _aggregate(M: torch.Tensor, ids: torch.Tensor, n: int) -> torch.Tensor:
