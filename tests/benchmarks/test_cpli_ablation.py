@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -21,6 +22,21 @@ def test_paired_interval_is_the_t_interval() -> None:
     mean, half = ablation.interval([1.0, 2.0, 3.0])
     assert mean == 2.0 and half == pytest.approx(4.3027 / math.sqrt(3), rel=1e-4)
     assert ablation.interval([0.5]) == (0.5, None)
+
+
+def test_options_are_paired_with_cpli_by_seed_and_single_seed_options_left_out() -> None:
+    """Caught: pairing with cp (as the main table does) or across seeds."""
+    ablation = load_script(SCRIPT)
+    s = SimpleNamespace(targets=[0.5], seeds=[0, 1])  # what versus_cpli reads of the settings
+    cell = lambda v, seed, before, after=None: {  # noqa: E731
+        "target": 0.5, "variant": v, "seed": seed, "top1_before": before, **({"top1_after": after} if after else {})
+    }  # fmt: skip
+    cells = [cell("cp", 0, 70.0), cell("cp", 1, 10.0), cell("cpli", 0, 80.0, 85.0), cell("cpli", 1, 82.0, 86.0)]
+    cells += [cell("cpli+gamma_search", 0, 81.0, 85.5), cell("cpli+gamma_search", 1, 85.0, 86.5)]
+    cells += [cell("cpli+fold_bn", 0, 90.0)]
+    rows = [r for r in ablation.versus_cpli(cells, s) if r.startswith("| 50%")]
+    mean, half = ablation.interval([1.0, 3.0])
+    assert rows == [f"| 50% | cpli+gamma_search | 2 | +{mean:.2f} ± {half:.2f} | +0.50 ± 0.00 (n=2) |"]
 
 
 @pytest.mark.slow
