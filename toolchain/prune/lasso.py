@@ -19,9 +19,11 @@ from threadpoolctl import threadpool_limits
 CHUNK = 10  # sweeps between two polishing attempts
 GIVE_UP = 4  # failed feature-sign steps after which one lam is left to descent alone (a near-singular support)
 DESCENT = 2.0  # lam falls by this factor per step until more than `keep` coefficients are non-zero
-KKT_SLACK = 1e-9
+KKT_SLACK = 1e-9  # relative slack on |q_j - (Q beta)_j| <= lam off the support (float64 round-off)
 WALK = 8  # within this many coefficients of `keep`, step knot by knot along the exact path
-KNOT_STEP = 1e-6  # relative step past a knot (the next segment is usually far longer)  # relative slack on |q_j - (Q beta)_j| <= lam off the support (float64 round-off)
+INEXACT_BRACKET = 1e-6  # bisection stops at this relative bracket once descent no longer reaches the exact
+# solution: there the count at a lam is the descent's progress from its warm start, not a property of lam
+KNOT_STEP = 1e-6  # relative step past a knot (the next segment is usually far longer)
 
 
 @njit(cache=True, nogil=True)
@@ -195,7 +197,7 @@ def _bracket_and_bisect(Q: np.ndarray, q: np.ndarray, keep: int, hi: float, iter
             return beta  # no lam down to the floor keeps enough: the least regularised solution
     more, at = beta, lo  # `at`: the lam of beta
     for _ in range(iters):
-        if count == keep or hi <= lo * (1 + 1e-12):
+        if count == keep or hi <= lo * (1 + (1e-12 if exact else INEXACT_BRACKET)):
             break
         lam = float(np.sqrt(lo * hi))
         if exact and abs(count - keep) <= WALK:  # close: just past the neighbouring knot of the exact path

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import Lasso
 
+from cplitool.toolchain.prune import lasso
 from cplitool.toolchain.prune.lasso import lasso_gram, polish, segment, select_exact
 
 
@@ -121,3 +122,22 @@ def test_select_exact_prefers_informative_columns() -> None:
     y = 3 * D[:, 2] - 2 * D[:, 6] + 0.01 * rng.standard_normal(300)
     _, kept = select_exact(D.T @ D, D.T @ y, 2)
     assert list(kept) == [2, 6]
+
+
+def test_bisection_stops_at_a_1e_6_bracket_once_descent_is_inexact(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where descent cannot reach the exact solution (near-singular Grams), the count at a lam is descent
+    noise: the search stops once the bracket is within 1e-6 (about 20 halvings of the last factor-2 step,
+    not 40 to 1e-12) and keeps the largest coefficients of the last solution with more than `keep`."""
+    c, keep, threshold = 10, 5, 0.3
+    lams: list[float] = []
+
+    def inexact(Q: np.ndarray, q: np.ndarray, lam: float, beta: np.ndarray, *_: object) -> tuple[np.ndarray, bool]:
+        lams.append(lam)  # never exactly `keep` non-zeros: keep - 1 above the threshold, keep + 1 below it
+        count = keep + 1 if lam < threshold else keep - 1
+        return np.where(np.arange(c) < count, np.arange(c, 0, -1, dtype=float), 0.0), False
+
+    monkeypatch.setattr(lasso, "solve", inexact)
+    _, kept = select_exact(np.eye(c), np.ones(c), keep)
+    halvings = next(i for i, lam in enumerate(lams) if lam < threshold) + 1  # down to the first lower end
+    assert list(kept) == [0, 1, 2, 3, 4]  # the largest |beta| of the solution with keep + 1
+    assert 19 <= len(lams) - halvings <= 21
