@@ -44,10 +44,8 @@ def objective(
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """(Q, q, gamma) of the stage LASSO, divided by the number of sampled rows."""
     k = W.shape[1] // c
-    Wd = W.to(grams.P.device, torch.float64)
-    sd = s.to(grams.P.device, torch.float64)
     Q = channel_gram(W, s, grams.P, k)
-    q = ((grams.XtY * sd[None, :]) * Wd.t()).sum(1).view(c, k).sum(1)
+    q = channel_target(W, s, grams.XtY, k)
     gamma = gamma_of(grams, s, gamma_rel)
     if gamma > 0 and grams.AtA is not None and grams.Atb is not None:
         Q = Q + gamma * grams.AtA
@@ -81,6 +79,13 @@ def channel_gram(W: torch.Tensor, s: torch.Tensor, P: torch.Tensor, k: int) -> t
         B[a:b, a:] = block
         B[b:, a:b] = block[:, b - a :].t()
     return B
+
+
+def channel_target(W: torch.Tensor, s: torch.Tensor, XtY: torch.Tensor, k: int) -> torch.Tensor:
+    """q_i = sum over channel i's block of (XtY diag(s)) o W^T: (c,) float64, the linear term over single channels."""
+    Wd = W.to(XtY.device, torch.float64)
+    sd = s.to(XtY.device, torch.float64)
+    return ((XtY * sd[None, :]) * Wd.t()).sum(1).view(W.shape[1] // k, k).sum(1)
 
 
 def gamma_of(grams: GramSums, s: torch.Tensor, gamma_rel: float) -> float:
@@ -316,10 +321,9 @@ def consumer_objective(
     g = term.grams
     k = term.W.shape[1] // term.c
     dev = g.P.device
-    Wd = term.W.to(dev, torch.float64)
     sd = term.s.to(dev, torch.float64)
     B = channel_gram(term.W, term.s, g.P, k)  # (c, c): Q over single channels
-    v = ((g.XtY * sd[None, :]) * Wd.t()).sum(1).view(term.c, k).sum(1)  # (c,): q over single channels
+    v = channel_target(term.W, term.s, g.XtY, k)  # (c,): q over single channels
     ch = torch.as_tensor(term.channels, device=dev)
     ch_class = torch.as_tensor(classes[term.roots], device=dev)
     Q, q = _over_classes(B, v, ch, ch_class, term.c, n_classes)
