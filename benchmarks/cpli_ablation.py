@@ -414,6 +414,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--tune-all", action="store_true", help="phase 4 fine-tunes every paper cell too")
     ap.add_argument(
+        "--tune-targets", type=float, nargs="+", help="phase 4 at these targets only (two processes, one cache)"
+    )
+    ap.add_argument(
         "--every-seed",
         nargs="*",
         choices=[v for v in VARIANTS if v not in PAPER],
@@ -470,7 +473,7 @@ def main(argv: list[str] | None = None) -> None:
         for seed in s.seeds[1:]:
             if best:
                 cell(target, best, seed)
-    for target in [] if args.no_finetune else s.targets:  # phase 4: the identical fine-tune
+    for target in [] if args.no_finetune else (args.tune_targets or s.targets):  # phase 4: the identical fine-tune
         extra = [v for v in paper if v not in PAPER]
         tuned = (
             [*paper, *([best] if best else [])] if args.tune_all else ["cp", "cpli", *extra, *([best] if best else [])]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import os
 import sys
@@ -39,6 +40,7 @@ from short_finetune import sgd_steps
 
 from cplitool.toolchain.artifacts import load_artifact, load_dense
 from cplitool.toolchain.counting import count_model
+from cplitool.toolchain.io import sha256_file
 from cplitool.toolchain.models.source import ModelSource
 from cplitool.toolchain.recipe import load_recipe
 
@@ -55,16 +57,28 @@ def pruned(model_name: str, method: str, seed: int, args: argparse.Namespace, de
     if method == PEER:
         return tp_prune(dense, source.shape(), args.macs_keep)
     slug = method.replace(" ", "-")
-    name = f"budget-{model_name}-{slug}-m{args.macs_keep}-n{args.num_images}-seed{seed}"
+    name = f"budget-{model_name}-{checkpoint_tag(model_name)}-{slug}-m{args.macs_keep}-n{args.num_images}-seed{seed}"
     artifact = WORK / name / "pruned.pt"  # the name holds every setting: a second pass loads the first's
     if not artifact.exists():
         artifact = cplitool_prune(RECIPES[model_name], method, name, args.macs_keep, args.num_images, seed)
     return load_artifact(artifact, trusted=source)[0]
 
 
+@functools.cache
+def checkpoint_tag(model_name: str) -> str:
+    """The first 12 hex digits of the dense checkpoint's sha256: cells and pruned models of a retrained
+    checkpoint never mix with the old one's."""
+    return sha256_file(load_recipe(RECIPES[model_name]).model.checkpoint)[:12]
+
+
+def model_key(model_name: str) -> str:
+    """The cache key's prefix of one dense checkpoint."""
+    return f"{model_name}@{checkpoint_tag(model_name)}|"
+
+
 def group_key(model_name: str, method: str, seed: int, args: argparse.Namespace) -> str:
     """The cache key's prefix shared by one pruned model's budgets."""
-    return f"{model_name}|{method}|{args.macs_keep}|{args.num_images}|{seed}|"
+    return model_key(model_name) + f"{method}|{args.macs_keep}|{args.num_images}|{seed}|"
 
 
 def cell_key(model_name: str, method: str, seed: int, budget: float, args: argparse.Namespace) -> str:
@@ -111,7 +125,7 @@ def cached_cells(args: argparse.Namespace, models: list[str]) -> list[dict[str, 
         for k, c in sorted(cells.items())
         if c["model"] in models
         and c["method"] in methods
-        and k.startswith(f"{c['model']}|{c['method']}|{args.macs_keep}|{args.num_images}|")
+        and k.startswith(model_key(c["model"]) + f"{c['method']}|{args.macs_keep}|{args.num_images}|")
     ]
 
 

@@ -6,6 +6,11 @@ import path, model.checkpoint and the checkpoint-layout options, as a user would
     .venv/bin/python benchmarks/train_foreign_checkpoint.py resnet20 --epochs 30
     .venv/bin/python benchmarks/train_foreign_checkpoint.py mobilenet_v2 --epochs 15
     .venv/bin/python benchmarks/train_foreign_checkpoint.py vgg16_w0.5 --epochs 25
+    .venv/bin/python benchmarks/train_foreign_checkpoint.py vgg16_w0.5 --epochs 8 --lr 0.02 \
+        --resume benchmarks/checkpoints/vgg16_w0.5_cifar10_25ep.pth
+
+--resume continues a saved run with a second cosine cycle (no warm-up) from --lr, a warm restart; the result is
+written under the model's usual name, never over the checkpoint it started from.
 
 vgg16_w0.5 is the plain chain of the CPLI ablation: cplitool's vgg16_cifar at half width (3.7 M parameters,
 ~79 M MACs), where pruning a conv shrinks the next conv's input and feature importance acts.
@@ -70,6 +75,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--resume", default="", help="a checkpoint this script saved, to continue from")
     args = parser.parse_args()
     if not Path(args.root).is_dir():
         sys.exit(f"CIFAR-10 JPEG folder not found at {args.root} (pass --root)")
@@ -82,13 +88,19 @@ def main() -> None:
     train = make_loader(build_split(cfg, "train", augment=True), 128, shuffle=True, seed=0, drop_last=True)
     test = make_loader(build_split(cfg, "val", augment=False), 500, shuffle=False)
     model = build(args.model).to(memory_format=torch.channels_last)
+    out = CHECKPOINTS / f"{args.model}_cifar10.pth"
+    if args.resume:
+        if Path(args.resume).resolve() == out.resolve():
+            sys.exit(f"--resume {args.resume} is the output path: copy it to another name first")
+        saved = torch.load(args.resume, map_location="cpu", weights_only=True)["state_dict"]
+        model.load_state_dict({k.removeprefix("module."): v for k, v in saved.items()})
     decay = [p for p in model.parameters() if p.dim() > 1]
     rest = [p for p in model.parameters() if p.dim() <= 1]
     opt = torch.optim.SGD(
         [{"params": decay, "weight_decay": 5e-4}, {"params": rest, "weight_decay": 0.0}],
         lr=args.lr, momentum=0.9, nesterov=True,
     )  # fmt: skip
-    total, warmup = args.epochs * len(train), len(train)
+    total, warmup = args.epochs * len(train), 0 if args.resume else len(train)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / warmup if s < warmup else 0.5 * (1 + torch.cos(torch.tensor(torch.pi * (s - warmup) / (total - warmup))).item())
     )  # fmt: skip
@@ -106,12 +118,12 @@ def main() -> None:
         print(f"epoch {epoch + 1}/{args.epochs}: test top-1 {acc:.2f}% ({history[-1]['seconds']:.0f} s)", flush=True)
     state = {"module." + k: v.contiguous() for k, v in model.state_dict().items()}
     CHECKPOINTS.mkdir(exist_ok=True)
-    out = CHECKPOINTS / f"{args.model}_cifar10.pth"
     tmp = out.with_suffix(".tmp")
     torch.save({"epoch": args.epochs, "best_acc": history[-1]["top1"], "state_dict": state}, tmp)
     tmp.replace(out)
     table = [
-        f"{args.model} trained {args.epochs} epochs on CIFAR-10 (JPEG q75) in {history[-1]['seconds'] / 60:.1f} min, "
+        (f"resumed from {Path(args.resume).name} (lr {args.lr}, no warm-up): " if args.resume else "")
+        + f"{args.model} trained {args.epochs} epochs on CIFAR-10 (JPEG q75) in {history[-1]['seconds'] / 60:.1f} min, "
         f"{args.threads} threads; final test top-1 (full 10,000 images) {history[-1]['top1']:.2f}%; saved {out.name}",
         "",
         "| epoch | test top-1 | minutes |",
@@ -120,7 +132,7 @@ def main() -> None:
     ]
     print("\n".join(table))
     record(
-        f"dense_{args.model}_cifar10",
+        f"dense_{args.model}_cifar10" + ("_resumed" if args.resume else ""),
         f"Dense {args.model} on CIFAR-10 (JPEG q75)",
         table,
         {"history": history},

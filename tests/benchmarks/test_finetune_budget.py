@@ -3,6 +3,8 @@ of dense."""
 
 from __future__ import annotations
 
+import argparse
+import json
 from pathlib import Path
 
 import pytest
@@ -41,3 +43,16 @@ def test_never_recovered_says_so() -> None:
     rows, summary = budget.summarise(cells("x", {0: [50.0], 1: [70.0]}), {"m": 90.0}, [0, 1])
     assert summary[0]["recovered_at_epochs"] is None
     assert rows[-1].endswith("| none up to 1 |")
+
+
+def test_cells_of_another_checkpoint_are_left_out(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Caught: a retrained dense checkpoint's table mixing in the cached cells of the old one."""
+    budget = load_script(SCRIPT)
+    monkeypatch.setattr(budget, "checkpoint_tag", lambda model: "new")
+    monkeypatch.setattr(budget, "CELLS", tmp_path / "cells.json")
+    cell = {"model": "m", "method": "cpli all", "seed": 0, "budget_epochs": 0.0}
+    stored = {f"m@{tag}|cpli all|0.5|1000|0|0.0": {**cell, "top1": top1} for tag, top1 in [("old", 1.0), ("new", 2.0)]}
+    budget.CELLS.write_text(json.dumps(stored))
+    args = argparse.Namespace(methods="cpli all", macs_keep=0.5, num_images=1000)
+    assert [c["top1"] for c in budget.cached_cells(args, ["m"])] == [2.0]
+    assert budget.cell_key("m", "cpli all", 0, 0, args) == "m@new|cpli all|0.5|1000|0|0.0"
