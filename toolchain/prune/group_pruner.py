@@ -24,6 +24,7 @@ from torch import nn
 from cplitool.toolchain.progress import Advance, console, task
 from cplitool.toolchain.prune.dependency import graph
 from cplitool.toolchain.prune.groups import Group, Member
+from cplitool.toolchain.prune.lasso import CLOCK
 from cplitool.toolchain.prune.plan import PrunePlan, Stage
 from cplitool.toolchain.prune.sampling import Capture, GramSums, capture_original, group_grams, in_width, weight_2d
 from cplitool.toolchain.prune.solver import ConsumerTerm, refit, select_group
@@ -57,6 +58,7 @@ class GroupReport:
     gram_s: float = 0.0
     solve_s: float = 0.0
     refit_s: float = 0.0  # part of solve_s
+    lasso_s: float = 0.0  # part of solve_s: the group's LASSO selection
 
 
 def processing_order(model: nn.Module, groups: list[Group]) -> list[Group]:
@@ -148,11 +150,12 @@ class GroupPruner:
         )
         report.gram_s = sum(g.seconds for g in grams.values())
         report.rows = sum(g.rows for g in grams.values())
-        start = time.perf_counter()
+        start, lasso_at = time.perf_counter(), CLOCK.seconds
         with task(f"select {group.root}", 1 + len(group.consumers), "step") as step:
             classes = select_group(
                 self.terms(group, grams), _class_of(group), len(group.ties), gamma_rel, group.keep // group.tie_size()
             )
+            report.lasso_s = CLOCK.seconds - lasso_at
             step()
             kept_roots = group.roots_of(classes)
             self.mask(group, kept_roots)

@@ -25,6 +25,7 @@ from cplitool.toolchain.prune.criteria import l1_keep, random_keep
 from cplitool.toolchain.prune.dependency import graph
 from cplitool.toolchain.prune.gamma_search import choose_gamma, held_images
 from cplitool.toolchain.prune.group_pruner import GroupReport, choose_groups, remove_groups
+from cplitool.toolchain.prune.lasso import CLOCK
 from cplitool.toolchain.prune.plan import PrunePlan, Stage, make_plan
 from cplitool.toolchain.prune.sampling import GramSums, capture_original, prefix_inputs, stage_grams, weight_2d
 from cplitool.toolchain.prune.solver import select, solve_stage
@@ -49,6 +50,7 @@ class StageReport:
     gram_s: float = 0.0
     solve_s: float = 0.0
     refit_s: float = 0.0  # part of solve_s
+    lasso_s: float = 0.0  # part of solve_s: the LASSO selections (look-ahead's included)
     gamma_rel: float | None = None  # with prune.gamma_search: the value chosen for this stage
     gamma_losses: dict[str, float] = field(default_factory=dict)  # ... and each candidate's held-out loss
 
@@ -62,12 +64,19 @@ class PruneResult:
     solve_s: float  # look-ahead, LASSO, refit and surgery
     groups: list[GroupReport] = field(default_factory=list)  # scope "all"
     refit_s: float = 0.0  # the refits' share of solve_s (their ridge search included)
+    lasso_s: float = 0.0  # the LASSO selections' share of solve_s
     peak_memory_mib: dict[str, float] = field(default_factory=dict)  # see peak_memory
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "stages": [asdict(s) for s in self.stages],
-            "seconds": {"capture": self.capture_s, "gram": self.gram_s, "solve": self.solve_s, "refit": self.refit_s},
+            "seconds": {
+                "capture": self.capture_s,
+                "gram": self.gram_s,
+                "solve": self.solve_s,
+                "lasso": self.lasso_s,
+                "refit": self.refit_s,
+            },
             "peak_memory_mib": self.peak_memory_mib,
         }
         if self.groups:
@@ -215,7 +224,7 @@ def _prune_stages(
                 )
                 report.gram_s = grams.seconds
                 report.rows = grams.rows
-                start = time.perf_counter()
+                start, lasso_at = time.perf_counter(), CLOCK.seconds
                 with task(f"solve {stage.consumer}", 2 + (held is not None), "step") as step:
                     step(0, description=f"importance {stage.consumer}")
                     nxt = by_producer.get(stage.consumer)
@@ -252,6 +261,7 @@ def _prune_stages(
                 report.err_before, report.err_after = solution.err_before, solution.err_after
                 report.ridge = solution.ridge
                 report.refit_s = solution.refit_seconds
+                report.lasso_s = CLOCK.seconds - lasso_at
                 report.solve_s = time.perf_counter() - start
                 del grams
             reports.append(report)
@@ -272,6 +282,7 @@ def _prune_stages(
         (capture.gram_seconds if capture else 0.0) + sum(r.gram_s for r in reports),
         sum(r.solve_s for r in reports),
         refit_s=sum(r.refit_s for r in reports),
+        lasso_s=sum(r.lasso_s for r in reports),
     )
 
 
@@ -291,6 +302,7 @@ def _prune_groups(
         sum(r.solve_s for r in reports) + surgery_s,
         reports,
         refit_s=sum(r.refit_s for r in reports),
+        lasso_s=sum(r.lasso_s for r in reports),
     )
 
 
