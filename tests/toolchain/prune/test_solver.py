@@ -307,3 +307,17 @@ def test_refit_on_few_rows_matches_the_gram_refit() -> None:
     assert on_rows.ridge == on_sums.ridge and on_rows.ridge is not None
     torch.testing.assert_close(on_rows.weight, on_sums.weight, rtol=1e-7, atol=1e-7)
     assert on_rows.err_after == pytest.approx(on_sums.err_after, rel=1e-9)
+
+
+@pytest.mark.parametrize("side, inside", [(solver.SMALL_FIT, 1), (solver.SMALL_FIT + 1, 2)])
+def test_small_refits_run_on_one_thread_and_restore_the_count(side: int, inside: int) -> None:
+    """Caught: a small refit left on every thread (on a busy machine each of its calls waits for the second
+    one), a large one held to one, or the thread count not restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with solver.threads_for(side):
+            seen = torch.get_num_threads()
+        assert (seen, torch.get_num_threads()) == (inside, 2)
+    finally:
+        torch.set_num_threads(before)
