@@ -279,7 +279,8 @@ def solve_stage(
 def threads_for(side: int) -> Iterator[None]:
     """torch on one thread for a small refit (factorised side <= SMALL_FIT): its small products and
     factorisations gain little from a second thread, and on a busy machine every call waits for it
-    (resnet18 at 64 images beside two other jobs: refit 12.0 s on 2 threads, 0.8 s on 1)."""
+    (resnet18 at 64 images beside two 1-thread jobs, three paired runs: refit 1.1-2.6 s on 2 threads,
+    1.0-1.1 s on 1; quiet, 0.3 s against 0.5 s)."""
     before = torch.get_num_threads()
     if side > SMALL_FIT or before == 1:
         yield
