@@ -182,11 +182,13 @@ class Cells:
         return self.cells.get(key)
 
     def put(self, key: str, cell: dict[str, Any]) -> None:
-        """Store `cell`, merged under a lock with what other processes on the same cache have stored since."""
+        """Store `cell`, merged under a lock with what other processes on the same cache have stored since:
+        their cells win over this process's copies, loaded earlier (a copy without its fine-tune must not
+        overwrite the cell another process has fine-tuned since)."""
 
         def merged(old: dict[str, Any]) -> dict[str, Any]:
-            mine = old.get("cells", {}) if old.get("signature") == self.signature else {}
-            return {"signature": self.signature, "cells": {**mine, **self.cells, key: cell}}
+            stored = old.get("cells", {}) if old.get("signature") == self.signature else {}
+            return {"signature": self.signature, "cells": {**self.cells, **stored, key: cell}}
 
         self.cells = locked_update(self.path, merged)["cells"]
 

@@ -109,3 +109,17 @@ def test_importance_stats_on_a_plain_chain() -> None:
         assert row["overlap"]["cpli vs cp+classification"] == pytest.approx((st.keep - 1) / st.keep)
     assert any(r["eps_share"] > 0 for r in stats)  # a plain chain: importance acts
     assert len(rows) == 4 + len(stages)
+
+
+def test_a_stale_copy_never_overwrites_a_cell_another_process_stored(tmp_path: Path) -> None:
+    """Caught: two processes on one cache, the first's copy of a cell (loaded before the second fine-tuned
+    it) written back over the fine-tuned cell when the first stores its own next cell."""
+    ablation = load_script(SCRIPT)
+    path = tmp_path / "cells.json"
+    first = ablation.Cells(path, {"s": 1})
+    first.put("a", {"top1_before": 1.0})
+    second = ablation.Cells(path, {"s": 1})
+    second.put("a", {"top1_before": 1.0, "top1_after": 2.0})
+    first.put("b", {"top1_before": 3.0})
+    stored = json.loads(path.read_text())["cells"]
+    assert stored == {"a": {"top1_before": 1.0, "top1_after": 2.0}, "b": {"top1_before": 3.0}}
