@@ -6,7 +6,9 @@ cyclic updates, in the same order, as a plain Python loop, at the speed of a C l
 support found so far is polished: the minimiser restricted to that support and its signs is one Cholesky
 solve, and when it keeps the signs and satisfies the optimality (KKT) conditions off the support it IS the
 LASSO solution, so descent stops there instead of creeping towards it on ill-conditioned Grams (post-ReLU
-features are strongly correlated). `select_exact` bisects lam until exactly `keep` coefficients are non-zero.
+features are strongly correlated). The Cholesky factor is carried from step to step and updated a channel at a
+time (cholesky.py). `select_exact` searches lam until exactly `keep` coefficients are non-zero: steps aimed by
+the count's growth, regula falsi inside the bracket, then the exact path's knots, each one feature-sign step.
 """
 
 from __future__ import annotations
@@ -15,18 +17,25 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
 from numba import njit
 from threadpoolctl import threadpool_limits
 
+from cplitool.toolchain.prune.cholesky import Factor, combine
+
 CHUNK = 10  # sweeps between two polishing attempts
 GIVE_UP = 4  # failed feature-sign steps after which one lam is left to descent alone (a near-singular support)
-DESCENT = 2.0  # lam falls by this factor per step until more than `keep` coefficients are non-zero
+DESCENT = 2.0  # lam falls by at most this factor per step until `keep` or more coefficients are non-zero
+MIN_FALL = 1.02  # and by at least this factor
+INEXACT_FALL = 8.0  # the step once descent no longer reaches the exact solution: each solve then costs its whole
+# sweep budget wherever it lands, and the count there moves slowly (EfficientNet-B0, MobileNetV2: 5-10 channels a
+# halving over 20 halvings)
+INEXACT_SWEEPS = 50  # sweeps per lam there: more do not converge either, and change which of the (equally
+# good) supports is found, not how good it is (benchmark Grams of MobileNetV2 and EfficientNet-B0: the kept sets'
+# least-squares objectives within 3e-4 of the 300-sweep search's, where a random set of `keep` is within 3e-4 too)
 KKT_SLACK = 1e-9  # relative slack on |q_j - (Q beta)_j| <= lam off the support (float64 round-off)
-WALK = 8  # within this many coefficients of `keep`, step knot by knot along the exact path
-INEXACT_BRACKET = 1e-2  # bisection stops at this relative bracket once descent no longer reaches the exact
+WALK = 3  # within this many coefficients of `keep`, step knot by knot along the exact path
+INEXACT_BRACKET = 1e-1  # bisection stops at this relative bracket once descent no longer reaches the exact
 # solution: there the count at a lam is the descent's progress from its warm start, not a property of lam
-# (whole EfficientNet-B0 and ConvNeXt-T prunes: bitwise the same weights as at 1e-6; EfficientNet's solve 1.8x faster)
 KNOT_STEP = 1e-6  # relative step past a knot (the next segment is usually far longer)
 
 
@@ -73,20 +82,22 @@ def _sweeps(Q: np.ndarray, lam: float, beta: np.ndarray, grad: np.ndarray, max_s
     return max_sweeps
 
 
-def polish(Q: np.ndarray, q: np.ndarray, lam: float, beta: np.ndarray) -> tuple[np.ndarray, bool]:
+def polish(
+    Q: np.ndarray, q: np.ndarray, lam: float, beta: np.ndarray, factor: Factor | None = None
+) -> tuple[np.ndarray, bool]:
     """One feature-sign step (Lee et al., NIPS 2006): the minimiser b of the objective on beta's support with
     beta's signs is one Cholesky solve. (b, True) when b keeps the signs and satisfies KKT off the support: the
     exact LASSO solution. Otherwise (beta moved towards b as far as the signs allow, False): a descent step, and
-    the coefficient whose sign would flip first drops out. Q singular on the support: (beta, False)."""
-    support = np.flatnonzero(beta)
-    if len(support) == 0:
+    the coefficient whose sign would flip first drops out. Q singular on the support: (beta, False). `factor`:
+    the one of the previous step, updated to this support (see cholesky.py)."""
+    factor = factor or Factor(Q)
+    if not np.any(beta):
         return beta, float(np.abs(q).max()) <= lam * (1 + KKT_SLACK)
-    sign = np.sign(beta[support])
-    try:
-        factor = scipy.linalg.cho_factor(Q[np.ix_(support, support)], check_finite=False)
-    except np.linalg.LinAlgError:
+    if not factor.fit(np.flatnonzero(beta)):
         return beta, False
-    b = scipy.linalg.cho_solve(factor, q[support] - lam * sign, check_finite=False)
+    support = factor.support.copy()
+    sign = np.sign(beta[support])
+    b = factor.solve(q[support] - lam * sign)
     moved = np.zeros_like(q)
     flips = np.flatnonzero(np.sign(b) != sign)
     if len(flips):
@@ -97,58 +108,115 @@ def polish(Q: np.ndarray, q: np.ndarray, lam: float, beta: np.ndarray) -> tuple[
         moved[support[flips[first]]] = 0.0
         return moved, False
     moved[support] = b
-    off = np.ones(len(q), dtype=bool)
-    off[support] = False
-    residual = q[off] - Q[np.ix_(off, support)] @ b
-    return moved, not residual.size or float(np.abs(residual).max()) <= lam * (1 + KKT_SLACK)
+    residual = q - combine(Q, support, b)
+    residual[support] = 0.0
+    return moved, float(np.abs(residual).max()) <= lam * (1 + KKT_SLACK)
+
+
+@dataclass
+class Knot:
+    """Where the exact path leaves a support: at `lam`, coefficient `index` leaves it (sign 0) or joins it with
+    `sign`."""
+
+    lam: float
+    index: int
+    sign: float
+
+
+def knots(
+    Q: np.ndarray, q: np.ndarray, lam: float, beta: np.ndarray, factor: Factor | None = None
+) -> tuple[Knot | None, Knot | None]:
+    """For the exact solution beta at lam: the knots (below, above) that end the range of lam over which its
+    support and signs stay optimal (None: no knot that side). On that range the path is linear,
+    beta_S(t) = a - t d with a = Q_SS^-1 q_S and d = Q_SS^-1 sign; it ends where a coefficient reaches zero or
+    an off-support |q_j - Q_jS beta_S(t)| reaches t (LARS's knots)."""
+    factor = factor or Factor(Q)
+    if not factor.fit(np.flatnonzero(beta)):
+        raise np.linalg.LinAlgError("Q is singular on the support of an exact solution")
+    support, off = factor.support.copy(), np.flatnonzero(beta == 0)
+    a = factor.solve(q[support])
+    d = factor.solve(np.sign(beta[support]))
+    u, v = (q - combine(Q, support, a))[off], combine(Q, support, d)[off]  # off-support correlations: u + t v
+    with np.errstate(divide="ignore", invalid="ignore"):
+        events = np.concatenate([a / d, u / (1 - v), -u / (1 + v)])
+    index = np.concatenate([support, off, off])
+    sign = np.concatenate([np.zeros(len(support)), np.ones(len(off)), -np.ones(len(off))])
+    valid = np.isfinite(events) & (events > 0)
+
+    def nearest(side: np.ndarray, largest: bool) -> Knot | None:
+        where = np.flatnonzero(side)
+        if not where.size:
+            return None
+        i = int(where[np.argmax(events[where]) if largest else np.argmin(events[where])])
+        return Knot(float(events[i]), int(index[i]), float(sign[i]))
+
+    return nearest(valid & (events < lam * (1 - 1e-12)), True), nearest(valid & (events > lam * (1 + 1e-12)), False)
 
 
 def segment(Q: np.ndarray, q: np.ndarray, lam: float, beta: np.ndarray) -> tuple[float, float]:
-    """For the exact solution beta at lam: the range (below, above) of lam over which its support and signs stay
-    optimal. On it the path is linear, beta_S(t) = a - t d with a = Q_SS^-1 q_S and d = Q_SS^-1 sign; it ends
-    where a coefficient reaches zero or an off-support |q_j - Q_jS beta_S(t)| reaches t (LARS's knots)."""
+    """The range (below, above) of lam over which the exact solution beta at lam keeps its support and signs."""
+    below, above = knots(Q, q, lam, beta)
+    return (below.lam if below else 0.0), (above.lam if above else np.inf)
+
+
+def past_knot(
+    Q: np.ndarray, q: np.ndarray, lam: float, beta: np.ndarray, knot: Knot, factor: Factor
+) -> tuple[np.ndarray, bool]:
+    """(solution just past `knot`, exact): the support and signs there are beta's with the knot's coefficient
+    toggled, so one feature-sign step from them usually lands on the exact solution (no descent); otherwise
+    descent takes over from there."""
+    start = beta.copy()
+    start[knot.index] = knot.sign * np.abs(beta).max() * 1e-9 if knot.sign else 0.0
+    moved, exact = polish(Q, q, lam, start, factor)
+    return (moved, True) if exact else solve(Q, q, lam, moved, CHUNK * 30, 1e-9, factor)
+
+
+def along(Q: np.ndarray, beta: np.ndarray, lam: float, to: float, factor: Factor) -> np.ndarray:
+    """Beta, the exact solution at lam, moved along its segment of the path to `to` (beta_S += (lam - to) Q_SS^-1
+    sign), coefficients that would change sign set to zero: a warm start that descent only has to correct for
+    the knots in between."""
     support = np.flatnonzero(beta)
-    off = np.ones(len(q), dtype=bool)
-    off[support] = False
-    if len(support):
-        factor = scipy.linalg.cho_factor(Q[np.ix_(support, support)], check_finite=False)
-        a = scipy.linalg.cho_solve(factor, q[support], check_finite=False)
-        d = scipy.linalg.cho_solve(factor, np.sign(beta[support]), check_finite=False)
-        cross = Q[np.ix_(off, support)]
-        u, v = q[off] - cross @ a, cross @ d  # off-support correlations: u + t v
-    else:
-        a = d = np.zeros(0)
-        u, v = q[off], np.zeros(int(off.sum()))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        events = np.concatenate([a / d, u / (1 - v), -u / (1 + v)])
-    events = events[np.isfinite(events) & (events > 0)]
-    below = events[events < lam * (1 - 1e-12)]
-    above = events[events > lam * (1 + 1e-12)]
-    return (float(below.max()) if below.size else 0.0), (float(above.min()) if above.size else np.inf)
+    if not len(support) or not factor.fit(support):
+        return beta
+    support = factor.support
+    moved = beta.copy()
+    moved[support] += (lam - to) * factor.solve(np.sign(beta[support]))
+    moved[support] = np.where(np.sign(moved[support]) == np.sign(beta[support]), moved[support], 0.0)
+    return moved
 
 
 def solve(
-    Q: np.ndarray, q: np.ndarray, lam: float, beta: np.ndarray, max_sweeps: int, tol: float
+    Q: np.ndarray,
+    q: np.ndarray,
+    lam: float,
+    beta: np.ndarray,
+    max_sweeps: int,
+    tol: float,
+    factor: Factor | None = None,
+    give_up: int = GIVE_UP,
 ) -> tuple[np.ndarray, bool]:
     """(solution at lam, whether it is exact): descent warm-started at beta in chunks of CHUNK sweeps, each
     followed by a feature-sign step, until a step lands on the exact solution; the descent's own result when
-    its sweeps run out first, or when it converges after GIVE_UP steps have failed. Q and q float64,
-    C-contiguous."""
+    its sweeps run out first, or when it converges after `give_up` steps have failed. Q and q float64,
+    C-contiguous; `factor` carries the Cholesky factor from step to step."""
+    factor = factor or Factor(Q)
     beta = beta.copy()
-    grad = q - Q @ beta
+    support = np.flatnonzero(beta)
+    grad = q - combine(Q, support, beta[support])
     done = failed = 0
     while done < max_sweeps:
         ran = _sweeps(Q, lam, beta, grad, min(CHUNK, max_sweeps - done), tol)
         done += ran
-        if lam <= 0 or failed >= GIVE_UP:
+        if lam <= 0 or failed >= give_up:
             if ran < CHUNK:  # descent converged by its own test
                 break
             continue
-        beta, exact = polish(Q, q, lam, beta)
+        beta, exact = polish(Q, q, lam, beta, factor)
         if exact:
             return beta, True
         failed += 1
-        grad = q - Q @ beta
+        support = np.flatnonzero(beta)
+        grad = q - combine(Q, support, beta[support])
     return beta, False
 
 
@@ -171,11 +239,13 @@ def lasso_gram(
 def select_exact(
     Q: np.ndarray, q: np.ndarray, keep: int, iters: int = 60, sweeps: int = 300
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(beta, kept indices sorted) with exactly `keep` channels (CP's recipe): lam falls from max|q| by halves
-    until more than `keep` coefficients are non-zero, then bisection (log scale) inside that last step, and
-    once the count is within WALK of `keep`, steps to the exact path's neighbouring knots. Warm starts
-    throughout, at most `sweeps` sweeps per lam. If no lam gives exactly `keep` non-zeros, the largest |beta|
-    at the nearest lam with more non-zeros are kept.
+    """(beta, kept indices sorted) with exactly `keep` channels (CP's recipe): lam falls from max|q| (at most by
+    halves, aimed where the count's growth says `keep` is) until `keep` or more coefficients are non-zero, then
+    regula falsi (log scale) inside that last step, and once the count is within WALK of `keep`, steps to the
+    exact path's neighbouring knots. Warm starts throughout, moved along the path's segment, at most `sweeps`
+    sweeps per lam. Where descent stops reaching the exact solution (near-singular Grams), falls of INEXACT_FALL,
+    INEXACT_SWEEPS sweeps and bisection to INEXACT_BRACKET. If no lam gives exactly `keep` non-zeros, the
+    largest |beta| at the nearest lam with more non-zeros are kept.
 
     BLAS runs on one thread here: its calls are small, and a second thread waiting for a busy core makes each of
     them cost milliseconds."""
@@ -203,34 +273,70 @@ def _select_exact(Q: np.ndarray, q: np.ndarray, keep: int, iters: int, sweeps: i
     return more, np.sort(order[:keep])
 
 
+def next_lam(lam: float, count: int, prev_lam: float, prev_count: int, keep: int) -> float:
+    """The next lam down the path: where the count, log-linear in lam over the last step, would reach `keep`,
+    falling by at least MIN_FALL and at most DESCENT per step (counts grow about geometrically as lam falls:
+    one halving too many lands deep in the dense, ill-conditioned end, where one solve costs as much as all the
+    sparse ones before it; a count that stalls steps by DESCENT)."""
+    growth = np.log((count + 1) / (prev_count + 1)) / np.log(prev_lam / lam)  # per unit of log lam
+    if growth <= 0:
+        return lam / DESCENT
+    fall = np.exp(np.log((keep + 1) / (count + 1)) / growth)
+    return lam / float(np.clip(fall, MIN_FALL, DESCENT))
+
+
+def between(lo: float, hi: float, count_lo: int, count_hi: int, keep: int) -> float:
+    """Inside the bracket (count_lo >= keep > count_hi): where the count, linear in log lam between the ends,
+    is `keep` (regula falsi), kept off the ends so that the bracket always shrinks by a tenth or more."""
+    t = (keep - count_hi) / max(count_lo - count_hi, 1)
+    return float(np.exp(np.log(hi) + float(np.clip(t, 0.1, 0.9)) * np.log(lo / hi)))
+
+
 def _bracket_and_bisect(Q: np.ndarray, q: np.ndarray, keep: int, hi: float, iters: int, sweeps: int) -> np.ndarray:
     """The solution with exactly `keep` non-zeros, else the one at the nearest lam with more (select_exact)."""
     tol = 1e-9
     floor = hi * 1e-9
-    beta, exact = np.zeros_like(q), False
-    lo = hi
+    factor = Factor(Q)
+    beta, exact = np.zeros_like(q), True
+    lo, count, count_hi = hi, 0, 0
+    lam, last = hi / DESCENT, hi
+
+    def at(lam: float, beta: np.ndarray, exact: bool) -> tuple[np.ndarray, bool]:
+        """The solution at lam from beta, the exact one at `last`: descent starts where beta's segment of the path
+        leads. Where descent was inexact last time, its budget and one feature-sign step: the regime does not
+        end nearer the dense end, and there every step fails."""
+        if exact:
+            return solve(Q, q, lam, along(Q, beta, last, lam, factor), sweeps, tol, factor)
+        return solve(Q, q, lam, beta, min(sweeps, INEXACT_SWEEPS), tol, factor, give_up=1)
+
     for _ in range(iters):  # down the path from the sparse end, where solves are cheap and warm starts close
-        lo = max(lo / DESCENT, floor)
-        beta, exact = solve(Q, q, lo, beta, sweeps, tol)
-        count = int(np.count_nonzero(beta))
+        lo = max(lam, floor)
+        beta, exact = at(lo, beta, exact)
+        count_hi, count = count, int(np.count_nonzero(beta))
         if count >= keep:
             break
-        hi = lo
+        lam, hi, last = (next_lam(lo, count, hi, count_hi, keep) if exact else lo / INEXACT_FALL), lo, lo
         if lo == floor:
             return beta  # no lam down to the floor keeps enough: the least regularised solution
-    more, at = beta, lo  # `at`: the lam of beta
+    more, count_lo = beta, count
     for _ in range(iters):
         if count == keep or hi <= lo * (1 + (1e-12 if exact else INEXACT_BRACKET)):
             break
-        lam = float(np.sqrt(lo * hi))
+        # descent noise decides the count where it is inexact: halve the log bracket, no interpolation on noise
+        lam = between(lo, hi, count_lo, count_hi, keep) if exact else float(np.sqrt(lo * hi))
+        knot = None
         if exact and abs(count - keep) <= WALK:  # close: just past the neighbouring knot of the exact path
-            below, above = segment(Q, q, at, beta)
-            knot = below * (1 - KNOT_STEP) if count < keep else above * (1 + KNOT_STEP)
-            lam = knot if lo < knot < hi else lam
-        beta, exact = solve(Q, q, lam, beta, sweeps, tol)
-        count, at = int(np.count_nonzero(beta)), lam
-        if count >= keep:
-            lo, more = lam, beta
+            knot = knots(Q, q, last, beta, factor)[0 if count < keep else 1]
+            step = 1 - KNOT_STEP if count < keep else 1 + KNOT_STEP
+            knot = knot if knot and lo < knot.lam * step < hi else None
+        if knot is not None:
+            lam = knot.lam * step
+            beta, exact = past_knot(Q, q, lam, beta, knot, factor)
         else:
-            hi = lam
+            beta, exact = at(lam, beta, exact)
+        count, last = int(np.count_nonzero(beta)), lam
+        if count >= keep:
+            lo, more, count_lo = lam, beta, count
+        else:
+            hi, count_hi = lam, count
     return more

@@ -8,7 +8,18 @@ import pytest
 from sklearn.linear_model import Lasso
 
 from cplitool.toolchain.prune import lasso
-from cplitool.toolchain.prune.lasso import lasso_gram, polish, segment, select_exact
+from cplitool.toolchain.prune.cholesky import Factor
+from cplitool.toolchain.prune.lasso import (
+    along,
+    between,
+    knots,
+    lasso_gram,
+    next_lam,
+    past_knot,
+    polish,
+    segment,
+    select_exact,
+)
 
 
 def design(seed: int, rows: int, c: int, shared: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
@@ -124,20 +135,80 @@ def test_select_exact_prefers_informative_columns() -> None:
     assert list(kept) == [2, 6]
 
 
-def test_bisection_stops_at_a_1e_2_bracket_once_descent_is_inexact(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Where descent cannot reach the exact solution (near-singular Grams), the count at a lam is descent
-    noise: the search stops once the bracket is within 1e-2 (7 halvings of the last factor-2 step's log
-    width, not 40 to 1e-12) and keeps the largest coefficients of the last solution with more than `keep`."""
+def test_inexact_descent_falls_by_8_then_stops_at_a_1e_1_bracket(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where descent cannot reach the exact solution (near-singular Grams), the count at a lam is descent noise:
+    lam falls by 8 per step (each solve costs its whole budget wherever it lands), each solve gets 50 sweeps and
+    one feature-sign step, and the search stops once the bracket is within 1e-1 (5 halvings of a factor-8
+    bracket's log width), keeping the largest coefficients of the last solution with more than `keep`."""
     c, keep, threshold = 10, 5, 0.3
-    lams: list[float] = []
+    calls: list[tuple[float, int, int]] = []
 
-    def inexact(Q: np.ndarray, q: np.ndarray, lam: float, beta: np.ndarray, *_: object) -> tuple[np.ndarray, bool]:
-        lams.append(lam)  # never exactly `keep` non-zeros: keep - 1 above the threshold, keep + 1 below it
+    def inexact(
+        Q: np.ndarray,
+        q: np.ndarray,
+        lam: float,
+        beta: np.ndarray,
+        sweeps: int,
+        tol: float,
+        factor: object = None,
+        give_up: int = lasso.GIVE_UP,
+    ) -> tuple[np.ndarray, bool]:
+        calls.append((lam, sweeps, give_up))  # never exactly `keep`: keep - 1 above the threshold, keep + 1 below
         count = keep + 1 if lam < threshold else keep - 1
         return np.where(np.arange(c) < count, np.arange(c, 0, -1, dtype=float), 0.0), False
 
     monkeypatch.setattr(lasso, "solve", inexact)
     _, kept = select_exact(np.eye(c), np.ones(c), keep)
-    halvings = next(i for i, lam in enumerate(lams) if lam < threshold) + 1  # down to the first lower end
+    lams = [lam for lam, _, _ in calls]
+    assert lams[:2] == [0.5, 0.5 / 8]  # the first solve, then a fall by 8 once it was inexact
     assert list(kept) == [0, 1, 2, 3, 4]  # the largest |beta| of the solution with keep + 1
-    assert len(lams) - halvings == 7
+    assert len(lams) - 2 == 5
+    assert all(sweeps == 50 and give_up == 1 for _, sweeps, give_up in calls[1:])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_one_step_past_a_knot_is_the_exact_solution_there(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the knot below (or above) an exact solution, the support is the old one with the knot's coefficient
+    toggled, and one feature-sign step from it is the LASSO solution at that lam (no descent runs)."""
+
+    def no_descent(*_: object, **__: object) -> None:
+        raise AssertionError("past_knot fell back to descent")
+
+    D, y = design(seed, 150, 30)
+    Q, q = D.T @ D, D.T @ y
+    lam = 0.2 * float(np.abs(q).max())
+    beta = lasso_gram(Q, q, lam)
+    for knot, step in zip(knots(Q, q, lam, beta), (1 - 1e-6, 1 + 1e-6), strict=True):
+        assert knot is not None
+        there = knot.lam * step
+        with monkeypatch.context() as m:
+            m.setattr(lasso, "solve", no_descent)
+            moved, exact = past_knot(Q, q, there, beta, knot, Factor(Q))
+        assert exact
+        np.testing.assert_allclose(moved, lasso_gram(Q, q, there), atol=1e-8 * np.abs(beta).max())
+        assert set(np.flatnonzero(moved)) ^ set(np.flatnonzero(beta)) == {knot.index}
+
+
+def test_the_descent_step_aims_at_keep_within_its_bounds() -> None:
+    """The count grew 10 -> 40 over a halving: keep = 160 is two more halvings away, but one step falls at most
+    DESCENT; a count that stalls steps by DESCENT; a count already near keep by at least MIN_FALL."""
+    assert next_lam(1.0, 40, 2.0, 10, 160) == pytest.approx(1.0 / lasso.DESCENT)
+    assert next_lam(1.0, 41, 2.0, 10, 60) == pytest.approx(1.0 / 2 ** (np.log(61 / 42) / np.log(42 / 11)))
+    assert next_lam(1.0, 40, 2.0, 40, 60) == pytest.approx(1.0 / lasso.DESCENT)
+    assert next_lam(1.0, 59, 2.0, 10, 60) == pytest.approx(1.0 / lasso.MIN_FALL)
+
+
+def test_inside_the_bracket_the_count_is_interpolated_in_log_lam() -> None:
+    lo, hi = 1.0, 4.0  # count 30 at lo, 10 at hi
+    assert between(lo, hi, 30, 10, 20) == pytest.approx(2.0)
+    assert between(lo, hi, 30, 10, 29) == pytest.approx(4.0**0.1)  # kept off the end: 0.9 of the log width
+
+
+def test_along_the_segment_is_the_exact_solution_before_the_next_knot() -> None:
+    D, y = design(3, 150, 30)
+    Q, q = D.T @ D, D.T @ y
+    lam = 0.2 * float(np.abs(q).max())
+    beta = lasso_gram(Q, q, lam)
+    below, _ = segment(Q, q, lam, beta)
+    to = 0.5 * (lam + below)  # between lam and the next knot down: the same support and signs
+    np.testing.assert_allclose(along(Q, beta, lam, to, Factor(Q)), lasso_gram(Q, q, to), atol=1e-8 * np.abs(beta).max())
