@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,16 +94,20 @@ BLOCK_ROWS = 4096  # rows per Gram product: large matmuls, one float64 accumulat
 HOLD_OUT = 5  # every 5th sampled image is also summed apart: the refit's ridge is chosen on it
 
 
-def symmetric_gram(X: torch.Tensor, into: torch.Tensor | None = None) -> torch.Tensor:
+def symmetric_gram(
+    X: torch.Tensor, into: torch.Tensor | None = None, also: Sequence[torch.Tensor] = ()
+) -> torch.Tensor:
     """X^T X in float64, computing only the upper strips (about half the multiply-adds) and mirroring them;
-    `into`: added to that float64 sum in place, a strip at a time (no (d, d) temporary), and returned."""
+    `into`: added to that float64 sum in place, a strip at a time (no (d, d) temporary), and returned; `also`:
+    further sums the same strips are added to (rows that count in two sums are multiplied once)."""
     d = X.shape[1]
     out = torch.zeros(d, d, dtype=torch.float64, device=X.device) if into is None else into
     for a in range(0, d, STRIP):
         b = min(a + STRIP, d)
         strip = (X[:, a:b].t() @ X[:, a:]).double()  # rows a:b, columns a:
-        out[a:b, a:] += strip
-        out[b:, a:b] += strip[:, b - a :].t()
+        for sums in (out, *also):
+            sums[a:b, a:] += strip
+            sums[b:, a:b] += strip[:, b - a :].t()
     return out
 
 
@@ -131,6 +135,11 @@ class FewRows:
     held: list[torch.Tensor] = field(default_factory=list)
 
 
+def rows_of(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """The rows where mask is true; all of them (no copy) without a mask."""
+    return values if mask is None else values[mask]
+
+
 def per_image(values: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
     """Rows summed over each image's sampled positions: (images, ...), images in order of first id."""
     ids, inverse = torch.unique(image.to(values.device), return_inverse=True)
@@ -155,7 +164,7 @@ class GramSums:
     seconds: float = 0.0
     per_image: bool = False
     stored: StoredRows | None = None  # the rows themselves, when a refit needs them
-    held: GramSums | None = None  # P, XtY, yy of the held-out images' rows alone (also counted above)
+    held: GramSums | None = None  # P, XtY, yy of the held-out images' rows alone (also counted above: added by them)
     few: FewRows | None = None  # the rows, while there are few (dropped once they outnumber its cap)
 
     @classmethod
@@ -209,40 +218,40 @@ class GramSums:
         G: torch.Tensor | None,
         W: torch.Tensor,
         image: torch.Tensor | None = None,
+        into: GramSums | None = None,
     ) -> None:
         """X (rows, c*k), Y and G (rows, n), W (n, c*k) the consumer's weight; `image` (rows,) the image of each
-        row, needed with per_image (an image's rows must all arrive in one call)."""
+        row, needed with per_image (an image's rows must all arrive in one call). The held-out images' rows are
+        multiplied once, by the held sums, which add their products here too (`into`)."""
         start = time.perf_counter()
         dtype = torch.float64 if X.dtype == torch.float64 else torch.float32  # products in the features' precision
         X, Y = X.to(dtype), Y.to(dtype)
-        symmetric_gram(X, into=self.P)
-        self.XtY += (X.t() @ Y).double()
-        self.yy += (Y * Y).sum(0).double()
-        if G is not None and self.AtA is not None and self.Atb is not None:
-            G = G.to(dtype)
-            c = self.AtA.shape[0]
-            A = (X * (G @ W.to(dtype))).view(X.shape[0], c, -1).sum(2)
-            b = (G * Y).sum(1)
-            if self.stored is not None:
-                self.stored.X.append(X.float())
-                self.stored.G.append(G)
-                self.stored.b.append(b)
-                self.stored.image.append(image if image is not None else torch.arange(X.shape[0]) + self.rows)
-            if self.per_image:
-                if image is None:
-                    raise ValueError("per-image classification rows need each row's image")
-                A, b = per_image(A, image), per_image(b, image)
-            self.AtA += (A.t() @ A).double()
-            self.Atb += (A.t() @ b).double()
-            self.bb += float((b.double() ** 2).sum())
         out = None
         if self.held is not None:
             if image is None:
                 raise ValueError("held-out sums need each row's image")
             out = (image % HOLD_OUT == HOLD_OUT - 1).to(X.device)
-            if out.any():
-                G_out = G[out] if G is not None and self.held.AtA is not None else None
-                self.held.add(X[out], Y[out], G_out, W, image[out.to(image.device)])
+        sums = [self] if into is None else [self, into]
+        mine = None if out is None else ~out  # the rows multiplied here (None: all); the held sums take the rest
+        Xm, Ym = rows_of(X, mine), rows_of(Y, mine)
+        symmetric_gram(Xm, into=self.P, also=[t.P for t in sums[1:]])
+        XtY, yy = (Xm.t() @ Ym).double(), (Ym * Ym).sum(0).double()
+        for t in sums:
+            t.XtY += XtY
+            t.yy += yy
+        if G is not None and self.AtA is not None:
+            G = G.to(dtype)
+            if self.stored is not None:
+                self.stored.X.append(X.float())
+                self.stored.G.append(G)
+                self.stored.b.append((G * Y).sum(1))
+                self.stored.image.append(image if image is not None else torch.arange(X.shape[0]) + self.rows)
+            own = mine if self.held is not None and self.held.AtA is not None else None
+            image_own = None if image is None else rows_of(image, None if own is None else own.to(image.device))
+            self.add_classification(rows_of(X, own), rows_of(Y, own), rows_of(G, own), W, image_own, sums)
+        if self.held is not None and out is not None and out.any():
+            G_out = G[out] if G is not None and self.held.AtA is not None else None
+            self.held.add(X[out], Y[out], G_out, W, image[out.to(image.device)], into=self)  # type: ignore[index]
         self.rows += X.shape[0]
         if self.few is not None and self.rows > self.few.cap:
             self.few = None  # many rows: the Gram form is the cheaper one
@@ -252,6 +261,30 @@ class GramSums:
             self.few.held.append(torch.zeros(X.shape[0], dtype=torch.bool, device=X.device) if out is None else out)
         sync(X.device)
         self.seconds += time.perf_counter() - start
+
+    def add_classification(
+        self,
+        X: torch.Tensor,
+        Y: torch.Tensor,
+        G: torch.Tensor,
+        W: torch.Tensor,
+        image: torch.Tensor | None,
+        sums: list[GramSums],
+    ) -> None:
+        """The classification term's rows a_ri = <G_r, Z_i[r]>, b_r = <G_r, Y_r> (per image with per_image),
+        added to every one of `sums`."""
+        c = self.AtA.shape[0]  # type: ignore[union-attr]
+        A = (X * (G @ W.to(X.dtype))).view(X.shape[0], c, -1).sum(2)
+        b = (G * Y).sum(1)
+        if self.per_image:
+            if image is None:
+                raise ValueError("per-image classification rows need each row's image")
+            A, b = per_image(A, image), per_image(b, image)
+        AtA, Atb, bb = (A.t() @ A).double(), (A.t() @ b).double(), float((b.double() ** 2).sum())
+        for t in sums:
+            t.AtA += AtA  # type: ignore[operator]
+            t.Atb += Atb  # type: ignore[operator]
+            t.bb += bb
 
 
 class RowBlocks:
