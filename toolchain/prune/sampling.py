@@ -97,18 +97,26 @@ HOLD_OUT = 5  # every 5th sampled image is also summed apart: the refit's ridge 
 def symmetric_gram(
     X: torch.Tensor, into: torch.Tensor | None = None, also: Sequence[torch.Tensor] = ()
 ) -> torch.Tensor:
-    """X^T X in float64, computing only the upper strips (about half the multiply-adds) and mirroring them;
-    `into`: added to that float64 sum in place, a strip at a time (no (d, d) temporary), and returned; `also`:
-    further sums the same strips are added to (rows that count in two sums are multiplied once)."""
+    """X^T X in float64, computing only the upper strips (about half the multiply-adds). Without `into`: a new
+    matrix, mirrored. With `into`: the strips are added to that float64 sum in place (no (d, d) temporary) and
+    to every sum in `also` (rows that count in two sums are multiplied once), upper strips only: streaming
+    sums mirror once, after their last rows (mirror_upper), not once per block of rows."""
     d = X.shape[1]
     out = torch.zeros(d, d, dtype=torch.float64, device=X.device) if into is None else into
     for a in range(0, d, STRIP):
-        b = min(a + STRIP, d)
-        strip = (X[:, a:b].t() @ X[:, a:]).double()  # rows a:b, columns a:
+        strip = (X[:, a : a + STRIP].t() @ X[:, a:]).double()  # rows a:a+STRIP, columns a:
         for sums in (out, *also):
-            sums[a:b, a:] += strip
-            sums[b:, a:b] += strip[:, b - a :].t()
-    return out
+            sums[a : a + STRIP, a:] += strip
+    return mirror_upper(out) if into is None else out
+
+
+def mirror_upper(M: torch.Tensor) -> torch.Tensor:
+    """M's lower triangle set from its upper one, in place, strip by strip (the diagonal strips are whole)."""
+    d = M.shape[0]
+    for a in range(0, d, STRIP):
+        b = min(a + STRIP, d)
+        M[b:, a:b] = M[a:b, b:].t()
+    return M
 
 
 @dataclass
@@ -154,7 +162,7 @@ class GramSums:
     The classification term has one row per sampled position, or with `per_image` one row per image (its
     positions' a_r and b_r summed first; the paper's text allows either)."""
 
-    P: torch.Tensor  # (ck, ck)  sum_r x_r x_r^T
+    upper: torch.Tensor  # (ck, ck)  sum_r x_r x_r^T, its upper strips summed as rows arrive (P: the whole)
     XtY: torch.Tensor  # (ck, n)
     yy: torch.Tensor  # (n,)     sum_r Y_rj^2
     AtA: torch.Tensor | None  # (c, c) classification term, a_ri = <G_r, Z_i[r]>
@@ -166,6 +174,15 @@ class GramSums:
     stored: StoredRows | None = None  # the rows themselves, when a refit needs them
     held: GramSums | None = None  # P, XtY, yy of the held-out images' rows alone (also counted above: added by them)
     few: FewRows | None = None  # the rows, while there are few (dropped once they outnumber its cap)
+    mirrored: bool = False  # whether upper's lower triangle is its mirror image (rows added since: no)
+
+    @property
+    def P(self) -> torch.Tensor:
+        """(ck, ck) sum_r x_r x_r^T, whole: mirrored from the upper strips on the first read after new rows."""
+        if not self.mirrored:
+            mirror_upper(self.upper)
+            self.mirrored = True
+        return self.upper
 
     @classmethod
     def empty(
@@ -209,6 +226,7 @@ class GramSums:
             self.bb - part.bb if cls_term else 0.0,
             self.rows - part.rows,
             per_image=self.per_image,
+            mirrored=True,
         )
 
     def add(
@@ -234,7 +252,9 @@ class GramSums:
         sums = [self] if into is None else [self, into]
         mine = None if out is None else ~out  # the rows multiplied here (None: all); the held sums take the rest
         Xm, Ym = rows_of(X, mine), rows_of(Y, mine)
-        symmetric_gram(Xm, into=self.P, also=[t.P for t in sums[1:]])
+        symmetric_gram(Xm, into=self.upper, also=[t.upper for t in sums[1:]])
+        for t in sums:
+            t.mirrored = False
         XtY, yy = (Xm.t() @ Ym).double(), (Ym * Ym).sum(0).double()
         for t in sums:
             t.XtY += XtY

@@ -72,6 +72,19 @@ def test_symmetric_gram_and_row_blocks_equal_direct_sums(monkeypatch: pytest.Mon
         torch.testing.assert_close(getattr(blocked, name), getattr(direct, name), rtol=1e-5, atol=1e-4)
 
 
+def test_streaming_sums_are_whole_after_rows_added_after_a_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Streaming sums add upper strips only and mirror on the first read of P: a read, more rows, another read
+    must still give the whole X^T X (no stale lower triangle from the first read)."""
+    monkeypatch.setattr(sampling, "STRIP", 5)
+    g = torch.Generator().manual_seed(1)
+    X, W = torch.randn(60, 12, generator=g), torch.randn(4, 12, generator=g)
+    sums = GramSums.empty(12, 3, 4, False, torch.device("cpu"))
+    sums.add(X[:30], X[:30] @ W.t(), None, W)
+    torch.testing.assert_close(sums.P, (X[:30].t() @ X[:30]).double(), rtol=1e-5, atol=1e-4)
+    sums.add(X[30:], X[30:] @ W.t(), None, W)
+    torch.testing.assert_close(sums.P, (X.t() @ X).double(), rtol=1e-5, atol=1e-4)
+
+
 def test_lookahead_subsample_keeps_positions_and_takes_the_fraction() -> None:
     torch.manual_seed(0)
     model = create_model("quick_vgg", 10).eval()
