@@ -14,7 +14,8 @@ refit before the held-out ridge search (prune.ridge_search = false).
     .venv/bin/python benchmarks/prune_vs_peers.py [--models resnet20,mobilenet_v2] [--finetune-epochs 1]
         [--methods "cpli all,torch-pruning magnitude"] [--seeds 0,1,2]
 
-Finished cells are cached in benchmarks/results/prune_vs_peers.cells.json, so a killed run resumes.
+Finished cells are cached in benchmarks/results/prune_vs_peers.cells.json, so a killed run resumes; `--name`
+gives a re-check its own cache and table (after a solver change: the same cells, fresh).
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ CPLITOOL = {  # method label -> prune overrides; the unlabelled rows use the def
     },
 }
 PEER = "torch-pruning magnitude"
-CELLS = RESULTS / "prune_vs_peers.cells.json"
+NAME = "prune_vs_peers"
 WORK = REPO / "runs" / "prune_vs_peers"
 
 
@@ -215,9 +216,11 @@ def main() -> None:
     parser.add_argument("--finetune-epochs", type=int, default=1)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--seeds", default="0", help="comma-separated: run.seed of the pruning and the fine-tune's")
+    parser.add_argument("--name", default=NAME, help="results/NAME.md and its cell cache (another name: a re-check)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    cells: dict[str, Any] = json.loads(CELLS.read_text()) if CELLS.exists() else {}
+    cache = RESULTS / f"{args.name}.cells.json"
+    cells: dict[str, Any] = json.loads(cache.read_text()) if cache.exists() else {}
     dense_top1: dict[str, float] = {}
     for model_name in args.models.split(","):
         loaders, dense_top1[model_name] = model_loaders(model_name)
@@ -227,7 +230,7 @@ def main() -> None:
                 key = cell_key(model_name, label, args)
                 if key not in cells:
                     cells[key] = cell(model_name, label, args, loaders)
-                    write_json(CELLS, cells)
+                    write_json(cache, cells)
                 print(json.dumps(cells[key]), flush=True)
     rows = [c for k, c in cells.items() if k.split("|")[0] in dense_top1]
     order = [PEER, *CPLITOOL]
@@ -245,7 +248,7 @@ def main() -> None:
         *[row(runs, dense_top1) for runs in pooled.values()],
     ]
     print("\n".join(table))
-    record("prune_vs_peers", "Own networks: cplitool vs Torch-Pruning at 0.5 MACs", table,
+    record(args.name, "Own networks: cplitool vs Torch-Pruning at 0.5 MACs", table,
            {"dense_top1": dense_top1, "cells": rows}, args.threads)  # fmt: skip
 
 
