@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from cplitool.toolchain.prune.plan import Stage
-from cplitool.toolchain.prune.sampling import prefix_inputs
+from cplitool.toolchain.prune.sampling import prefix_inputs, probe_pass
 
 CACHE_BYTES = 4 * 2**30  # kept activations of the sampled images, float32
 
@@ -94,12 +94,9 @@ class ChainInputs:
 def _largest_input(model: nn.Module, stages: list[Stage], input_shape: tuple[int, ...], device: torch.device) -> int:
     """Elements per image of the largest activation entering a producer (one forward of a zero image)."""
     sizes: list[int] = []
-    mods = [model.get_submodule(s.producer) for s in stages]
-    handles = [m.register_forward_pre_hook(lambda _m, inp: sizes.append(inp[0][0].numel())) for m in mods]
-    try:
-        with torch.no_grad():
-            model.eval().to(device)(torch.zeros(1, *input_shape, device=device))
-    finally:
-        for h in handles:
-            h.remove()
+
+    def size(_module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        sizes.append(inputs[0][0].numel())
+
+    probe_pass(model, {model.get_submodule(s.producer): size for s in stages}, input_shape, device)
     return max(sizes)

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from cplitool.toolchain.progress import Advance, console, task
+from cplitool.toolchain.prune.block_inputs import BlockInputs
 from cplitool.toolchain.prune.dependency import graph
 from cplitool.toolchain.prune.groups import Group, Member
 from cplitool.toolchain.prune.lasso import CLOCK
@@ -127,8 +128,15 @@ def mask_inputs(layer: Any, member: Member, drop_roots: set[int]) -> list[int]:
 class GroupPruner:
     """State of the masked loop: which input channels of each layer are gone so far."""
 
-    def __init__(self, model: nn.Module, cfg: PruneSection, device: torch.device, capture: Capture | None) -> None:
-        self.model, self.cfg, self.device, self.capture = model, cfg, device, capture
+    def __init__(
+        self,
+        model: nn.Module,
+        cfg: PruneSection,
+        device: torch.device,
+        capture: Capture | None,
+        inputs: BlockInputs | None = None,
+    ) -> None:
+        self.model, self.cfg, self.device, self.capture, self.inputs = model, cfg, device, capture, inputs
         self.gone: dict[str, set[int]] = {}
 
     def terms(self, group: Group, grams: dict[str, GramSums]) -> list[ConsumerTerm]:
@@ -145,9 +153,11 @@ class GroupPruner:
         assert self.capture is not None
         names = [m.name for m in group.consumers]
         targets = {n: self.capture.targets[n] for n in names}
+        forward, ready_s = self.inputs.forward(names) if self.inputs else (None, 0.0)
         grams, report.capture_s = group_grams(
-            self.model, targets, loader, gamma_rel > 0, self.device, held=self.cfg.ridge_search
+            self.model, targets, loader, gamma_rel > 0, self.device, held=self.cfg.ridge_search, forward=forward
         )
+        report.capture_s += ready_s
         report.gram_s = sum(g.seconds for g in grams.values())
         report.rows = sum(g.rows for g in grams.values())
         start, lasso_at = time.perf_counter(), CLOCK.seconds
@@ -186,10 +196,12 @@ class GroupPruner:
 
     def mask(self, group: Group, kept_roots: np.ndarray) -> None:
         drop = set(range(group.channels)) - {int(r) for r in kept_roots}
-        for m in group.members:
-            if m.side == "in":
-                dropped = mask_inputs(self.model.get_submodule(m.name), m, drop)
-                self.gone.setdefault(m.name, set()).update(dropped)
+        readers = [m for m in group.members if m.side == "in"]
+        for m in readers:
+            dropped = mask_inputs(self.model.get_submodule(m.name), m, drop)
+            self.gone.setdefault(m.name, set()).update(dropped)
+        if self.inputs is not None:
+            self.inputs.changed(m.name for m in readers)  # masked now, consumers refitted next
 
 
 def choose_groups(
@@ -220,7 +232,8 @@ def choose_groups(
             lookahead=set(),
             device=device,
         )
-    pruner = GroupPruner(model, cfg, device, capture)
+    inputs = BlockInputs(model, loader, plan.input_shape, device) if capture is not None else None
+    pruner = GroupPruner(model, cfg, device, capture, inputs)
     gen = torch.Generator().manual_seed(seed)
     reports = []
     with task("prune groups", len(order), "group", transient=False) as advance:

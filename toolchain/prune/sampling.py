@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,7 @@ from cplitool.toolchain.progress import task
 from cplitool.toolchain.prune.plan import Stage
 
 
-class _Stop(Exception):
+class Stop(Exception):
     """Raised by a hook to end a forward pass once the features it needs are captured."""
 
 
@@ -269,9 +269,9 @@ class GramSums:
             own = mine if self.held is not None and self.held.AtA is not None else None
             image_own = None if image is None else rows_of(image, None if own is None else own.to(image.device))
             self.add_classification(rows_of(X, own), rows_of(Y, own), rows_of(G, own), W, image_own, sums)
-        if self.held is not None and out is not None and out.any():
+        if self.held is not None and out is not None and image is not None and out.any():
             G_out = G[out] if G is not None and self.held.AtA is not None else None
-            self.held.add(X[out], Y[out], G_out, W, image[out.to(image.device)], into=self)  # type: ignore[index]
+            self.held.add(X[out], Y[out], G_out, W, image[out.to(image.device)], into=self)
         self.rows += X.shape[0]
         if self.few is not None and self.rows > self.few.cap:
             self.few = None  # many rows: the Gram form is the cheaper one
@@ -469,23 +469,39 @@ def capture_original(
     return Capture(targets, grams, seconds, gram_seconds)
 
 
+PreHook = Callable[[nn.Module, tuple[torch.Tensor, ...]], None]
+
+
+def probe_pass(
+    model: nn.Module, hooks: dict[nn.Module, PreHook], input_shape: tuple[int, ...], device: torch.device
+) -> None:
+    """One forward of a zero image with these pre-hooks on (shapes, call order), removed afterwards."""
+    handles = [m.register_forward_pre_hook(h) for m, h in hooks.items()]
+    try:
+        with torch.no_grad():
+            model.eval().to(device)(torch.zeros(1, *input_shape, device=device))
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def prefix_inputs(
     model: nn.Module, consumer: str, loader: Iterable[tuple[torch.Tensor, torch.Tensor]], device: torch.device
-) -> Iterator[torch.Tensor]:
+) -> Generator[torch.Tensor, None, None]:
     """Per batch, the input of `consumer`, running the network from its input (the forward stops there)."""
     conv = model.get_submodule(consumer)
     box: dict[str, torch.Tensor] = {}
 
     def hook(_conv: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
         box["x"] = inputs[0].detach()
-        raise _Stop
+        raise Stop
 
     handle = conv.register_forward_pre_hook(hook)
     model.eval().to(device)
     try:
         with torch.no_grad():
             for images, _labels in loader:
-                with contextlib.suppress(_Stop):
+                with contextlib.suppress(Stop):
                     model(images.to(device))
                 yield box.pop("x")
     finally:
@@ -544,10 +560,13 @@ def group_grams(
     grads: bool,
     device: torch.device,
     held: bool = False,
+    forward: Callable[[int], None] | None = None,
 ) -> tuple[dict[str, GramSums], float]:
     """Gram sums of every consumer of one coupled group from one pass per batch of the network as pruned
     so far (X), with Y and G from the original network; the pass stops once every consumer has its input.
-    Returns the sums and the time spent producing X. `held`: as in stage_grams."""
+    Returns the sums and the time spent producing X. `held`: as in stage_grams; `forward(i)`: how to run batch
+    i up to the consumers (block_inputs.py: from kept activations; the loader is not read), by default the
+    whole network on the loader's batch i."""
     layers: dict[str, Any] = {n: model.get_submodule(n) for n in targets}
     blocks: dict[str, RowBlocks] = {}
     grams: dict[str, GramSums] = {}
@@ -561,7 +580,7 @@ def group_grams(
         def pre(_layer: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
             box[name] = inputs[0].detach()
             if len(box) == len(layers):
-                raise _Stop
+                raise Stop
 
         return pre
 
@@ -569,12 +588,17 @@ def group_grams(
     model.eval().to(device)
     seconds = 0.0
     try:
-        with torch.no_grad(), task("capture + Gram", len(next(iter(targets.values())).pos), "batch") as advance:
-            for i, (images, _labels) in enumerate(loader):
+        count = len(next(iter(targets.values())).pos)
+        batches = enumerate(loader) if forward is None else ((i, None) for i in range(count))
+        with torch.no_grad(), task("capture + Gram", count, "batch") as advance:
+            for i, batch in batches:
                 start = time.perf_counter()
                 box.clear()
-                with contextlib.suppress(_Stop):
-                    model(images.to(device))
+                if batch is None:
+                    forward(i)  # type: ignore[misc]
+                else:
+                    with contextlib.suppress(Stop):
+                        model(batch[0].to(device))
                 patches = {n: gather_patches(box[n], layers[n], t.pos[i]) for n, t in targets.items()}
                 sync(device)
                 seconds += time.perf_counter() - start
