@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sized
 from typing import Any
 
 import torch
 from torch import nn
 
+from cplitool.toolchain.progress import task
 from cplitool.toolchain.prune.chain import CACHE_BYTES
 from cplitool.toolchain.prune.sampling import PreHook, Stop, prefix_inputs, probe_pass
 
@@ -169,11 +170,12 @@ class BlockInputs:
         if not self.valid_for(cut):
             return False
         between = [m for _, m in self.blocks[self.at : cut]]
-        with torch.no_grad():
+        with torch.no_grad(), task(f"advance to {self.blocks[cut][0]}", len(self.acts), "batch") as step:
             for j, x in enumerate(self.acts):
                 for block in between:
                     x = block(x)
                 self.acts[j] = x
+                step()
         self.at, self.changed_at = cut, len(self.order)  # blocks before it ran as they are now
         return True
 
@@ -182,11 +184,17 @@ class BlockInputs:
         when they would exceed CACHE_BYTES."""
         self.at, self.acts, self.changed_at = None, [], len(self.order)
         acts, size = [], 0
-        with contextlib.closing(prefix_inputs(self.model, self.blocks[cut][0], self.loader, self.device)) as inputs:
+        name = self.blocks[cut][0]
+        batches = len(self.loader) if isinstance(self.loader, Sized) else None
+        with (
+            contextlib.closing(prefix_inputs(self.model, name, self.loader, self.device)) as inputs,
+            task(f"inputs of {name}", batches, "batch") as step,
+        ):
             for x in inputs:
                 size += x.numel() * 4
                 if size > CACHE_BYTES:
                     return False
                 acts.append(x.float())
+                step()
         self.at, self.acts = cut, acts
         return True

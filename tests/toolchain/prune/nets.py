@@ -104,7 +104,27 @@ class ChannelsLast(nn.Module):
         return self.fc(y.mean((1, 2)))
 
 
-NETS = {"residual": Residual, "concat": Concat, "inverted": Inverted, "grouped": Grouped, "channels_last": ChannelsLast}
+def depthwise_chain() -> nn.Module:
+    """One nn.Sequential in which a group's first reader (the depthwise conv, masked only) comes a block before its
+    dense consumer: choosing that group changes activations entering the block the next group starts from."""
+
+    def conv(cin: int, cout: int, k: int, groups: int = 1) -> list[nn.Module]:
+        return [nn.Conv2d(cin, cout, k, padding=k // 2, groups=groups), _bn(cout), nn.ReLU()]
+
+    return nn.Sequential(
+        *conv(3, 16, 3), *conv(16, 16, 3, groups=16), *conv(16, 32, 1), *conv(32, 32, 3),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10),
+    )  # fmt: skip
+
+
+NETS = {
+    "residual": Residual,
+    "concat": Concat,
+    "inverted": Inverted,
+    "grouped": Grouped,
+    "channels_last": ChannelsLast,
+    "depthwise_chain": depthwise_chain,
+}
 
 
 def randomised(name: str) -> nn.Module:

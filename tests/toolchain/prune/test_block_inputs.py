@@ -16,7 +16,7 @@ from cplitool.toolchain.prune.plan import make_plan
 from cplitool.toolchain.prune.pruner import Terms
 from cplitool.toolchain.recipe.sections import PruneSection
 from tests.toolchain.prune.group_checks import batches
-from tests.toolchain.prune.nets import randomise_bn
+from tests.toolchain.prune.nets import NETS, randomise_bn, randomised
 
 CPU = torch.device("cpu")
 
@@ -86,19 +86,6 @@ def forward_passes(model: nn.Module) -> list[int]:
     return calls
 
 
-def depthwise_chain() -> nn.Module:
-    """A chain where a group's first reader (the depthwise conv, masked only) comes a block before its dense
-    consumer: choosing that group changes activations entering the block the next group starts from."""
-
-    def conv(cin: int, cout: int, k: int, groups: int = 1) -> list[nn.Module]:
-        return [nn.Conv2d(cin, cout, k, padding=k // 2, groups=groups), nn.BatchNorm2d(cout), nn.ReLU()]
-
-    return nn.Sequential(
-        *conv(3, 16, 3), *conv(16, 16, 3, groups=16), *conv(16, 32, 1), *conv(32, 32, 3),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10),
-    )  # fmt: skip
-
-
 @pytest.mark.parametrize("arch, fewer", [("resnet18", 0.6), ("mobilenet_v2", 0.4), ("depthwise_chain", 1.0)])
 def test_pruning_from_kept_blocks_equals_pruning_from_the_input(
     arch: str, fewer: float, monkeypatch: pytest.MonkeyPatch
@@ -106,8 +93,7 @@ def test_pruning_from_kept_blocks_equals_pruning_from_the_input(
     """The same groups, kept channels and refitted weights to the bit, with far fewer passes from the input (14
     against 28 on ResNet-18, 16 against 52 on MobileNetV2, probes and the original network's capture included)."""
     torch.manual_seed(0)
-    net = depthwise_chain() if arch == "depthwise_chain" else getattr(torchvision.models, arch)(num_classes=10)
-    dense = randomise_bn(net).eval()
+    dense = randomised(arch) if arch in NETS else randomise_bn(getattr(torchvision.models, arch)(num_classes=10))
     shape = (3, 32, 32)
     data = batches(shape, n=2, size=8)
     cfg = PruneSection(method="cpli", scope="all", macs_keep=0.6, num_images=16, positions=4, ridge_search=False)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from cplitool.toolchain.models import create_model
-from cplitool.toolchain.prune import group_pruner, pruner
+from cplitool.toolchain.prune import block_inputs, group_pruner, pruner
 from cplitool.toolchain.prune.plan import make_plan
 from cplitool.toolchain.prune.pruner import prune_model
 from cplitool.toolchain.recipe.sections import PruneSection
@@ -72,3 +72,17 @@ def test_each_stage_shows_importance_gamma_search_and_selection(
         steps = ["importance", *(["gamma search"] if gamma_search else []), "select + refit"]
         assert bar["descriptions"][1:] == [f"{step} {stage.consumer}" for step in steps]
         assert bar["total"] == bar["done"] == len(steps)
+
+
+def test_kept_block_activations_show_their_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Taking and advancing the kept block activations are passes over the sampled batches: each is a bar that
+    completes, one step a batch."""
+    bars = recorder(block_inputs, monkeypatch)
+    shape = (3, 8, 8)
+    cfg = PruneSection(scope="all", method="cpli", macs_keep=0.5, round_to=2, positions=4)
+    data = batches(shape)
+    prune_all(randomised("depthwise_chain"), shape, cfg, data)
+    takes = [b for b in bars if b["descriptions"][0].startswith("inputs of ")]
+    advances = [b for b in bars if b["descriptions"][0].startswith("advance to ")]
+    assert takes and advances
+    assert all(b["total"] == b["done"] == len(data) for b in takes + advances)
