@@ -83,8 +83,6 @@ def chain_blocks(model: nn.Module, input_shape: tuple[int, ...], device: torch.d
             return [(name, module)]
         return [block for child, m in module.named_children() for block in opened(f"{name}.{child}", m)]
 
-    if plain_sequential(model):
-        return [block for child, m in model.named_children() for block in opened(child, m)]
     return [
         block for name in top_chain(model, input_shape, device) for block in opened(name, model.get_submodule(name))
     ]
