@@ -15,10 +15,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
+from lasso_real_grams import lasso_at
 from results_io import record  # also puts the repository on sys.path
 from sklearn.linear_model import Lasso
 
@@ -76,16 +79,13 @@ def measure(c: int, repeats: int) -> dict[str, float | int | bool]:
 
 
 def python_loop_seconds(c: int) -> float:
-    """The replaced pure-Python selection on the same problem, one run."""
-    from subprocess import run  # the old module is read from git so it never ships
-
-    code = run(["git", "show", "216c1f9:toolchain/prune/lasso.py"], capture_output=True, text=True, check=True).stdout
-    space: dict[str, object] = {}
-    exec(compile(code, "old_lasso.py", "exec"), space)
-    D, y = problem(c, seed=c)
-    start = time.perf_counter()
-    space["select_exact"](D.T @ D / len(y), D.T @ y / len(y), c // 2)  # type: ignore[operator]
-    return time.perf_counter() - start
+    """The replaced pure-Python selection on the same problem, one run (read from git, so it never ships)."""
+    with tempfile.TemporaryDirectory() as folder:
+        old = lasso_at("216c1f9", Path(folder))
+        D, y = problem(c, seed=c)
+        start = time.perf_counter()
+        old.select_exact(D.T @ D / len(y), D.T @ y / len(y), c // 2)
+        return time.perf_counter() - start
 
 
 def main() -> None:
