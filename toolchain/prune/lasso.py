@@ -40,6 +40,10 @@ INEXACT_BRACKET = 0.3  # bisection stops at this relative bracket once descent n
 # before: on EfficientNet-B0's Grams two more solves each for 4 of 40 other kept sets, least-squares objectives
 # within 1e-5 of each other, where a random set of `keep` is within 2e-5)
 KNOT_STEP = 1e-6  # relative step past a knot (the next segment is usually far longer)
+FEATURE_SIGN = 4  # feature-sign steps in a row after a descent chunk while each joins the channels that violate
+# KKT: on well-conditioned real Grams a failed step has missed a few, and the next, with them joined, is usually
+# exact; a step that drops a flipping coefficient (one at a time) hands back to descent
+ACTIVATE = 1e-9  # a violator joins with this share of the largest coefficient, signed to lower the objective
 AIM_STEPS = 40  # bisection steps on log lam for the lam the linearised path puts at `keep`
 AIM_MARGIN = 0.05  # inside a bracket, aimed lams keep this share of its log width off either end, so that
 # every step shrinks it
@@ -93,9 +97,11 @@ def polish(
 ) -> tuple[np.ndarray, bool]:
     """One feature-sign step (Lee et al., NIPS 2006): the minimiser b of the objective on beta's support with
     beta's signs is one Cholesky solve. (b, True) when b keeps the signs and satisfies KKT off the support: the
-    exact LASSO solution. Otherwise (beta moved towards b as far as the signs allow, False): a descent step, and
-    the coefficient whose sign would flip first drops out. Q singular on the support: (beta, False). `factor`:
-    the one of the previous step, updated to this support (see cholesky.py)."""
+    exact LASSO solution. Where b keeps the signs but channels off the support violate KKT: (b with those joined
+    at a tiny coefficient of the sign that lowers the objective, False), the next step's start. Otherwise (beta
+    moved towards b as far as the signs allow, False): the coefficient whose sign would flip first drops out.
+    Each a descent step. Q singular on the support: (beta itself, False). `factor`: the one of the previous
+    step, updated to this support (see cholesky.py)."""
     factor = factor or Factor(Q)
     if not np.any(beta):
         return beta, float(np.abs(q).max()) <= lam * (1 + KKT_SLACK)
@@ -116,7 +122,9 @@ def polish(
     moved[support] = b
     residual = q - combine(Q, support, b)
     residual[support] = 0.0
-    return moved, float(np.abs(residual).max()) <= lam * (1 + KKT_SLACK)
+    violators = np.flatnonzero(np.abs(residual) > lam * (1 + KKT_SLACK))
+    moved[violators] = np.sign(residual[violators]) * np.abs(b).max() * ACTIVATE  # the next step's support
+    return moved, not len(violators)
 
 
 @dataclass
@@ -218,7 +226,7 @@ def past_knot(
     toggled, so one feature-sign step from them usually lands on the exact solution (no descent); otherwise
     descent takes over from there."""
     start = beta.copy()
-    start[knot.index] = knot.sign * np.abs(beta).max() * 1e-9 if knot.sign else 0.0
+    start[knot.index] = knot.sign * np.abs(beta).max() * ACTIVATE if knot.sign else 0.0
     moved, exact = polish(Q, q, lam, start, factor)
     return (moved, True) if exact else solve(Q, q, lam, moved, CHUNK * 30, 1e-9, factor)
 
@@ -263,9 +271,14 @@ def solve(
             if ran < CHUNK:  # descent converged by its own test
                 break
             continue
-        beta, exact = polish(Q, q, lam, beta, factor)
-        if exact:
-            return beta, True
+        for _ in range(FEATURE_SIGN if give_up > 1 else 1):
+            moved, exact = polish(Q, q, lam, beta, factor)
+            if exact:
+                return moved, True
+            joined = np.count_nonzero(moved) > np.count_nonzero(beta)  # else a flip dropped one, or Q is singular
+            beta = moved
+            if not joined:
+                break
         failed += 1
         support = np.flatnonzero(beta)
         grad = q - combine(Q, support, beta[support])

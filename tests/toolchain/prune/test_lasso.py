@@ -62,8 +62,9 @@ def test_polished_solution_is_exact_on_a_correlated_design(seed: int) -> None:
 
 
 def test_polish_refuses_a_support_that_is_not_optimal() -> None:
-    """A support missing a needed column fails KKT off the support; a wrong sign moves towards the minimiser
-    and drops the coefficient that crosses zero."""
+    """A support missing a needed column fails KKT off the support, and the column joins for the next step (a
+    few feature-sign steps then reach the solution); a wrong sign moves towards the minimiser and drops the
+    coefficient that crosses zero."""
     D, y = design(4, 300, 8, shared=0.0)
     Q, q = D.T @ D, D.T @ y
     lam = 0.05 * float(np.abs(q).max())
@@ -72,7 +73,14 @@ def test_polish_refuses_a_support_that_is_not_optimal() -> None:
     big = int(np.argmax(np.abs(exact)))
     missing = exact.copy()
     missing[big] = 0.0
-    assert not polish(Q, q, lam, missing)[1]
+    joined, ok = polish(Q, q, lam, missing)
+    assert not ok and np.sign(joined[big]) == np.sign(exact[big])  # the violator joins, with the sign that helps
+    for _ in range(4):  # feature-sign steps alone (no descent) reach the solution
+        joined, ok = polish(Q, q, lam, joined)
+        if ok:
+            break
+    assert ok
+    np.testing.assert_allclose(joined, exact, atol=1e-8 * np.abs(exact).max())
     flipped = exact.copy()
     small = int(np.flatnonzero(exact)[np.argmin(np.abs(exact[exact != 0]))])
     flipped[small] = -flipped[small]
