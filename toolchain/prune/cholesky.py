@@ -100,6 +100,17 @@ def combine(Q: np.ndarray, order: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
+def load() -> None:
+    """Load this module's compiled loops (numba reads its cache, or compiles), each on the argument types the
+    factor passes them."""
+    R, x = np.eye(2), np.ones(2)
+    _forward(R, 2, x.copy())
+    _backward(R, 2, x.copy())
+    _forward_block(R, 2, np.ones((2, 1)))
+    _delete(R.copy(), 2, 0)
+    combine(R, np.arange(1), x[:1].copy())
+
+
 @functools.cache
 def blas() -> ThreadpoolController:
     """The BLAS libraries loaded, found once: limiting them through it costs microseconds, not a new scan."""

@@ -3,6 +3,9 @@ selection keeps the LASSO's own support."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from sklearn.linear_model import Lasso
@@ -242,3 +245,22 @@ def test_along_the_segment_is_the_exact_solution_before_the_next_knot() -> None:
     below, _ = segment(Q, q, lam, beta)
     to = 0.5 * (lam + below)  # between lam and the next knot down: the same support and signs
     np.testing.assert_allclose(along(Q, beta, lam, to, Factor(Q)), lasso_gram(Q, q, to), atol=1e-8 * np.abs(beta).max())
+
+
+def test_load_readies_every_compiled_loop_for_the_types_a_selection_passes() -> None:
+    """In a fresh process, after load() a whole selection (joins, leaves, knots) adds no compiled signature:
+    the first group's LASSO clock then counts solving, not numba reading its cache."""
+    script = """
+import numpy as np
+from numba.core.registry import CPUDispatcher
+from cplitool.toolchain.prune import cholesky, lasso
+loops = list({id(f): f for m in (lasso, cholesky) for f in vars(m).values() if isinstance(f, CPUDispatcher)}.values())
+lasso.load()
+loaded = {f.__name__: len(f.signatures) for f in loops}
+rng = np.random.default_rng(0)
+D = rng.standard_normal((400, 120)) + 0.8 * rng.standard_normal((400, 1))
+lasso.select_exact(D.T @ D, D.T @ (D[:, :30] @ rng.standard_normal(30)), 37)
+print(len(loops), all(n == 1 for n in loaded.values()), loaded == {f.__name__: len(f.signatures) for f in loops})
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["6", "True", "True"]
