@@ -39,7 +39,7 @@ class PruneReport:
     params_before: int
     params_after: int
     layers: list[dict[str, Any]] = field(default_factory=list)  # as prune_report.json's "layers"
-    seconds: dict[str, float] = field(default_factory=dict)  # capture, gram, solve (of which lasso, refit)
+    seconds: dict[str, float] = field(default_factory=dict)  # capture, gram, solve (of which lasso, refit), load
     peak_memory_mib: dict[str, float] = field(default_factory=dict)  # process_rss (and cuda_allocated)
 
     @property
