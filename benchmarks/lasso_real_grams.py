@@ -31,19 +31,32 @@ from results_io import REPO, record
 from cplitool.toolchain.prune import lasso, solver
 
 
-def lasso_at(rev: str, folder: Path) -> ModuleType:
-    """toolchain/prune/lasso.py as it was at `rev`, imported from a file (numba caches beside it)."""
-    code = subprocess.run(
-        ["git", "-C", str(REPO), "show", f"{rev}:toolchain/prune/lasso.py"], capture_output=True, text=True, check=True
+def source_at(rev: str, path: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(REPO), "show", f"{rev}:{path}"], capture_output=True, text=True, check=True
     ).stdout
-    path = folder / f"lasso_{rev}.py"
+
+
+def module_from(code: str, name: str, folder: Path) -> ModuleType:
+    """Import `code` as module `name` from a file in `folder` (numba caches beside it)."""
+    path = folder / f"{name}.py"
     path.write_text(code)
-    spec = importlib.util.spec_from_file_location(path.stem, path)
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
+    sys.modules[name] = module  # dataclasses and imports look their module up there
     spec.loader.exec_module(module)
     return module
+
+
+def lasso_at(rev: str, folder: Path) -> ModuleType:
+    """toolchain/prune/lasso.py as it was at `rev`, with the cholesky.py of that revision where it used one."""
+    code = source_at(rev, "toolchain/prune/lasso.py")
+    if "from cplitool.toolchain.prune.cholesky import" in code:
+        name = f"cholesky_{rev}"
+        module_from(source_at(rev, "toolchain/prune/cholesky.py"), name, folder)
+        code = code.replace("from cplitool.toolchain.prune.cholesky import", f"from {name} import")
+    return module_from(code, f"lasso_{rev}", folder)
 
 
 def recorded(row: str) -> list[tuple[np.ndarray, np.ndarray, int]]:
