@@ -165,7 +165,7 @@ class Linear:
     def count(self, t: float) -> int:
         """The non-zeros it predicts at t: support coefficients that keep their sign, off-support channels whose
         correlation exceeds t. Exact up to the first knot; beyond, a forecast (on ConvNeXt-T's largest Gram, from
-        803 non-zeros it puts the lam of 1,432 within 1%, where the count grows by 600 a halving)."""
+        803 non-zeros it puts the lam of 1,432, 629 channels further on, within 1%)."""
         stay = np.count_nonzero(np.sign(self.a - t * self.d) == self.sign)
         return int(stay + np.count_nonzero(np.abs(self.u + t * self.v) > t))
 
