@@ -169,6 +169,14 @@ class Linear:
         stay = np.count_nonzero(np.sign(self.a - t * self.d) == self.sign)
         return int(stay + np.count_nonzero(np.abs(self.u + t * self.v) > t))
 
+    def moved(self, t: float) -> np.ndarray:
+        """The solution moved along the path to t, coefficients that would change sign set to zero: exact up to
+        the next knot, beyond it a warm start that descent only has to correct for the knots in between."""
+        beta = np.zeros(len(self.support) + len(self.off))
+        b = self.a - t * self.d
+        beta[self.support] = np.where(np.sign(b) == self.sign, b, 0.0)
+        return beta
+
 
 def linear(Q: np.ndarray, q: np.ndarray, beta: np.ndarray, factor: Factor | None = None) -> Linear:
     """The linearised path through the exact solution beta (see Linear)."""
@@ -240,20 +248,6 @@ def past_knot(
     start[knot.index] = knot.sign * np.abs(beta).max() * ACTIVATE if knot.sign else 0.0
     moved, exact = polish(Q, q, lam, start, factor)
     return (moved, True) if exact else solve(Q, q, lam, moved, CHUNK * 30, 1e-9, factor)
-
-
-def along(Q: np.ndarray, beta: np.ndarray, lam: float, to: float, factor: Factor) -> np.ndarray:
-    """Beta, the exact solution at lam, moved along its segment of the path to `to` (beta_S += (lam - to) Q_SS^-1
-    sign), coefficients that would change sign set to zero: a warm start that descent only has to correct for
-    the knots in between."""
-    support = np.flatnonzero(beta)
-    if not len(support) or not factor.fit(support):
-        return beta
-    support = factor.support
-    moved = beta.copy()
-    moved[support] += (lam - to) * factor.solve(np.sign(beta[support]))
-    moved[support] = np.where(np.sign(moved[support]) == np.sign(beta[support]), moved[support], 0.0)
-    return moved
 
 
 def solve(
@@ -362,23 +356,25 @@ def _bracket_and_bisect(
     lo, count = hi, 0
     lam, last = hi / DESCENT, hi
 
-    def at(lam: float, beta: np.ndarray, exact: bool) -> tuple[np.ndarray, bool]:
-        """The solution at lam from beta, the exact one at `last`: descent starts where beta's segment of the path
-        leads. Where descent was inexact last time, its budget and descent alone: the regime does not end nearer
+    def at(lam: float, beta: np.ndarray, path: Linear | None) -> tuple[np.ndarray, bool]:
+        """The solution at lam: from where `path`, linearised through the last exact solution, leads. None where
+        descent was inexact last time: from beta, its budget and descent alone; the regime does not end nearer
         the dense end, and there Q is singular on the supports descent finds (no feature-sign step landed in 238
         tries on the benchmark's MobileNetV2 and EfficientNet-B0 Grams; each cost a failed factorisation)."""
-        if exact:
-            return solve(Q, q, lam, along(Q, beta, last, lam, factor), sweeps, tol, factor)
+        if path is not None:
+            return solve(Q, q, lam, path.moved(lam), sweeps, tol, factor)
         return solve(Q, q, lam, beta, min(sweeps, INEXACT_SWEEPS), tol, factor, give_up=0)
 
+    path = linear(Q, q, beta, factor)
     for _ in range(iters):  # down the path from the sparse end, where solves are cheap and warm starts close
         lo = max(lam, floor)
-        beta, exact = at(lo, beta, exact)
+        beta, exact = at(lo, beta, path if exact else None)
         count = int(np.count_nonzero(beta))
         if count >= keep:
             break
         if exact:  # where the linearised path reaches `keep`, falling by MIN_FALL to DESCENT
-            lam = aim(linear(Q, q, beta, factor), keep, lo / DESCENT, lo / MIN_FALL)
+            path = linear(Q, q, beta, factor)
+            lam = aim(path, keep, lo / DESCENT, lo / MIN_FALL)
         else:
             lam = lo / INEXACT_FALL
         hi, last = lo, lo
@@ -396,11 +392,14 @@ def _bracket_and_bisect(
         if knot is not None:
             lam = knot.lam * step
             beta, exact = past_knot(Q, q, lam, beta, knot, factor)
-        else:  # descent noise decides the count where it is inexact: halve the log bracket, no forecast from noise
+        elif exact:
+            path = linear(Q, q, beta, factor)
             width = np.log(hi / lo)
-            inner = lo * np.exp(AIM_MARGIN * width), hi * np.exp(-AIM_MARGIN * width)
-            lam = aim(linear(Q, q, beta, factor), keep, *inner) if exact else float(np.sqrt(lo * hi))
-            beta, exact = at(lam, beta, exact)
+            lam = aim(path, keep, lo * np.exp(AIM_MARGIN * width), hi * np.exp(-AIM_MARGIN * width))
+            beta, exact = at(lam, beta, path)
+        else:  # descent noise decides the count where it is inexact: halve the log bracket, no forecast from noise
+            lam = float(np.sqrt(lo * hi))
+            beta, exact = at(lam, beta, None)
         count, last = int(np.count_nonzero(beta)), lam
         if count >= keep:
             lo, more = lam, beta

@@ -15,7 +15,6 @@ from cplitool.toolchain.prune.cholesky import Factor
 from cplitool.toolchain.prune.lasso import (
     Linear,
     aim,
-    along,
     knots,
     lasso_gram,
     linear,
@@ -244,7 +243,7 @@ def test_along_the_segment_is_the_exact_solution_before_the_next_knot() -> None:
     beta = lasso_gram(Q, q, lam)
     below, _ = segment(Q, q, lam, beta)
     to = 0.5 * (lam + below)  # between lam and the next knot down: the same support and signs
-    np.testing.assert_allclose(along(Q, beta, lam, to, Factor(Q)), lasso_gram(Q, q, to), atol=1e-8 * np.abs(beta).max())
+    np.testing.assert_allclose(linear(Q, q, beta).moved(to), lasso_gram(Q, q, to), atol=1e-8 * np.abs(beta).max())
 
 
 def test_load_readies_every_compiled_loop_for_the_types_a_selection_passes() -> None:
