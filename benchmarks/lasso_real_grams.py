@@ -12,10 +12,8 @@ a random kept set of the same size is scored too, for scale.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +27,7 @@ from prune_speed import ROWS, run_row
 from results_io import REPO, record
 
 from cplitool.toolchain.prune import lasso, solver
+from tests.conftest import load_script
 
 
 def source_at(rev: str, path: str) -> str:
@@ -41,12 +40,7 @@ def module_from(code: str, name: str, folder: Path) -> ModuleType:
     """Import `code` as module `name` from a file in `folder` (numba caches beside it)."""
     path = folder / f"{name}.py"
     path.write_text(code)
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses and imports look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script(path)
 
 
 def lasso_at(rev: str, folder: Path) -> ModuleType:
